@@ -1,0 +1,220 @@
+"""The federation config: one YAML file that every role reads.
+
+Validation is strict and early: a bad config stops the generator with one line naming the
+field and the fix, before anything is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fedjourney.errors import FedjourneyError
+from fedjourney.generator.countries import COUNTRIES
+
+DEFAULT_CONFIG = Path("data/federation.yaml")
+_AGE_RANGE = re.compile(r"^\s*(\d{1,3})\s*-\s*(\d{1,3})\s*$")
+_MAX_AGE = 110
+
+
+@dataclass(frozen=True)
+class Centre:
+    """One hospital centre: who it is, where it is, and how its patients are drawn."""
+
+    id: int
+    name: str
+    country: str
+    region: str
+    population: int
+    seed: int
+    age_min: int
+    age_max: int
+    city: str | None = None
+
+    @property
+    def folder_name(self) -> str:
+        """The folder the centre's data lives in (tanat-synthea's convention)."""
+        return f"center_{self.id}"
+
+    @property
+    def age_range(self) -> str:
+        return f"{self.age_min}-{self.age_max}"
+
+
+@dataclass(frozen=True)
+class Federation:
+    """The whole federation: its name, the fixed reference date and its centres."""
+
+    name: str
+    reference_date: dt.date
+    history_years: int
+    centres: tuple[Centre, ...]
+    source: Path | None = None
+
+    def centre(self, key: str) -> Centre:
+        """Find a centre by id or by (case-insensitive) name."""
+        for c in self.centres:
+            if key == str(c.id) or key.casefold() == c.name.casefold():
+                return c
+        known = ", ".join(f"{c.id} ({c.name})" for c in self.centres)
+        raise FedjourneyError(f"no centre {key!r} in the federation config; known: {known}")
+
+    def centre_fingerprint(self, centre: Centre, engine: str, generator_version: str) -> str:
+        """A hash of everything that determines a centre's generated files."""
+        payload = {
+            "centre": asdict(centre),
+            "reference_date": self.reference_date.isoformat(),
+            "history_years": self.history_years,
+            "engine": engine,
+            "generator_version": generator_version,
+        }
+        blob = json.dumps(payload, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def load_federation(path: Path | str = DEFAULT_CONFIG) -> Federation:
+    """Read and validate a federation config; raise FedjourneyError with a one-line reason."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FedjourneyError(
+            f"config file {path} not found; pass --config FILE (default: {DEFAULT_CONFIG})"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FedjourneyError(f"cannot read config file {path}: {exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise FedjourneyError(f"config file {path} is not valid YAML{line}") from None
+    return parse_federation(raw, source=path)
+
+
+def parse_federation(raw: Any, source: Path | None = None) -> Federation:
+    """Validate an already-parsed config mapping (see load_federation)."""
+    where = str(source) if source else "config"
+    if not isinstance(raw, dict):
+        raise FedjourneyError(f"{where}: expected a mapping with 'federation' and 'centres'")
+    _no_unknown_keys(raw, {"version", "federation", "centres", "features", "training"}, where)
+    if raw.get("version", 1) != 1:
+        raise FedjourneyError(f"{where}: unsupported config version {raw.get('version')!r}; use 1")
+
+    fed = raw.get("federation") or {}
+    if not isinstance(fed, dict):
+        raise FedjourneyError(f"{where}: 'federation' must be a mapping")
+    _no_unknown_keys(fed, {"name", "reference_date", "history_years"}, f"{where}: federation")
+    name = str(fed.get("name", "fedjourney"))
+    ref = _parse_date(fed.get("reference_date"), f"{where}: federation.reference_date")
+    history = fed.get("history_years", 10)
+    if not isinstance(history, int) or isinstance(history, bool) or not 1 <= history <= 100:
+        raise FedjourneyError(
+            f"{where}: federation.history_years must be a whole number from 1 to 100, "
+            f"got {history!r}"
+        )
+
+    entries = raw.get("centres")
+    if not isinstance(entries, list) or not entries:
+        raise FedjourneyError(f"{where}: 'centres' must be a non-empty list of centres")
+    centres = tuple(_parse_centre(e, i, where) for i, e in enumerate(entries))
+    _no_duplicates(centres, where)
+    return Federation(name, ref, history, centres, source)
+
+
+def _parse_centre(entry: Any, index: int, where: str) -> Centre:
+    label = f"{where}: centres[{index}]"
+    if not isinstance(entry, dict):
+        raise FedjourneyError(f"{label} must be a mapping with name, country, population...")
+    allowed = {"id", "name", "country", "region", "city", "population", "seed", "age_range"}
+    _no_unknown_keys(entry, allowed, label)
+    for key in ("name", "country", "region", "population", "seed"):
+        if entry.get(key) in (None, ""):
+            raise FedjourneyError(f"{label} has no '{key}'; add it")
+    name = str(entry["name"]).strip()
+    label = f"{where}: centre {name!r}"
+    if "," in name or "\n" in name:
+        raise FedjourneyError(f"{label}: a name may not contain commas or line breaks")
+    cid = entry.get("id", index)
+    if not isinstance(cid, int) or isinstance(cid, bool) or cid < 0:
+        raise FedjourneyError(f"{label}: id must be a whole number >= 0, got {cid!r}")
+    country = str(entry["country"]).strip().lower()
+    if country not in COUNTRIES:
+        known = ", ".join(sorted(COUNTRIES))
+        raise FedjourneyError(f"{label}: unknown country {entry['country']!r}; use one of {known}")
+    population = entry["population"]
+    if not isinstance(population, int) or isinstance(population, bool) or population <= 0:
+        raise FedjourneyError(
+            f"{label}: population must be a whole number > 0, got {population!r}"
+        )
+    seed = entry["seed"]
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        raise FedjourneyError(f"{label}: seed must be a whole number >= 0, got {seed!r}")
+    age_min, age_max = _parse_age_range(entry.get("age_range", "0-100"), label)
+    city = entry.get("city")
+    return Centre(
+        id=cid,
+        name=name,
+        country=country,
+        region=str(entry["region"]).strip(),
+        city=str(city).strip() if city else None,
+        population=population,
+        seed=seed,
+        age_min=age_min,
+        age_max=age_max,
+    )
+
+
+def _parse_age_range(value: Any, label: str) -> tuple[int, int]:
+    match = _AGE_RANGE.match(str(value))
+    if not match:
+        raise FedjourneyError(
+            f"{label}: age_range {value!r} is malformed; write it as \"MIN-MAX\", e.g. \"20-80\""
+        )
+    lo, hi = int(match[1]), int(match[2])
+    if lo > hi:
+        raise FedjourneyError(f"{label}: age_range {value!r} is inverted; write \"{hi}-{lo}\"")
+    if hi > _MAX_AGE:
+        raise FedjourneyError(f"{label}: age_range {value!r} goes past {_MAX_AGE}; lower it")
+    return lo, hi
+
+
+def _parse_date(value: Any, label: str) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise FedjourneyError(f"{label} must be a date as YYYY-MM-DD, got {value!r}") from None
+
+
+def _no_unknown_keys(mapping: dict[str, Any], allowed: set[str], label: str) -> None:
+    unknown = sorted(set(mapping) - allowed)
+    if unknown:
+        raise FedjourneyError(
+            f"{label}: unknown key {unknown[0]!r}; allowed keys: {', '.join(sorted(allowed))}"
+        )
+
+
+def _no_duplicates(centres: tuple[Centre, ...], where: str) -> None:
+    seen_ids: dict[int, str] = {}
+    seen_names: set[str] = set()
+    for c in centres:
+        if c.id in seen_ids:
+            raise FedjourneyError(
+                f"{where}: centres {seen_ids[c.id]!r} and {c.name!r} share id {c.id}; "
+                "give each centre its own id"
+            )
+        if c.name.casefold() in seen_names:
+            raise FedjourneyError(
+                f"{where}: two centres are named {c.name!r}; give each centre its own name"
+            )
+        seen_ids[c.id] = c.name
+        seen_names.add(c.name.casefold())
