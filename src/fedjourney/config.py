@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from fedjourney.errors import FedjourneyError
-from fedjourney.generator.countries import COUNTRIES
+from fedjourney.countries import COUNTRIES
 
 DEFAULT_CONFIG = Path("data/federation.yaml")
 _AGE_RANGE = re.compile(r"^\s*(\d{1,3})\s*-\s*(\d{1,3})\s*$")

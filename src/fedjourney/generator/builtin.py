@@ -69,9 +69,8 @@ def write_centre(fed: Federation, centre: Centre, folder: Path,
                 "imaging_studies": gen.imaging_studies(rng, visits, ids),
                 "payer_transitions": gen.payer_transitions(rng, co, ids, names, payer_ix),
             }
-            obs = batch["observations"]
-            batch["observations"] = obs.with_columns(
-                pl.Series("PATIENT", ids[obs["PATIENT_IX"].to_numpy()], dtype=pl.String))
+            batch["observations"] = batch["observations"].with_columns(
+                pl.lit(pl.Series(ids, dtype=pl.String)).gather(pl.col("pix")).alias("PATIENT"))
             for name, frame in batch.items():
                 _append(handles, counts, name, frame, centre)
             if progress is not None:

@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from fedjourney.config import Centre, Federation
 from fedjourney.generator.clinical import CHRONIC, OTHER_PREVALENCE
-from fedjourney.generator.countries import COUNTRIES
+from fedjourney.countries import COUNTRIES
 
 YEAR = 365.2425 * 86400.0
 DAY = 86400

@@ -13,7 +13,7 @@ import polars as pl
 
 from fedjourney.config import Centre
 from fedjourney.generator.cohort import NO_DEATH, Cohort
-from fedjourney.generator.countries import COUNTRIES
+from fedjourney.countries import COUNTRIES
 from fedjourney.generator.journeys import CentreRefs
 from fedjourney.generator.synthea_format import dates, money, uuids
 
