@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from fedjourney.errors import FedjourneyError
 from fedjourney.countries import COUNTRIES
+from fedjourney.errors import FedjourneyError
 
 DEFAULT_CONFIG = Path("data/federation.yaml")
 _AGE_RANGE = re.compile(r"^\s*(\d{1,3})\s*-\s*(\d{1,3})\s*$")

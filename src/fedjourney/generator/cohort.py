@@ -14,8 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from fedjourney.config import Centre, Federation
-from fedjourney.generator.clinical import CHRONIC, OTHER_PREVALENCE
 from fedjourney.countries import COUNTRIES
+from fedjourney.generator.clinical import CHRONIC, OTHER_PREVALENCE
 
 YEAR = 365.2425 * 86400.0
 DAY = 86400

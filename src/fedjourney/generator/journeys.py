@@ -14,9 +14,9 @@ import numpy.typing as npt
 import polars as pl
 
 from fedjourney.config import Centre, Federation
+from fedjourney.countries import COUNTRIES, Country
 from fedjourney.generator import clinical as cl
 from fedjourney.generator.cohort import DAY, NO_DEATH, YEAR, Cohort, epoch
-from fedjourney.countries import COUNTRIES, Country
 from fedjourney.generator.synthea_format import (
     dates,
     money,
@@ -117,7 +117,8 @@ class BatchGenerator:
             parts.append((pat, np.asarray(k, dtype=np.int64), t))
 
         # Wellness: yearly for children and over-50s, most years for adults in between.
-        p_well = np.where(age < 18, 1.0, np.where(age < 50, 0.7, 0.92)) * np.minimum(exposure * 1.5, 1)
+        p_well = (np.where(age < 18, 1.0, np.where(age < 50, 0.7, 0.92))
+                  * np.minimum(exposure * 1.5, 1))
         well = (rng.random((n, h)) < p_well).astype(np.int64)
         kid = (age < 18).ravel()
         add(well, -1)
@@ -128,8 +129,8 @@ class BatchGenerator:
 
         # Other visits: more with age, chronic disease, for women, and by the country's access.
         rate = (self.country.encounter_rate * co.frailty[:, None]
-                * (1.0 + 0.5 * n_active + 1.0 * (age >= 65) + 0.8 * (age >= 80))
-                * np.where(female, 1.25, 1.0) * (0.55 + 0.45 * (age >= 18)))
+                * (1.4 + 0.5 * n_active + 1.0 * (age >= 65) + 0.8 * (age >= 80))
+                * np.where(female, 1.15, 1.0) * (0.55 + 0.45 * (age >= 18)))
         count = rng.poisson(rate * exposure)
         pat_year = np.repeat(np.arange(n * h), count.ravel())
         a = age.ravel()[pat_year]
@@ -147,7 +148,7 @@ class BatchGenerator:
 
         # Pregnancies: seven prenatal visits a month apart.
         fertile = female & (age >= 18) & (age <= 45) & (exposure > 0.9)
-        pregnant = fertile & (rng.random((n, h)) < 0.08)
+        pregnant = fertile & (rng.random((n, h)) < 0.035)
         pp, py = np.nonzero(pregnant)
         if pp.shape[0]:
             start = s[pp, py] + (rng.random(pp.shape[0]) * 0.2 * YEAR).astype(np.int64)
@@ -292,7 +293,7 @@ class BatchGenerator:
     def _quality_of_life(self, co: Cohort, v: Visits
                          ) -> tuple[I64, I64, I64, F64]:
         """Synthea's yearly QALY, DALY and QOLS rows (no encounter, no category)."""
-        n, h = co.size, self.fed.history_years
+        h = self.fed.history_years
         w0 = np.maximum(self.start, co.birth)
         w1 = np.minimum(self.ref, co.death)
         t = self.start + (np.arange(1, h + 1) * YEAR).astype(np.int64)
@@ -547,13 +548,15 @@ class BatchGenerator:
                                       .astype(str)),
             "BODYSITE_CODE": np.full(n, "70258002"),
             "BODYSITE_DESCRIPTION": np.full(n, "Ankle joint structure (body structure)"),
-            "MODALITY_CODE": np.full(n, "DX"), "MODALITY_DESCRIPTION": np.full(n, "Digital Radiography"),
+            "MODALITY_CODE": np.full(n, "DX"),
+            "MODALITY_DESCRIPTION": np.full(n, "Digital Radiography"),
             "INSTANCE_UID": np.char.add("1.2.840.99999999.1.1.", rng.integers(10**7, 10**8, n)
                                         .astype(str)),
             "SOP_CODE": np.full(n, "1.2.840.10008.5.1.4.1.1.1.1"),
             "SOP_DESCRIPTION": np.full(n, "Digital X-Ray Image Storage"),
             "PROCEDURE_CODE": np.full(n, "168594001"),
-        }, schema_overrides={"DATE": pl.Int64}).with_columns(timestamps(pl.col("DATE")).alias("DATE"))
+        }, schema_overrides={"DATE": pl.Int64}).with_columns(
+            timestamps(pl.col("DATE")).alias("DATE"))
 
     def devices_and_supplies(self, v: Visits, patient_ids: npt.NDArray[np.str_],
                              first_visit: I64, which: I64) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -12,8 +12,8 @@ import numpy.typing as npt
 import polars as pl
 
 from fedjourney.config import Centre
-from fedjourney.generator.cohort import NO_DEATH, Cohort
 from fedjourney.countries import COUNTRIES
+from fedjourney.generator.cohort import NO_DEATH, Cohort
 from fedjourney.generator.journeys import CentreRefs
 from fedjourney.generator.synthea_format import dates, money, uuids
 

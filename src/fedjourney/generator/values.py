@@ -129,12 +129,14 @@ class ValueModel:
         """Indices into text_options(code) for each row."""
         if code == "72166-2":
             smoker = disease[:, CHRONIC_INDEX["smoking"]]
-            return np.where(smoker, 2, np.where(former_smoker, 1, 0)).astype(np.int64)
+            status: npt.NDArray[np.int64] = np.where(smoker, 2, np.where(former_smoker, 1, 0))
+            return status.astype(np.int64)
         options = len(self.text_options(code))
         # Earlier values in the catalogue are the commoner ones: geometric-like weights.
         weights = 0.55 ** np.arange(options)
         weights /= weights.sum()
-        return rng.choice(options, size=disease.shape[0], p=weights).astype(np.int64)
+        picks = np.asarray(rng.choice(options, size=disease.shape[0], p=weights))
+        return picks.astype(np.int64)
 
     def text_options(self, code: str) -> tuple[str, ...]:
         if code == "72166-2":

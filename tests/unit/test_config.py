@@ -1,0 +1,92 @@
+"""Bad federation configs: one line naming the problem, exit status 2, nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fedjourney.cli import main
+from fedjourney.config import load_federation
+from tests.conftest import DEFAULT_CONFIG
+
+
+def test_default_config_is_the_tutorials_three_centres() -> None:
+    fed = load_federation(DEFAULT_CONFIG)
+    got = [(c.name, c.country, c.region, c.population, c.seed, c.age_range) for c in fed.centres]
+    assert got == [
+        ("Massachusetts General Hospital", "us", "Massachusetts", 50, 42, "20-80"),
+        ("CHU de Lyon", "fr", "Auvergne-Rhone-Alpes", 50, 123, "40-85"),
+        ("University College London Hospital", "gb", "Greater London", 50, 777, "20-60"),
+    ]
+    assert fed.reference_date.isoformat() == "2025-01-01"
+
+
+def _mutated(tmp_path: Path, mutate: object) -> Path:
+    cfg = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    mutate(cfg)  # type: ignore[operator]
+    path = tmp_path / "federation.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _set(index: int, key: str, value: object) -> object:
+    return lambda cfg: cfg["centres"][index].__setitem__(key, value)
+
+
+BAD = {
+    "unknown country": (_set(1, "country", "xx"), "unknown country 'xx'"),
+    "population zero": (_set(0, "population", 0), "population must be a whole number > 0"),
+    "population negative": (_set(0, "population", -5), "population must be a whole number > 0"),
+    "malformed age range": (_set(2, "age_range", "twenty-sixty"), "is malformed"),
+    "inverted age range": (_set(2, "age_range", "60-20"), "is inverted"),
+    "duplicate names": (_set(1, "name", "Massachusetts General Hospital"), "two centres are named"),
+    "duplicate ids": (_set(2, "id", 0), "share id 0"),
+    "unknown key": (_set(0, "populaton", 3), "unknown key 'populaton'"),
+    "bad date": (lambda cfg: cfg["federation"].__setitem__("reference_date", "2025-13-01"),
+                 "YYYY-MM-DD"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_config_is_one_line_exit_2_and_writes_nothing(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mutate, expected = BAD[case]
+    config = _mutated(tmp_path, mutate)
+    out = tmp_path / "out"
+    assert main(["generate", "--config", str(config), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("fedjourney: error: "), err
+    assert expected in err
+    assert not out.exists()
+
+
+def test_unreadable_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.yaml"
+    assert main(["generate", "--config", str(missing), "--out", str(tmp_path / "o")]) == 2
+    assert "not found" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.yaml"
+    garbage.write_text("centres: [\n  - {name: a\n")
+    assert main(["generate", "--config", str(garbage), "--out", str(tmp_path / "o")]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00bad")
+    assert main(["generate", "--config", str(binary), "--out", str(tmp_path / "o")]) == 2
+    assert "cannot read config" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_unwritable_output_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["generate", "--out", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot create output folder" in err and "--out" in err
+    assert blocker.read_text() == "not a folder"
+
+
+def test_unknown_centre_selection(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", "--out", str(tmp_path / "o"), "--centre", "Nowhere"]) == 2
+    assert "no centre 'Nowhere'" in capsys.readouterr().err
