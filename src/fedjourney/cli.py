@@ -40,6 +40,44 @@ def _parser() -> argparse.ArgumentParser:
                      help="builtin (offline, default), synthea (needs a JAR), or auto")
     gen.add_argument("--synthea-jar", metavar="FILE",
                      help="Synthea JAR for --engine synthea/auto (or $FEDJOURNEY_SYNTHEA_JAR)")
+
+    feat = sub.add_parser(
+        "features",
+        help="build a centre's tensor as a node will, print its summary, save it",
+        description="Read CENTRE_FOLDER (as the generator or real Synthea writes it), build "
+        "X (N, M, K) with the FeatureSpec and print its summary.",
+    )
+    feat.add_argument("folder", type=Path, metavar="CENTRE_FOLDER")
+    feat.add_argument("--backend", choices=("polars", "tanat"), default="polars")
+    feat.add_argument("--spec", type=Path, help="spec file (default: the config's features)")
+    feat.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    feat.add_argument("--out", type=Path, metavar="FILE.npz",
+                      help="save X, y, patient_ids, feature_names")
+
+    voc = sub.add_parser(
+        "vocabulary",
+        help="choose the shared vocabulary from centres' aggregate code counts",
+        description="With centre folders: print each centre's code counts (small cells "
+        "suppressed) or save them with --report. With --merge REPORT...: print the top codes.",
+    )
+    voc.add_argument("folders", type=Path, nargs="*", metavar="CENTRE_FOLDER")
+    voc.add_argument("--merge", type=Path, nargs="+", metavar="REPORT.json", default=[])
+    voc.add_argument("--report", type=Path, metavar="FILE.json",
+                     help="save the (single) centre's aggregate report")
+    voc.add_argument("--top", type=int, default=30)
+    voc.add_argument("--min-patients", type=int, default=5)
+
+    proto = sub.add_parser(
+        "prototype",
+        help="Stage A: local training on one centre, then local vs centralised baselines",
+    )
+    proto.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    proto.add_argument("--data", type=Path, default=DEFAULT_OUT,
+                       help=f"generated data (default: {DEFAULT_OUT}; generated if missing)")
+    proto.add_argument("--centre", "--center", default="0", metavar="NAME|ID")
+    proto.add_argument("--backend", choices=("polars", "tanat"), default="polars")
+    proto.add_argument("--epochs", type=int, default=20)
+    proto.add_argument("--out", type=Path, default=Path("results/prototype/baselines.json"))
     return parser
 
 
@@ -67,12 +105,76 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _features(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from fedjourney.features import build, load_spec
+
+    spec = load_spec(args.spec) if args.spec else load_federation(args.config).feature_spec()
+    fs = build(args.folder, spec, args.backend)
+    print(json.dumps({"folder": str(args.folder), "backend": args.backend,
+                      "spec": spec.fingerprint(), **fs.summary()}, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_name(args.out.name + ".partial.npz")
+        np.savez_compressed(tmp, X=fs.X, y=fs.y, patient_ids=fs.patient_ids,
+                            feature_names=np.array(fs.feature_names))
+        tmp.replace(args.out)
+        print(f"saved {args.out}")
+    return 0
+
+
+def _vocabulary(args: argparse.Namespace) -> int:
+    import json
+
+    from fedjourney.features.vocabulary import code_counts, load_report, top_codes
+
+    if args.report:
+        if len(args.folders) != 1:
+            raise FedjourneyError("--report takes exactly one CENTRE_FOLDER")
+        report = {"centre_folder": args.folders[0].name, "min_patients": args.min_patients,
+                  "codes": code_counts(args.folders[0], args.min_patients)}
+        args.report.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        print(f"saved {args.report} ({len(report['codes'])} codes)")
+        return 0
+    reports = [code_counts(f, args.min_patients) for f in args.folders]
+    reports += [load_report(p) for p in args.merge]
+    if not reports:
+        raise FedjourneyError("give CENTRE_FOLDERs or --merge REPORT.json files")
+    codes = top_codes(reports, args.top)
+    print("vocabulary: [" + ", ".join(f'"{c}"' for c in codes) + "]")
+    return 0
+
+
+def _prototype(args: argparse.Namespace) -> int:
+    from fedjourney.generator import generate
+    from fedjourney.prototype import run_prototype
+
+    fed = load_federation(args.config)
+    focus = fed.centre(args.centre)
+    fed.feature_spec()  # fail before generating anything when the config has none
+    if args.epochs <= 0:
+        raise FedjourneyError(f"--epochs must be > 0, got {args.epochs}")
+    for r in generate(fed, args.data):
+        print(f"{r.status:>11}  {r.folder}")
+    run_prototype(fed, args.data, focus, args.epochs, args.backend, args.out)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `fedjourney` command."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "generate":
             return _generate(args)
+        if args.command == "features":
+            return _features(args)
+        if args.command == "vocabulary":
+            return _vocabulary(args)
+        if args.command == "prototype":
+            return _prototype(args)
     except FedjourneyError as exc:
         print(f"fedjourney: error: {exc}", file=sys.stderr)
         return 2

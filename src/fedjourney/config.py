@@ -18,6 +18,7 @@ import yaml
 
 from fedjourney.countries import COUNTRIES
 from fedjourney.errors import FedjourneyError
+from fedjourney.features.spec import FeatureSpec, spec_from_dict
 
 DEFAULT_CONFIG = Path("data/federation.yaml")
 _AGE_RANGE = re.compile(r"^\s*(\d{1,3})\s*-\s*(\d{1,3})\s*$")
@@ -57,6 +58,14 @@ class Federation:
     history_years: int
     centres: tuple[Centre, ...]
     source: Path | None = None
+    features: FeatureSpec | None = None
+
+    def feature_spec(self) -> FeatureSpec:
+        """The researcher's FeatureSpec from the config's `features` section."""
+        if self.features is None:
+            where = self.source or "the federation config"
+            raise FedjourneyError(f"{where} has no 'features' section; add one (see README)")
+        return self.features
 
     def centre(self, key: str) -> Centre:
         """Find a centre by id or by (case-insensitive) name."""
@@ -126,7 +135,13 @@ def parse_federation(raw: Any, source: Path | None = None) -> Federation:
         raise FedjourneyError(f"{where}: 'centres' must be a non-empty list of centres")
     centres = tuple(_parse_centre(e, i, where) for i, e in enumerate(entries))
     _no_duplicates(centres, where)
-    return Federation(name, ref, history, centres, source)
+    features = None
+    if raw.get("features") is not None:
+        section = raw["features"]
+        if isinstance(section, dict):
+            section = {"end": ref, **section}  # calendar bins end at the reference date
+        features = spec_from_dict(section, f"{where}: features")
+    return Federation(name, ref, history, centres, source, features)
 
 
 def _parse_centre(entry: Any, index: int, where: str) -> Centre:

@@ -1,0 +1,195 @@
+"""FeatureSpec, the polars and tanat backends, bad centre folders, and Stage A."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fedjourney.cli import main
+from fedjourney.config import load_federation
+from fedjourney.errors import FedjourneyError
+from fedjourney.features import FeatureSpec, build, load_spec, model_input, spec_from_dict
+from fedjourney.features.vocabulary import code_counts, top_codes
+from tests.conftest import DEFAULT_CONFIG
+
+SPEC = load_federation(DEFAULT_CONFIG).feature_spec()
+
+
+def test_spec_round_trips_through_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "spec.yaml"
+    SPEC.dump(path)
+    again = load_spec(path)
+    assert again == SPEC and again.fingerprint() == SPEC.fingerprint()
+    assert SPEC.shape == (10, 30) and SPEC.feature_names[0] == "CODE_72514-3"
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"vocabulary": []}, "vocabulary is empty"),
+    ({"vocabulary": ["1", "1"]}, "lists code '1' twice"),
+    ({"bin_days": 0}, "bin_days must be"),
+    ({"n_bins": 5000}, "n_bins must be"),
+    ({"alignment": "pool"}, "alignment must be one of calendar, patient"),
+    ({"values": "mean"}, "values must be one of presence, counts"),
+    ({"aggregation": "max"}, "aggregation must be one of"),
+    ({"end": "yesterday"}, "end must be a date"),
+    ({"colour": "red"}, "unknown key 'colour'"),
+    ({"version": 2}, "spec version 2 is not supported"),
+])
+def test_spec_validation(change: dict[str, object], message: str) -> None:
+    raw = {**SPEC.to_dict(), **change}
+    with pytest.raises(FedjourneyError, match=message):
+        spec_from_dict(raw)
+
+
+VARIANTS = [dataclasses.replace(SPEC, alignment=a, values=v)
+            for a in ("calendar", "patient") for v in ("counts", "presence")]
+
+
+@pytest.mark.parametrize("spec", VARIANTS, ids=lambda s: f"{s.alignment}-{s.values}")
+def test_backends_agree_on_generated_data(default_federation: Path, spec: FeatureSpec) -> None:
+    pytest.importorskip("tanat")
+    for centre in ("center_0", "center_1", "center_2"):
+        a = build(default_federation / centre, spec, "polars")
+        b = build(default_federation / centre, spec, "tanat")
+        assert a.X.shape == (len(a.patient_ids), 10, 30)
+        np.testing.assert_array_equal(a.X, b.X)
+        np.testing.assert_array_equal(a.y, b.y)
+        assert list(a.patient_ids) == list(b.patient_ids)
+        assert a.X.sum() > 0
+
+
+@pytest.mark.parametrize("sample", ["sample_ma10", "sample_ca"])
+def test_backends_agree_on_real_synthea(reference: Path, sample: str) -> None:
+    pytest.importorskip("tanat")
+    folder = reference / "synthea-samples" / sample
+    # The samples end in 2026 and 2022: align on each patient's first event.
+    spec = dataclasses.replace(SPEC, alignment="patient")
+    a = build(folder, spec, "polars")
+    b = build(folder, spec, "tanat")
+    np.testing.assert_array_equal(a.X, b.X)
+    assert a.X.shape[1:] == (10, 30) and a.summary()["patients_with_events"] == len(a.y)
+
+
+def test_counts_and_presence_mean_what_they_say(default_federation: Path) -> None:
+    counts = build(default_federation / "center_0", SPEC)
+    presence = build(default_federation / "center_0", dataclasses.replace(SPEC,
+                                                                          values="presence"))
+    assert set(np.unique(presence.X)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(presence.X, np.minimum(counts.X, 1))
+    assert counts.X.max() > 1
+    assert model_input(counts.X, SPEC).shape == (len(counts.y), 30)
+
+
+def test_same_shape_in_every_centre_even_with_missing_codes(default_federation: Path,
+                                                            tmp_path: Path) -> None:
+    # A code no patient has still gets its (zero) column: shapes match by construction.
+    spec = dataclasses.replace(SPEC, vocabulary=(*SPEC.vocabulary, "99999-9"))
+    for centre in ("center_0", "center_1", "center_2"):
+        fs = build(default_federation / centre, spec)
+        assert fs.X.shape[1:] == (10, 31) and fs.X[:, :, -1].sum() == 0
+
+
+def _copy(default_federation: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "centre"
+    shutil.copytree(default_federation / "center_2", folder)
+    return folder
+
+
+def test_missing_file_is_named(default_federation: Path, tmp_path: Path) -> None:
+    folder = _copy(default_federation, tmp_path)
+    (folder / "observations.csv").unlink()
+    with pytest.raises(FedjourneyError, match=r"observations\.csv: file missing"):
+        build(folder, SPEC)
+
+
+def test_missing_column_is_named(default_federation: Path, tmp_path: Path) -> None:
+    folder = _copy(default_federation, tmp_path)
+    path = folder / "patients.csv"
+    path.write_text(path.read_text().replace("GENDER", "SEX", 1))
+    with pytest.raises(FedjourneyError, match=r"patients\.csv: column GENDER missing"):
+        build(folder, SPEC)
+
+
+def test_unparseable_date_is_named(default_federation: Path, tmp_path: Path) -> None:
+    folder = _copy(default_federation, tmp_path)
+    path = folder / "observations.csv"
+    lines = path.read_text().split("\n")
+    cells = lines[5].split(",")
+    cells[2] = "13/07/2019"
+    lines[5] = ",".join(cells)
+    path.write_text("\n".join(lines))
+    with pytest.raises(FedjourneyError, match=r"unparseable DATE '13/07/2019'"):
+        build(folder, SPEC)
+
+
+def test_empty_observations_gives_zero_rows(default_federation: Path, tmp_path: Path) -> None:
+    folder = _copy(default_federation, tmp_path)
+    path = folder / "observations.csv"
+    path.write_text(path.read_text().split("\n")[0] + "\n")  # header only
+    fs = build(folder, SPEC)
+    assert fs.X.shape == (len(fs.y), 10, 30) and fs.X.sum() == 0
+    assert fs.summary()["patients_with_events"] == 0
+    path.write_text("")
+    with pytest.raises(FedjourneyError, match="empty file, no CSV header"):
+        build(folder, SPEC)
+
+
+def test_codes_outside_vocabulary_are_counted_not_kept(default_federation: Path) -> None:
+    fs = build(default_federation / "center_0", SPEC)
+    summary = fs.summary()
+    assert summary["events_outside_vocabulary"] > 0
+    assert fs.X.sum() == (summary["events_total"] - summary["events_outside_vocabulary"]
+                          - summary["events_outside_window"])
+
+
+def test_unknown_patient_in_observations_is_an_error(default_federation: Path,
+                                                     tmp_path: Path) -> None:
+    folder = _copy(default_federation, tmp_path)
+    path = folder / "patients.csv"
+    lines = path.read_text().split("\n")
+    path.write_text("\n".join([lines[0], *lines[2:]]))
+    with pytest.raises(FedjourneyError, match=r"is not in patients\.csv"):
+        build(folder, SPEC)
+
+
+def test_vocabulary_from_aggregates_reproduces_the_config(default_federation: Path) -> None:
+    reports = [code_counts(default_federation / f"center_{i}") for i in range(3)]
+    assert all(min(c["patients"] for c in r.values()) >= 5 for r in reports)
+    assert top_codes(reports, 30) == list(SPEC.vocabulary)
+
+
+def test_features_command_saves_the_arrays(default_federation: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "x.npz"
+    assert main(["features", str(default_federation / "center_1"), "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out.split("saved")[0])
+    saved = np.load(out)
+    assert saved["X"].shape == tuple(summary["shape"]) and saved["X"].shape[1:] == (10, 30)
+    assert saved["y"].shape == saved["patient_ids"].shape
+    assert list(saved["feature_names"]) == SPEC.feature_names
+
+
+def test_prototype_prints_and_writes_the_baselines(default_federation: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    out = tmp_path / "baselines.json"
+    assert main(["prototype", "--data", str(default_federation), "--epochs", "3",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "epoch   3/3  loss" in printed and "centralised (pooled)" in printed
+    result = json.loads(out.read_text())
+    table = result["baselines"]
+    assert set(table) == {"local: Massachusetts General Hospital", "local: CHU de Lyon",
+                          "local: University College London Hospital",
+                          "centralised (pooled)"}
+    for row in table.values():
+        assert set(row) == {"Massachusetts General Hospital", "CHU de Lyon",
+                            "University College London Hospital"}
+        for cell in row.values():
+            assert 0.0 <= cell["auc"] <= 1.0 and cell["n"] > 5
+    assert result["spec_fingerprint"] == SPEC.fingerprint()
