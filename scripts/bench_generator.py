@@ -35,7 +35,8 @@ def run(population: int, work: Path) -> tuple[float, float, int]:
     meta = yaml.safe_load((out / "center_0" / "center_meta.yaml").read_text())
     size = sum(p.stat().st_size for p in (out / "center_0").iterdir())
     print(f"N={population:>7} living ({meta['rows']['patients']} incl. dead): {wall:6.1f} s, "
-          f"{meta['rows']['patients'] / wall:7.0f} patients/s, peak RSS {peak_kib / 1024:6.0f} MiB, "
+          f"{meta['rows']['patients'] / wall:7.0f} patients/s, "
+          f"peak RSS {peak_kib / 1024:6.0f} MiB, "
           f"{meta['rows']['observations']:>10} observations, {size / 2**20:7.0f} MiB on disk",
           flush=True)
     return wall, peak_kib / 1024, meta["rows"]["patients"]

@@ -139,12 +139,16 @@ def test_empty_observations_gives_zero_rows(default_federation: Path, tmp_path: 
         build(folder, SPEC)
 
 
-def test_codes_outside_vocabulary_are_counted_not_kept(default_federation: Path) -> None:
+def test_codes_outside_vocabulary_are_left_out(default_federation: Path) -> None:
+    import polars as pl
+
     fs = build(default_federation / "center_0", SPEC)
     summary = fs.summary()
-    assert summary["events_outside_vocabulary"] > 0
-    assert fs.X.sum() == (summary["events_total"] - summary["events_outside_vocabulary"]
-                          - summary["events_outside_window"])
+    codes = pl.read_csv(default_federation / "center_0" / "observations.csv",
+                        infer_schema=False, columns=["CODE"])["CODE"]
+    assert summary["events_in_vocabulary"] == codes.is_in(list(SPEC.vocabulary)).sum()
+    assert summary["events_in_vocabulary"] < codes.len()
+    assert fs.X.sum() == summary["events_in_vocabulary"] - summary["events_outside_window"]
 
 
 def test_unknown_patient_in_observations_is_an_error(default_federation: Path,

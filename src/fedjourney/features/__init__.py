@@ -24,8 +24,7 @@ class FeatureSet:
     y: npt.NDArray[np.float32]  # (N,) 1.0 where the target holds
     patient_ids: npt.NDArray[np.str_]
     feature_names: list[str]
-    events_total: int
-    events_outside_vocabulary: int
+    events_in_vocabulary: int
     events_outside_window: int
 
     def summary(self) -> dict[str, object]:
@@ -42,8 +41,7 @@ class FeatureSet:
             "sparsity": round(1.0 - nonzero / max(self.X.size, 1), 4),
             "patients_with_events": with_events,
             "positive_rate": round(float(self.y.mean()), 4) if n else 0.0,
-            "events_total": self.events_total,
-            "events_outside_vocabulary": self.events_outside_vocabulary,
+            "events_in_vocabulary": self.events_in_vocabulary,
             "events_outside_window": self.events_outside_window,
         }
 
@@ -52,15 +50,14 @@ def build(folder: Path | str, spec: FeatureSpec, backend: str = "polars") -> Fea
     """Read one centre folder and build its tensor as the spec says."""
     if backend not in BACKENDS:
         raise FedjourneyError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
-    binned = binned_events(Path(folder), spec)
+    binned = binned_events(Path(folder), spec, aggregate=backend == "polars")
     x = polars_tensor(binned, spec) if backend == "polars" else tanat_tensor(binned, spec)
     return FeatureSet(
         X=x,
         y=binned.patients.target.to_numpy().astype(np.float32),
         patient_ids=binned.patients.ids.to_numpy().astype(str),
         feature_names=spec.feature_names,
-        events_total=binned.events_total,
-        events_outside_vocabulary=binned.events_outside_vocabulary,
+        events_in_vocabulary=binned.events_in_vocabulary,
         events_outside_window=binned.events_outside_window,
     )
 

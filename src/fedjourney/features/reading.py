@@ -52,20 +52,11 @@ def read_patients(folder: Path, spec: FeatureSpec) -> Patients:
 
 
 def scan_events(folder: Path) -> pl.LazyFrame:
-    """PATIENT, CODE and time t (epoch seconds) of every observation, lazily."""
-    return _csv(folder, "observations", ["PATIENT", "DATE", "CODE"]).with_columns(
-        pl.col("DATE").str.strptime(pl.Datetime("us", "UTC"), TIMESTAMP_FORMAT, strict=False)
-        .dt.epoch("s").alias("t")
-    )
+    """PATIENT, DATE and CODE of every observation, lazily, as text."""
+    return _csv(folder, "observations", ["PATIENT", "DATE", "CODE"])
 
 
-def check_dates(events: pl.DataFrame, folder: Path) -> None:
-    """Fail on the first DATE that did not parse, naming it."""
-    bad = events.filter(pl.col("t").is_null() & pl.col("DATE").is_not_null())
-    if bad.height:
-        raise FedjourneyError(
-            f"{folder / 'observations.csv'}: unparseable DATE {bad['DATE'][0]!r} "
-            f"({bad.height} rows); expected yyyy-MM-ddTHH:mm:ssZ"
-        )
-    if events["t"].null_count():
-        raise FedjourneyError(f"{folder / 'observations.csv'}: rows without DATE")
+def parse_timestamp(text: pl.Expr) -> pl.Expr:
+    """Synthea's UTC timestamp text -> epoch seconds (null where it does not parse)."""
+    return text.str.strptime(pl.Datetime("us", "UTC"), TIMESTAMP_FORMAT, strict=False
+                             ).dt.epoch("s")
