@@ -225,7 +225,7 @@ class BatchGenerator:
         n_q = qpat.shape[0]
         pat = np.concatenate([v.pat[enc], qpat])
         t = np.concatenate([v.t[enc], qt])
-        order = np.lexsort((np.arange(pat.shape[0]), t, pat))
+        order = np.lexsort((t, pat))  # stable: a visit's panels keep their order
         # Integer indices all the way; strings are gathered from small lookup series in Rust.
         frame = pl.DataFrame({
             "t": t[order],
@@ -254,40 +254,43 @@ class BatchGenerator:
         num = np.full(enc.shape[0], np.nan)
         txt = np.full(enc.shape[0], -1, dtype=np.int64)
         pat = v.pat[enc]
-        female = co.female[pat]
-        height, weight = self._body(rng, co, v, enc)
-        for ci in np.unique(code):
-            rows = np.nonzero(code == ci)[0]
+        height, weight = self._body(rng, co, v)
+        # Group rows by code once (a stable sort) instead of one scan per code.
+        by_code = np.argsort(code, kind="stable")
+        present, starts = np.unique(code[by_code], return_index=True)
+        ends = np.append(starts[1:], len(by_code))
+        for ci, lo, hi in zip(present, starts, ends, strict=True):
+            rows = by_code[lo:hi]
             c = self.codes[ci]
+            visit = enc[rows]
             if self.values.catalogue[c].kind == "text":
-                idx = self.values.text(c, rng, v.active[enc[rows]], co.former_smoker[pat[rows]])
+                idx = self.values.text(c, rng, v.active[visit], co.former_smoker[pat[rows]])
                 txt[rows] = self.text_offset[c] + idx
             elif c == "8302-2":
-                num[rows] = height[rows]
+                num[rows] = height[visit]
             elif c == "29463-7":
-                num[rows] = weight[rows]
+                num[rows] = weight[visit]
             elif c == "39156-5":
-                num[rows] = weight[rows] / (height[rows] / 100) ** 2
+                num[rows] = weight[visit] / (height[visit] / 100) ** 2
             else:
-                latent = co.latent[pat[rows], ci % 4]
-                num[rows] = self.values.numeric(c, rng, female[rows], latent,
-                                                v.active[enc[rows]], v.age[enc[rows]])
+                num[rows] = self.values.numeric(c, rng, co.female[pat[rows]],
+                                                co.latent[pat[rows], ci % 4], v.active[visit],
+                                                v.age[visit])
         return num, txt
 
-    def _body(self, rng: np.random.Generator, co: Cohort, v: Visits, enc: I64
-              ) -> tuple[F64, F64]:
-        """Height and weight per observation row, coherent per patient and by sex."""
-        pat = v.pat[enc]
+    def _body(self, rng: np.random.Generator, co: Cohort, v: Visits) -> tuple[F64, F64]:
+        """Height and weight at each visit, coherent per patient and by sex."""
+        pat = v.pat
         female = co.female[pat]
         adult = np.where(female, HEIGHT[0], HEIGHT[1]) + HEIGHT[2] * co.latent[pat, 0]
-        age = v.age[enc]
+        age = v.age
         growth = np.clip(0.3 + 0.7 * age / np.where(female, 15.0, 17.0), 0.3, 1.0)
         height = adult * np.where(age < 18, growth, 1.0) - np.clip(age - 70, 0, None) * 0.1
-        obese = v.active[enc, cl.CHRONIC_INDEX["obesity"]]
+        obese = v.active[:, cl.CHRONIC_INDEX["obesity"]]
         bmi = np.where(obese, 33.0, 24.0) + 2.5 * co.latent[pat, 1] + np.where(female, -0.5, 0.5)
         bmi = np.where(obese, np.maximum(bmi, 30.2), np.minimum(bmi, 29.8))
         bmi = np.where(age < 18, 15.0 + 0.45 * np.clip(age, 0, 18), bmi)
-        weight = bmi * (height / 100) ** 2 * (1 + 0.015 * rng.standard_normal(enc.shape[0]))
+        weight = bmi * (height / 100) ** 2 * (1 + 0.015 * rng.standard_normal(v.n))
         return height, weight
 
     def _quality_of_life(self, co: Cohort, v: Visits
