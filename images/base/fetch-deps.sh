@@ -21,8 +21,9 @@ mkdir -p "$out/wheels" "$out/debs"
 if command -v tini >/dev/null; then
     rm -f "$out"/debs/*.deb
 elif ! ls "$out"/debs/tini_*.deb >/dev/null 2>&1; then
-    set --
-    if [ -n "${PIP_CERT:-}" ]; then set -- -o "Acquire::https::CAInfo=$PIP_CERT"; fi
+    # Downloads as root into the bind mount, which apt's _apt user may not be able to write.
+    set -- -o APT::Sandbox::User=root
+    if [ -n "${PIP_CERT:-}" ]; then set -- "$@" -o "Acquire::https::CAInfo=$PIP_CERT"; fi
     apt-get "$@" -qq update
     (cd "$out/debs" && apt-get "$@" -qq download tini)
     rm -rf /var/lib/apt/lists/*

@@ -3,7 +3,7 @@
 # editing fedjourney's source rebuilds only this small layer.
 #
 # Built by scripts/build-images with --network none; its context is a copy of pyproject.toml,
-# README.md and src/, plus the setuptools and wheel wheels to build fedjourney with.
+# README.md and src/; it builds with the setuptools and wheel already in the venv (locked).
 ARG DEPS_IMAGE=fedjourney/base-deps:latest
 
 FROM ${DEPS_IMAGE} AS build
@@ -13,7 +13,7 @@ LABEL org.fedjourney.stage=build
 USER 0:0
 COPY . /tmp/fedjourney/
 # --prefix: the package's files alone, laid out like the venv, to be copied into it below.
-RUN pip install --no-index --find-links /tmp/fedjourney/wheels --no-deps --no-cache-dir \
+RUN pip install --no-index --no-build-isolation --no-deps --no-cache-dir \
         --disable-pip-version-check --prefix /tmp/prefix /tmp/fedjourney
 
 FROM ${DEPS_IMAGE}
