@@ -78,6 +78,15 @@ def _parser() -> argparse.ArgumentParser:
     proto.add_argument("--backend", choices=("polars", "tanat"), default="polars")
     proto.add_argument("--epochs", type=int, default=20)
     proto.add_argument("--out", type=Path, default=Path("results/prototype/baselines.json"))
+
+    comp = sub.add_parser(
+        "compose",
+        help="render docker-compose.yml from the federation config",
+        description="Print the compose file for the federation, or write it with --write.",
+    )
+    comp.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    comp.add_argument("--write", type=Path, nargs="?", const=Path("docker-compose.yml"),
+                      metavar="FILE", help="write it (default: docker-compose.yml)")
     return parser
 
 
@@ -163,6 +172,18 @@ def _prototype(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compose(args: argparse.Namespace) -> int:
+    from fedjourney import compose
+
+    fed = load_federation(args.config)
+    if args.write:
+        compose.write(fed, args.write)
+        print(f"wrote {args.write} ({len(fed.centres)} centres)")
+    else:
+        sys.stdout.write(compose.render(fed))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `fedjourney` command."""
     args = _parser().parse_args(argv)
@@ -175,6 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _vocabulary(args)
         if args.command == "prototype":
             return _prototype(args)
+        if args.command == "compose":
+            return _compose(args)
     except FedjourneyError as exc:
         print(f"fedjourney: error: {exc}", file=sys.stderr)
         return 2
