@@ -35,7 +35,7 @@ def generator_service(centre: Centre) -> str:
 def render(fed: Federation, config_path: str = "./data/federation.yaml") -> str:
     """The compose file for this federation, as text (stable, so it can be diffed)."""
     out = [HEADER]
-    out.append(f"""
+    out.append("""
 # Settings every role shares. Images run tini as PID 1 and a non-root user (10001).
 x-role: &role
   read_only: true
@@ -44,7 +44,7 @@ x-role: &role
   restart: "no"
   logging:
     driver: json-file
-    options: {{max-size: "10m", max-file: "3"}}
+    options: {max-size: "10m", max-file: "3"}
 
 services:
 """)
@@ -90,8 +90,8 @@ services:
       start_period: 180s
 
 """)
-    generators = "\n".join(f"      {generator_service(c)}: {{condition: service_completed_successfully}}"
-                           for c in fed.centres)
+    done = "{condition: service_completed_successfully}"
+    generators = "\n".join(f"      {generator_service(c)}: {done}" for c in fed.centres)
     networks = ", ".join(f"centre-{c.id}" for c in fed.centres)
     out.append(f"""\
   researcher:
