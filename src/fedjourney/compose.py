@@ -73,7 +73,7 @@ services:
     environment:
       FEDJOURNEY_CONFIG: {CONFIG_IN_CONTAINER}
       FEDJOURNEY_CENTRE_ID: "{c.id}"
-      FBM_SERVER_HOST: researcher
+      FBM_RESEARCHER_IP: researcher
     tmpfs: ["/tmp", "/home/fedjourney"]
     volumes:
       - {config_path}:{CONFIG_IN_CONTAINER}:ro

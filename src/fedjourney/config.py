@@ -50,6 +50,19 @@ class Centre:
 
 
 @dataclass(frozen=True)
+class Training:
+    """The federated experiment: the tutorial's Stage B settings."""
+
+    rounds: int = 10
+    epochs: int = 5
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    hidden: int = 32
+    held_out_percent: int = 30
+    tag: str = "fedjourney"
+
+
+@dataclass(frozen=True)
 class Federation:
     """The whole federation: its name, the fixed reference date and its centres."""
 
@@ -59,6 +72,7 @@ class Federation:
     centres: tuple[Centre, ...]
     source: Path | None = None
     features: FeatureSpec | None = None
+    training: Training = Training()
 
     def feature_spec(self) -> FeatureSpec:
         """The researcher's FeatureSpec from the config's `features` section."""
@@ -141,7 +155,29 @@ def parse_federation(raw: Any, source: Path | None = None) -> Federation:
         if isinstance(section, dict):
             section = {"end": ref, **section}  # calendar bins end at the reference date
         features = spec_from_dict(section, f"{where}: features")
-    return Federation(name, ref, history, centres, source, features)
+    training = _parse_training(raw.get("training") or {}, f"{where}: training")
+    return Federation(name, ref, history, centres, source, features, training)
+
+
+def _parse_training(raw: Any, label: str) -> Training:
+    if not isinstance(raw, dict):
+        raise FedjourneyError(f"{label} must be a mapping (rounds, epochs, batch_size, ...)")
+    defaults = asdict(Training())
+    _no_unknown_keys(raw, set(defaults), label)
+    values = {**defaults, **raw}
+    limits = {"rounds": (1, 1000), "epochs": (1, 1000), "batch_size": (1, 100000),
+              "hidden": (1, 4096), "held_out_percent": (1, 90)}
+    for key, (lo, hi) in limits.items():
+        v = values[key]
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise FedjourneyError(f"{label}.{key} must be a whole number from {lo} to {hi}, "
+                                  f"got {v!r}")
+    lr = values["learning_rate"]
+    if not isinstance(lr, int | float) or isinstance(lr, bool) or not 0 < lr < 10:
+        raise FedjourneyError(f"{label}.learning_rate must be a number in (0, 10), got {lr!r}")
+    if not isinstance(values["tag"], str) or not values["tag"].strip():
+        raise FedjourneyError(f"{label}.tag must be a non-empty text")
+    return Training(**{**values, "learning_rate": float(lr)})
 
 
 def _parse_centre(entry: Any, index: int, where: str) -> Centre:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 
 import numpy as np
 import numpy.typing as npt
@@ -10,12 +11,27 @@ import numpy.typing as npt
 HELD_OUT_PERCENT = 30
 
 
+def split_order(patient_ids: npt.NDArray[np.str_], percent: int = HELD_OUT_PERCENT
+                ) -> tuple[npt.NDArray[np.int64], int]:
+    """Patients ordered by a hash of their id, and how many (the last ones) are held out.
+
+    The count is Fed-BioMed's: floor(N * test_ratio). A node that hands Fed-BioMed its
+    patients in this order, with loader shuffle off, gets exactly these patients as its
+    validation split: the same ones the prototype holds out, in every run.
+    """
+    keys = np.array([hashlib.sha256(p.encode()).hexdigest() for p in patient_ids])
+    order = np.lexsort((np.asarray(patient_ids), keys)).astype(np.int64)
+    return order, math.floor(len(patient_ids) * (percent / 100))
+
+
 def held_out(patient_ids: npt.NDArray[np.str_], percent: int = HELD_OUT_PERCENT
              ) -> npt.NDArray[np.bool_]:
-    """True for patients in the held-out split: a hash of the id, so the split is the
-    same in the prototype, on the node and in every run, whatever the row order."""
-    return np.array([int(hashlib.sha256(p.encode()).hexdigest()[:8], 16) % 100 < percent
-                     for p in patient_ids], dtype=bool)
+    """True for the patients in the held-out (validation) split; see split_order."""
+    order, n_test = split_order(patient_ids, percent)
+    mask = np.zeros(len(patient_ids), dtype=bool)
+    if n_test:
+        mask[order[len(order) - n_test:]] = True
+    return mask
 
 
 def auc(y: npt.NDArray[np.float32], score: npt.NDArray[np.float32]) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedjourney.model import accuracy, auc, held_out
+from fedjourney.model import accuracy, auc, held_out, split_order
 
 
 def test_auc_matches_scikit_learn_with_ties() -> None:
@@ -21,6 +21,8 @@ def test_auc_matches_scikit_learn_with_ties() -> None:
 def test_held_out_split_depends_on_ids_not_order() -> None:
     ids = np.array([f"patient-{i}" for i in range(1000)])
     test = held_out(ids)
-    assert 0.25 < test.mean() < 0.35
+    assert test.sum() == 300  # floor(N * 0.3), Fed-BioMed's count
+    order, n_test = split_order(ids)
+    assert n_test == 300 and set(order[-300:]) == set(np.nonzero(test)[0])
     shuffled = np.random.default_rng(0).permutation(len(ids))
     assert (held_out(ids[shuffled]) == test[shuffled]).all()
