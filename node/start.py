@@ -106,7 +106,7 @@ def main() -> int:
         db=db, node_id=cfg.get("default", "id"), node_name=cfg.get("default", "name"),
         hashing=cfg.get("security", "hashing_algorithm"), tp_approval=True)
     source = FedJourneyPlan().source()
-    digest = security._create_hash(source, from_string=True)[0]  # noqa: SLF001
+    digest = security._create_hash(source, from_string=True)[0]
     if security.get_training_plan_from_database(source) is None:
         with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False,
                                          dir=STATE_DIR / "fedjourney") as fh:

@@ -94,7 +94,7 @@ def main() -> int:
         round_seconds[r] = time.monotonic() - begun
         story.say(f"round {r}/{t.rounds} aggregated in {round_seconds[r]:.2f}s", run_id, r)
 
-    rows = results.metric_rows(run_id, t.rounds, exp.monitor()._metric_store,  # noqa: SLF001
+    rows = results.metric_rows(run_id, t.rounds, exp.monitor()._metric_store,
                                exp.training_replies(), node_names, round_seconds)
     results.write_jsonl(rows, partial / "metrics.jsonl")
     exp.training_plan().export_model(str(partial / "model.pt"))
@@ -112,8 +112,8 @@ def main() -> int:
     partial.rename(out)  # complete, or not there at all
     story.say(f"results written to results/{run_id}/ ({seconds:.1f}s in all)", run_id)
     for node, m in results.final_table(rows).items():
-        story.say(f"final model on {node}: AUC {results._fmt(m['auc'])}, "  # noqa: SLF001
-                  f"accuracy {results._fmt(m['accuracy'])}", run_id)  # noqa: SLF001
+        story.say(f"final model on {node}: AUC {results._fmt(m['auc'])}, "
+                  f"accuracy {results._fmt(m['accuracy'])}", run_id)
     return 0
 
 
@@ -170,9 +170,9 @@ def _wait_for_nodes(requests, tag, expected, story, run_id):  # type: ignore[no-
 
 def _node_states(requests, node_names):  # type: ignore[no-untyped-def]
     try:
-        agents = requests._grpc_server.get_all_nodes()  # noqa: SLF001
+        agents = requests._grpc_server.get_all_nodes()
         return ", ".join(f"{node_names.get(a.id, a.id)}: {a.status.name}" for a in agents)
-    except Exception as exc:  # noqa: BLE001 - a diagnostic must not hide the failure
+    except Exception as exc:
         return f"unknown ({exc})"
 
 

@@ -87,6 +87,25 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     comp.add_argument("--write", type=Path, nargs="?", const=Path("docker-compose.yml"),
                       metavar="FILE", help="write it (default: docker-compose.yml)")
+
+    logs = sub.add_parser(
+        "logs",
+        help="the story lines of a node (or of every role), filtered by run and round",
+    )
+    logs.add_argument("service", nargs="?", metavar="NODE",
+                      help="node-0, researcher, ... (default: all)")
+    logs.add_argument("--run", metavar="ID")
+    logs.add_argument("--round", type=int, metavar="K")
+
+    rep = sub.add_parser(
+        "report",
+        help="add the local/centralised baselines to a run's summary.md",
+    )
+    rep.add_argument("run_dir", type=Path, metavar="RESULTS/RUN_ID")
+    rep.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    rep.add_argument("--data", type=Path, default=Path(".cache/baseline-data"),
+                     help="where the host regenerates the centres for the baselines")
+    rep.add_argument("--baselines", type=Path, default=Path("results/prototype/baselines.json"))
     return parser
 
 
@@ -184,6 +203,22 @@ def _compose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _logs(args: argparse.Namespace) -> int:
+    from fedjourney.hostside import story_lines
+
+    for line in story_lines(args.service, args.run, args.round):
+        print(line)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from fedjourney.hostside import report
+
+    path = report(load_federation(args.config), args.run_dir, args.data, args.baselines)
+    print(path.read_text(), end="")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `fedjourney` command."""
     args = _parser().parse_args(argv)
@@ -198,6 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _prototype(args)
         if args.command == "compose":
             return _compose(args)
+        if args.command == "logs":
+            return _logs(args)
+        if args.command == "report":
+            return _report(args)
     except FedjourneyError as exc:
         print(f"fedjourney: error: {exc}", file=sys.stderr)
         return 2
