@@ -1,0 +1,73 @@
+"""pytest-docker wiring: the stack under test is a small federation (3 centres x 30
+patients, 3 rounds), brought up once per session and torn down with `down -v`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.integration.stack import Stack, compose_command, small_federation
+
+RUN_ID = "itest-run-1"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def docker_compose_command() -> str:
+    if shutil.which("docker") is None:
+        pytest.fail("Docker is not installed: run scripts/test (it provisions an engine)")
+    return compose_command()
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file(stack_dir: Path) -> str:
+    os.environ["FEDJOURNEY_RUN_ID"] = RUN_ID
+    os.environ["FEDJOURNEY_NODE_DEADLINE"] = "180"
+    return str(small_federation(stack_dir)[1])
+
+
+@pytest.fixture(scope="session")
+def docker_compose_project_name() -> str:
+    return f"fjtest{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def docker_setup() -> list[str]:
+    return ["up -d"]  # returns once the generators completed and the rest started
+
+
+@pytest.fixture(scope="session")
+def docker_cleanup() -> list[str]:
+    return ["down -v"]
+
+
+@pytest.fixture(scope="session")
+def stack(docker_services: object, docker_compose_file: str,
+          docker_compose_project_name: str) -> Stack:
+    """The running stack (pytest-docker's docker_services brought it up)."""
+    return Stack(Path(docker_compose_file), docker_compose_project_name)
+
+
+@pytest.fixture(scope="session")
+def finished_run(stack: Stack, stack_dir: Path) -> Path:
+    """Waits (with a deadline) for the researcher, then copies its results out."""
+    status = stack.wait_exit("researcher", timeout=400)
+    if status != 0:
+        pytest.fail(f"researcher exited {status}:\n{stack.logs('researcher')[-4000:]}")
+    out = stack_dir / "results"
+    out.mkdir()
+    stack.copy_out("researcher", f"/results/{RUN_ID}", out / RUN_ID)
+    return out / RUN_ID

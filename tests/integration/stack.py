@@ -1,0 +1,107 @@
+"""Driving a real fedjourney stack from tests: compose files, waits with deadlines, docker."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from fedjourney.compose import render
+from fedjourney.config import load_federation
+from tests.conftest import DEFAULT_CONFIG
+
+
+def compose_command() -> str:
+    """`docker compose` (v2) where present, else `docker-compose` (1.29)."""
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    if probe.returncode == 0:
+        return "docker compose"
+    if shutil.which("docker-compose"):
+        return "docker-compose"
+    raise RuntimeError("no Docker Compose: run scripts/ensure-docker")
+
+
+def small_federation(folder: Path, population: int = 30, rounds: int = 3, epochs: int = 2
+                     ) -> tuple[Path, Path]:
+    """A small copy of the default federation and its compose file, in folder."""
+    cfg = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    for centre in cfg["centres"]:
+        centre["population"] = population
+    cfg["training"].update(rounds=rounds, epochs=epochs)
+    config = folder / "federation.yaml"
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    compose = folder / "docker-compose.yml"
+    compose.write_text(render(load_federation(config), config_path=str(config)))
+    return config, compose
+
+
+class Stack:
+    """One compose project: commands, waits and container lookups."""
+
+    def __init__(self, compose_file: Path, project: str) -> None:
+        self.base = [*compose_command().split(), "-f", str(compose_file), "-p", project]
+        self.project = project
+
+    def compose(self, *args: str, check: bool = True, timeout: float = 600,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        import os
+
+        done = subprocess.run([*self.base, *args], capture_output=True, text=True,
+                              timeout=timeout, check=False, env={**os.environ, **(env or {})})
+        if check and done.returncode != 0:
+            raise AssertionError(f"compose {' '.join(args)} failed ({done.returncode}):\n"
+                                 f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        return done
+
+    def container(self, service: str) -> str:
+        cid = self.compose("ps", "-q", service).stdout.strip()
+        assert cid, f"no container for {service}"
+        return cid
+
+    def wait_exit(self, service: str, timeout: float) -> int:
+        """The service's exit status; fails the test past the deadline."""
+        done = subprocess.run(["docker", "wait", self.container(service)], capture_output=True,
+                              text=True, timeout=timeout, check=True)
+        return int(done.stdout.strip())
+
+    def logs(self, service: str) -> str:
+        return self.compose("logs", "--no-color", service).stdout
+
+    def exec(self, service: str, *cmd: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["docker", "exec", self.container(service), *cmd],
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    def health(self, service: str) -> str:
+        out = subprocess.run(["docker", "inspect", "--format", "{{json .State.Health}}",
+                              self.container(service)], capture_output=True, text=True,
+                             check=True).stdout
+        state = json.loads(out)
+        return str(state["Status"]) if state else "none"
+
+    def wait_until(self, check: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(1)
+        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+    def leftovers(self) -> dict[str, list[str]]:
+        """Containers, volumes and networks of this project still on the engine."""
+        label = f"label=com.docker.compose.project={self.project}"
+        out = {}
+        for kind, cmd in (("containers", ["docker", "ps", "-aq", "--filter", label]),
+                          ("volumes", ["docker", "volume", "ls", "-q", "--filter", label]),
+                          ("networks", ["docker", "network", "ls", "-q", "--filter", label])):
+            out[kind] = subprocess.run(cmd, capture_output=True, text=True,
+                                       check=True).stdout.split()
+        return out
+
+    def copy_out(self, service: str, path: str, dest: Path) -> None:
+        subprocess.run(["docker", "cp", f"{self.container(service)}:{path}", str(dest)],
+                       check=True, capture_output=True)

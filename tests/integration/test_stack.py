@@ -1,0 +1,174 @@
+"""The product: `up` runs a real Fed-BioMed federation; results, isolation, idempotence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fedjourney.config import load_federation
+from fedjourney.federated.fingerprint import dataset_fingerprint
+from fedjourney.generator import generate
+from tests.integration.conftest import RUN_ID
+from tests.integration.stack import Stack
+
+NODES = ("node-0", "node-1", "node-2")
+
+
+def test_run_succeeds_with_complete_consistent_results(finished_run: Path,
+                                                       docker_compose_file: str) -> None:
+    config = Path(docker_compose_file).with_name("federation.yaml")
+    fed = load_federation(config)
+    files = {p.name for p in finished_run.iterdir()}
+    assert files == {"federation.yaml", "feature_spec.yaml", "metrics.jsonl", "model.pt",
+                     "learning_curve.png", "summary.md", "fingerprints.json", "run.json"}
+    assert yaml.safe_load((finished_run / "federation.yaml").read_text()) == \
+        yaml.safe_load(config.read_text())
+    rows = [json.loads(line) for line in (finished_run / "metrics.jsonl").read_text().splitlines()]
+    rounds = fed.training.rounds
+    assert len(rows) == (rounds + 1) * 3
+    assert {r["node"].split(" ")[0] for r in rows} == set(NODES)
+    for r in rows:
+        assert 0.0 <= r["validation_auc"] <= 1.0 and r["validation_loss"] > 0
+        if not r["final"]:
+            assert r["train_loss"] > 0 and r["samples"] > 0 and r["training_seconds"] > 0
+    # Each node trained on its own patients minus the held-out 30 %.
+    for node, centre in zip(NODES, fed.centres, strict=True):
+        row = next(r for r in rows if r["node"].startswith(node) and r["round"] == 1)
+        assert centre.population * 0.6 <= row["samples"] <= centre.population * 1.2, node
+    run = json.loads((finished_run / "run.json").read_text())
+    assert run["status"] == "finished" and len(run["round_seconds"]) == rounds
+    assert (finished_run / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    torch = pytest.importorskip("torch")
+    state = torch.load(finished_run / "model.pt")
+    assert state["0.weight"].shape == (32, 30) and state["2.weight"].shape == (1, 32)
+    summary = (finished_run / "summary.md").read_text()
+    for centre in fed.centres:
+        assert centre.name in summary
+
+
+def test_fingerprints_computed_on_nodes_match_the_config(finished_run: Path, tmp_path: Path,
+                                                         docker_compose_file: str) -> None:
+    fed = load_federation(Path(docker_compose_file).with_name("federation.yaml"))
+    generate(fed, tmp_path)  # deterministic: the host regenerates the nodes' exact files
+    fingerprints = json.loads((finished_run / "fingerprints.json").read_text())
+    for centre in fed.centres:
+        node = f"node-{centre.id} {centre.name}"
+        assert fingerprints[node] == dataset_fingerprint(tmp_path / centre.folder_name)
+
+
+def test_nodes_are_healthy_and_tell_their_story(stack: Stack, finished_run: Path) -> None:
+    for node in NODES:
+        assert stack.health(node) == "healthy"
+        logs = stack.logs(node)
+        for step in ("data checked", "dataset registered under tag", "training plan approved",
+                     "connected to the researcher", f"run={RUN_ID} round=1 | validation on"):
+            assert step in logs, (node, step)
+        kept = stack.exec(node, "cat", "/fbm/fedjourney/node.log").stdout
+        assert f"run={RUN_ID}" in kept  # the node keeps its log in its state volume
+
+
+def test_each_node_sees_only_its_own_centre_read_only(stack: Stack, finished_run: Path) -> None:
+    for i, node in enumerate(NODES):
+        listing = stack.exec(node, "find", "/data", "-name", "*.csv").stdout.split()
+        assert listing and all(p.startswith(f"/data/center_{i}/") for p in listing), listing
+        write = stack.exec(node, "touch", f"/data/center_{i}/intruder")
+        assert write.returncode != 0 and "Read-only file system" in write.stderr
+        assert stack.exec(node, "id", "-u").stdout.strip() == "10001"
+
+
+def test_researcher_container_holds_no_patient_file(stack: Stack, finished_run: Path) -> None:
+    found = subprocess_find(stack, "researcher")
+    assert found == [], found
+
+
+def subprocess_find(stack: Stack, service: str) -> list[str]:
+    import subprocess
+
+    cid = stack.container(service)
+    # The researcher has exited: inspect its filesystem through a copy of its volumes' view.
+    done = subprocess.run(["docker", "export", cid], capture_output=True, check=True)
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as archive:
+        names = archive.getnames()
+    return [n for n in names if n.endswith(("patients.csv", "observations.csv"))
+            and "site-packages" not in n]
+
+
+PROBE = """
+import errno, socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), 3).close()
+    print("open")
+except ConnectionRefusedError:
+    print("refused")  # a path exists, the port is merely closed
+except OSError as e:
+    print("blocked", e)  # no route, no name, or silence
+"""
+
+
+def _ip(stack: Stack, service: str) -> str:
+    import subprocess
+
+    out = subprocess.run(["docker", "inspect", "--format",
+                          "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+                          stack.container(service)], capture_output=True, text=True, check=True)
+    return out.stdout.split()[0]
+
+
+def test_no_network_path_between_centres_or_out(stack: Stack, finished_run: Path) -> None:
+    def probe(host: str, port: str = "50051") -> str:
+        return stack.exec("node-0", "python3", "-c", PROBE, host, port).stdout.strip()
+
+    # Control: node-0 reaches its own address (refused: nothing listens there).
+    assert probe(_ip(stack, "node-0"), "9") == "refused"
+    for other in ("node-1", "node-2"):
+        assert probe(other).startswith("blocked")  # no name...
+        assert probe(_ip(stack, other), "9").startswith("blocked")  # ...and no route
+    assert probe("pypi.org", "443").startswith("blocked")
+    assert probe("1.1.1.1", "53").startswith("blocked")
+
+
+def test_plan_approval_is_on_and_an_unapproved_plan_is_refused(stack: Stack,
+                                                              finished_run: Path) -> None:
+    script = Path(__file__).with_name("unapproved_plan.py").read_text()
+    done = stack.compose("run", "--rm", "--no-deps", "--use-aliases", "-T",
+                         "--entrypoint", "python3", "researcher", "-c", script,
+                         check=False, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "REFUSED" in done.stdout
+    assert "not registered" in stack.logs("node-0") + stack.logs("node-1")
+
+
+def test_a_second_up_regenerates_nothing_and_registers_nothing(stack: Stack,
+                                                               finished_run: Path) -> None:
+    stack.compose("up", "-d", "--force-recreate", env={"FEDJOURNEY_RUN_ID": "itest-run-2"})
+    assert stack.wait_exit("researcher", timeout=400) == 0
+    for i in range(3):
+        assert "skipped" in stack.logs(f"generator-{i}")
+        kept = stack.exec(f"node-{i}", "cat", "/fbm/fedjourney/node.log").stdout
+        assert kept.count("dataset registered under tag") == 1
+        assert "dataset already registered" in kept
+        assert kept.count("training plan approved") == 1
+        assert "training plan already approved" in kept
+        assert "features from cache" in kept
+
+
+def test_a_failed_run_exits_non_zero_naming_the_missing_node(stack: Stack,
+                                                             finished_run: Path) -> None:
+    stack.compose("stop", "node-2")
+    done = stack.compose("run", "--rm", "--no-deps", "--use-aliases", "-T",
+                         "-e", "FEDJOURNEY_NODE_DEADLINE=25", "-e", "FEDJOURNEY_RUN_ID=itest-fail",
+                         "researcher", check=False, timeout=300)
+    assert done.returncode == 2
+    assert "no answer from node-2 (University College London Hospital)" in done.stdout
+    stack.compose("start", "node-2")
+
+
+def test_down_v_leaves_nothing_behind(stack: Stack, finished_run: Path) -> None:
+    stack.compose("down", "-v")
+    assert stack.leftovers() == {"containers": [], "volumes": [], "networks": []}
