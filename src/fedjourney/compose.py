@@ -46,6 +46,14 @@ x-role: &role
     driver: json-file
     options: {max-size: "10m", max-file: "3"}
 
+# Healthy when the role's start-up wrote its health file (see images/base/rootfs).
+x-health: &health
+  test: ["CMD", "fedjourney-healthcheck"]
+  interval: 5s
+  timeout: 5s
+  retries: 3
+  start_period: 180s
+
 services:
 """)
     for c in fed.centres:
@@ -82,12 +90,7 @@ services:
     networks: [centre-{c.id}]
     depends_on:
       {generator_service(c)}: {{condition: service_completed_successfully}}
-    healthcheck:
-      test: ["CMD", "fedjourney-healthcheck"]
-      interval: 5s
-      timeout: 5s
-      retries: 3
-      start_period: 180s
+    healthcheck: *health
 
 """)
     done = "{condition: service_completed_successfully}"
@@ -111,12 +114,7 @@ services:
     # Nothing starts when a generator fails (e.g. an invalid config).
     depends_on:
 {generators}
-    healthcheck:
-      test: ["CMD", "fedjourney-healthcheck"]
-      interval: 5s
-      timeout: 5s
-      retries: 3
-      start_period: 180s
+    healthcheck: *health
 
 networks:
 """)
