@@ -80,3 +80,24 @@ def test_node_dying_mid_run_fails_the_run_naming_it(long_stack: Stack) -> None:
     assert time.monotonic() - killed < 90
     logs = stack.logs("researcher")
     assert "failed" in logs and "node-1 CHU de Lyon: DISCONNECTED" in logs, logs[-3000:]
+
+
+def test_invalid_config_stops_the_generators_before_any_node_starts(tmp_path: Path) -> None:
+    import yaml
+
+    config, compose = small_federation(tmp_path)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["centres"][1]["age_range"] = "85-40"  # inverted
+    config.write_text(yaml.safe_dump(cfg))
+    stack = Stack(compose, f"fjbadcfg{os.getpid()}")
+    try:
+        up = stack.compose("up", "-d", check=False, timeout=300)
+        assert up.returncode != 0
+        for i in range(3):
+            logs = stack.logs(f"generator-{i}")
+            assert "fedjourney: error: " in logs and "is inverted" in logs
+        running = stack.compose("ps", "-q", "node-0", "node-1", "node-2", "researcher",
+                                check=False).stdout.split()
+        assert running == []
+    finally:
+        stack.compose("down", "-v", check=False)
