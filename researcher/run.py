@@ -63,8 +63,7 @@ def main() -> int:
     found = _wait_for_nodes(requests, fed.training.tag, expected, story, run_id)
     if found is None:
         return 2
-    node_names = {node_id: datasets[0]["name"].split(": ", 1)[0].removeprefix("fedjourney ")
-                  + " " + datasets[0]["name"].split(": ", 1)[1]
+    node_names = {node_id: " ".join(_service_and_centre(datasets[0]))
                   for node_id, datasets in found.items()}
     fingerprints = {node_names[nid]: ds[0]["description"].rsplit("sha256=", 1)[-1]
                     for nid, ds in found.items()}
@@ -147,13 +146,19 @@ def _experiment(fed, spec, run_id):  # type: ignore[no-untyped-def]
     )
 
 
+def _service_and_centre(dataset: dict) -> tuple[str, str]:  # type: ignore[type-arg]
+    """('node-1', 'CHU de Lyon') from the name node/start.py registers the dataset under."""
+    service, centre = dataset["name"].removeprefix("fedjourney ").split(": ", 1)
+    return service, centre
+
+
 def _wait_for_nodes(requests, tag, expected, story, run_id):  # type: ignore[no-untyped-def]
     """Search until every expected node answers, or name the missing ones at the deadline."""
     deadline = time.monotonic() + float(os.environ.get("FEDJOURNEY_NODE_DEADLINE", "300"))
     announced: set[str] = set()
     while True:
         found = requests.search([tag])
-        names = {ds[0]["name"].split(": ", 1)[0].removeprefix("fedjourney "): nid
+        names = {_service_and_centre(ds[0])[0]: nid
                  for nid, ds in found.items() if ds}
         for name in sorted(set(names) - announced):
             story.say(f"{name} answered with its dataset", run_id)
