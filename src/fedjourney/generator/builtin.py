@@ -54,7 +54,7 @@ def write_centre(fed: Federation, centre: Centre, folder: Path,
             ids = uuids(rng, co.size)
             payer_ix = rng.integers(0, len(refs.payers), co.size)
             people, names = patients(rng, centre, co, ids, payer_ix, refs, gen.ref)
-            visits = gen.visits(rng, co, ids)
+            visits = gen.visits(rng, co)
             conditions, first_visit, which = gen.conditions(rng, co, visits, ids)
             devices, supplies = gen.devices_and_supplies(visits, ids, first_visit, which)
             batch = {

@@ -90,8 +90,7 @@ class BatchGenerator:
                 self.texts.extend(values.text_options(c))
 
     # ---------------------------------------------------------------- visits
-    def visits(self, rng: np.random.Generator, co: Cohort, patient_ids: npt.NDArray[np.str_]
-               ) -> Visits:
+    def visits(self, rng: np.random.Generator, co: Cohort) -> Visits:
         """Draw every encounter of the batch's patients within the history window."""
         n, h = co.size, self.fed.history_years
         w0 = np.maximum(self.start, co.birth)
