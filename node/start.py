@@ -1,153 +1,128 @@
-"""A hospital's Fed-BioMed node: check the centre's data, then, idempotently, create the node
-component, register the dataset, approve the federation's training plan by its hash, and
-start the node. Healthy once the dataset is registered and the researcher answers over TLS.
+"""The node container's command: check data, ensure component, register dataset, approve
+plan, wait connected — each bounded — then serve the federation until the run ends.
 
-Environment (set by docker-compose.yml): FEDJOURNEY_CONFIG, FEDJOURNEY_CENTRE_ID,
-FBM_RESEARCHER_IP / FBM_RESEARCHER_PORT (the researcher the node dials).
+Exit status: 0 when the researcher's run ended (or SIGTERM); 2 when the node cannot serve
+(broken data, no researcher before the deadline), with one `UNHEALTHY: <reason>` line.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import signal
 import socket
 import ssl
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
+from fedjourney import contract
 from fedjourney.config import load_federation
 from fedjourney.errors import FedjourneyError
-from fedjourney.federated.cache import load_or_build
-from fedjourney.federated.fingerprint import dataset_fingerprint
-from fedjourney.federated.node_side import FINGERPRINT_FILE, STATE_DIR, node_story
-from fedjourney.generator.output import read_meta
+from fedjourney.node import component
+from fedjourney.node.data import check_data
+from fedjourney.plan import FedJourneyPlan
+from fedjourney.story import Story, quiet_fedbiomed, setup
 
-HEALTH = Path(os.environ.get("FEDJOURNEY_HEALTH_FILE", "/tmp/fedjourney-health"))
-COMPONENT = STATE_DIR / "node"
-RESEARCHER = os.environ.get("FBM_RESEARCHER_IP", "researcher")
-PORT = int(os.environ.get("FBM_RESEARCHER_PORT", "50051"))
+COMPONENT = Path(contract.STATE) / "node"
+HEALTH = Path(contract.HEALTH)
+LEFT_AFTER_MISSES = 2  # researcher probes in a row that fail before the node leaves
+PROBE_EVERY_S = 1.0
 
 
 def main() -> int:
     HEALTH.unlink(missing_ok=True)
-    fed = load_federation(os.environ.get("FEDJOURNEY_CONFIG", "/etc/fedjourney/federation.yaml"))
-    centre = fed.centre(os.environ["FEDJOURNEY_CENTRE_ID"])
-    name = f"node-{centre.id}"
-    os.environ["FEDJOURNEY_NODE_NAME"] = f"{name} {centre.name}"
-    story = node_story()
-    folder = Path("/data") / centre.folder_name
-
-    # 1. The data: complete, readable, and turned into features once (cached by fingerprint).
+    fed = load_federation(os.environ.get(contract.ENV_CONFIG, str(contract.CONFIG)))
+    centre = fed.centre(os.environ[contract.ENV_CENTRE_ID])
+    label = contract.node_label(centre.id, centre.name)
+    verbose = os.environ.get(contract.ENV_VERBOSE) == "1"
+    story = setup(label, Path(contract.story_log("node")), verbose)
+    keep = os.environ.get(contract.ENV_KEEP) == "1"
+    deadline = float(os.environ.get(contract.ENV_NODE_DEADLINE, "300"))
+    folder = Path(contract.DATA) / centre.folder_name
     started = time.monotonic()
-    if read_meta(folder) is None:
-        story.say(f"UNHEALTHY: no complete centre at {folder} (did generator-{centre.id} "
-                  "finish?); stopping")
-        return 2
-    fingerprint = dataset_fingerprint(folder)
+
     try:
-        x, _, ids, hit = load_or_build(folder, fed.feature_spec(),
-                                       STATE_DIR / "fedjourney" / "cache", fingerprint)
+        record, n_features, hit = check_data(folder, centre, fed.feature_spec())
     except FedjourneyError as exc:
-        story.say(f"UNHEALTHY: the centre's data is broken: {exc}; stopping")
+        story.error(f"UNHEALTHY: the centre's data is broken: {exc}; stopping")
         return 2
-    record = {"path": str(folder), "fingerprint": fingerprint, "patients": len(ids),
-              "centre": centre.name, "centre_id": centre.id}
-    tmp = STATE_DIR / "fedjourney" / ".dataset.json.partial"
-    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
-    tmp.replace(STATE_DIR / FINGERPRINT_FILE)
-    story.say(f"data checked: {len(ids)} patients, {x.shape[1]} features "
-              f"({'cached' if hit else 'built'}), sha256 {fingerprint[:16]}")
+    story.info(f"data checked: {record.patients} patients, {n_features} features "
+               f"({'cached' if hit else 'built'}), sha256 {record.fingerprint[:16]}")
 
-    # 2. The Fed-BioMed component, with a hospital's posture whatever the defaults say.
-    os.environ["FBM_SECURITY_TRAINING_PLAN_APPROVAL"] = "True"
-    os.environ["FBM_SECURITY_ALLOW_DEFAULT_TRAINING_PLANS"] = "False"
-    from fedbiomed.node.config import node_component
+    quiet_fedbiomed(verbose)
+    cfg, created = component.ensure_component(COMPONENT, contract.node_service(centre.id),
+                                              contract.RESEARCHER, contract.RESEARCHER_PORT)
+    story.info(f"Fed-BioMed node component {'created' if created else 'found'} "
+               f"({cfg.get('default', 'id')}); plan approval on, default plans off")
 
-    created = not (COMPONENT / ".fedbiomed").exists()
-    cfg = node_component.initiate(root=str(COMPONENT), alias=name)
-    cfg.set("security", "training_plan_approval", "True")
-    cfg.set("security", "allow_default_training_plans", "False")
-    cfg.set("researcher", "ip", RESEARCHER)
-    cfg.set("researcher", "port", str(PORT))
-    cfg.write()
-    story.say(f"Fed-BioMed node component {'created' if created else 'found'} "
-              f"({cfg.get('default', 'id')}); plan approval on, default plans off")
-    db = os.path.abspath(os.path.join(cfg.root, "etc", cfg.get("default", "db")))
+    dataset_id, done = component.register_dataset(cfg, record, folder, fed.training.tag)
+    story.info({"registered": f"dataset registered under tag '{fed.training.tag}' "
+                              f"({dataset_id})",
+                "updated": f"dataset updated: the data changed ({dataset_id})",
+                "unchanged": f"dataset already registered ({dataset_id}): nothing to do"}[done])
 
-    # 3. The dataset, registered once under the federation's tag.
-    from fedbiomed.node.dataset_manager import DatasetManager
+    digest, approved_now = component.approve_plan(cfg, FedJourneyPlan().source(),
+                                        Path(contract.OWN_FILES))
+    story.info(f"training plan {'approved' if approved_now else 'already approved'}: "
+               f"sha256 {digest[:16]}")
+    story.info(f"start-up took {time.monotonic() - started:.1f}s; connecting to "
+               f"{contract.RESEARCHER}:{contract.RESEARCHER_PORT}")
 
-    manager = DatasetManager(path=db, min_samples=cfg.getint("security", "minimum_samples"))
-    tags = [fed.training.tag]
-    description = (f"{centre.name} ({centre.country.upper()}, {centre.region}); "
-                   f"patients={len(ids)}; sha256={fingerprint}")
-    existing = manager.dataset_table.search_by_tags(tags)
-    if not existing:
-        dataset_id = manager.add_database(name=f"fedjourney {name}: {centre.name}",
-                                          data_type="custom", tags=tags,
-                                          description=description, path=str(folder))
-        story.say(f"dataset registered under tag '{tags[0]}' ({dataset_id})")
-    elif existing[0]["description"] != description or existing[0]["path"] != str(folder):
-        manager.dataset_table.update_by_id(existing[0]["dataset_id"],
-                                           {"description": description, "path": str(folder)})
-        story.say(f"dataset updated: the data changed ({existing[0]['dataset_id']})")
-    else:
-        story.say(f"dataset already registered ({existing[0]['dataset_id']}): nothing to do")
-
-    # 4. The federation's training plan, approved by the hash of its source.
-    from fedbiomed.node.training_plan_security_manager import TrainingPlanSecurityManager
-
-    from fedjourney.federated.plan import FedJourneyPlan
-
-    security = TrainingPlanSecurityManager(
-        db=db, node_id=cfg.get("default", "id"), node_name=cfg.get("default", "name"),
-        hashing=cfg.get("security", "hashing_algorithm"), tp_approval=True)
-    source = FedJourneyPlan().source()
-    digest = security._create_hash(source, from_string=True)[0]
-    if security.get_training_plan_from_database(source) is None:
-        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False,
-                                         dir=STATE_DIR / "fedjourney") as fh:
-            fh.write(source)
-        security.register_training_plan(name=f"fedjourney-plan-{digest[:12]}",
-                                        description="the federation's FedJourneyPlan",
-                                        path=fh.name)
-        os.unlink(fh.name)
-        story.say(f"training plan approved: sha256 {digest[:16]}")
-    else:
-        story.say(f"training plan already approved: sha256 {digest[:16]}")
-    story.say(f"start-up took {time.monotonic() - started:.1f}s; connecting to "
-              f"{RESEARCHER}:{PORT}")
-
-    # 5. Healthy when the researcher answers over TLS with the name this node dials.
-    threading.Thread(target=_watch_connection, args=(story, name), daemon=True).start()
-
-    from fedbiomed.node.node_pm import _start_node_process
-
-    _start_node_process(str(COMPONENT), {"gpu": False})
-    story.say("Fed-BioMed node stopped")  # it only returns after a start-up error
-    return 1
+    node = component.RunningNode(cfg, story)
+    signal.signal(signal.SIGTERM, lambda *_: node.stop(0))
+    signal.signal(signal.SIGINT, lambda *_: node.stop(0))
+    node.start()
+    threading.Thread(target=_until_run_ends, args=(node, story, deadline, keep),
+                     daemon=True).start()
+    node.serve()
+    return 1  # serve() returns only if Fed-BioMed's task manager died
 
 
-def _watch_connection(story, name: str) -> None:  # type: ignore[no-untyped-def]
-    log = COMPONENT / "log" / "application.log"
-    while True:
+def _until_run_ends(node: component.RunningNode, story: Story, deadline: float, keep: bool) -> None:
+    """Healthy once connected (within the deadline); then leave when the researcher does,
+    unless the nodes are kept for more experiments."""
+    if not (node.wait_connected(deadline) and _answers_tls(deadline)):
+        story.error(f"UNHEALTHY: no researcher at {contract.RESEARCHER}:"
+                    f"{contract.RESEARCHER_PORT} after {deadline:.0f}s; stopping")
+        node.stop(2)
+    HEALTH.write_text(f"{contract.RESEARCHER} connected\n", encoding="utf-8")
+    story.info(f"connected to the researcher at {contract.RESEARCHER}:"
+               f"{contract.RESEARCHER_PORT}: healthy")
+    if keep:
+        return
+    # By address: once the researcher's container is gone its name takes ~10 s to fail to
+    # resolve, while a connection to its former address fails within the probe's timeout.
+    address = socket.gethostbyname(contract.RESEARCHER)
+    misses = 0
+    while misses < LEFT_AFTER_MISSES:
+        time.sleep(PROBE_EVERY_S)
+        misses = 0 if _reachable(address) else misses + 1
+    story.info("the researcher has left: the run is over; stopping "
+               f"(set {contract.ENV_KEEP}=1 to keep the nodes up)")
+    node.stop(0)
+
+
+def _reachable(address: str) -> bool:
+    try:
+        socket.create_connection((address, contract.RESEARCHER_PORT), PROBE_EVERY_S).close()
+        return True
+    except OSError:
+        return False
+
+
+def _answers_tls(timeout: float) -> bool:
+    """The researcher's certificate names the host this node dials (else nothing works,
+    while Fed-BioMed's client still reports a connection)."""
+    host, port = contract.RESEARCHER, contract.RESEARCHER_PORT
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
         try:
-            pem = ssl.get_server_certificate((RESEARCHER, PORT), timeout=3)
+            pem = ssl.get_server_certificate((host, port), timeout=3)
             context = ssl.create_default_context(cadata=pem)
-            with socket.create_connection((RESEARCHER, PORT), timeout=3) as sock, \
-                    context.wrap_socket(sock, server_hostname=RESEARCHER):
-                pass
-            if log.is_file() and "Retrieved server certificate" in log.read_text(errors="replace"):
-                HEALTH.write_text(f"{name}: dataset registered, connected to {RESEARCHER}\n")
-                story.say(f"connected to the researcher at {RESEARCHER}:{PORT}: healthy")
-                return
+            with socket.create_connection((host, port), timeout=3) as sock, \
+                    context.wrap_socket(sock, server_hostname=host):
+                return True
         except (OSError, ssl.SSLError):
-            pass
-        time.sleep(1)
+            time.sleep(1)
+    return False
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,100 +1,104 @@
-"""The researcher: wait for every centre's node, run FedAverage, write results/<run-id>/.
+"""The researcher container's command: wait for every centre's node, run FedAverage round by
+round, write results/<run-id>/ atomically.
 
 Exit status: 0 when the run finished and its results are complete; 2 when a node never came
 (the missing centres are named); 3 when a round failed or overran its deadline (the nodes
-concerned are named). Environment: FEDJOURNEY_CONFIG, FEDJOURNEY_RUN_ID (optional),
-FEDJOURNEY_NODE_DEADLINE (s, default 300), FEDJOURNEY_ROUND_DEADLINE (s, default 600).
+concerned are named). Every exit leaves `<results>/.ended` (run id and status) for the
+results collector.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
-import secrets
 import shutil
-import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from fedjourney.config import load_federation
-from fedjourney.federated import results
-from fedjourney.federated.story import Story
+from fedjourney import contract
+from fedjourney.config import Federation, load_federation
+from fedjourney.researcher import results
+from fedjourney.researcher.experiment import Metrics, build
+from fedjourney.story import Story, quiet_fedbiomed, setup
 
-STATE = Path("/fbm")
-RESULTS = Path(os.environ.get("FEDJOURNEY_RESULTS_DIR", "/results"))
-HEALTH = Path(os.environ.get("FEDJOURNEY_HEALTH_FILE", "/tmp/fedjourney-health"))
-SERVICE = "researcher"  # the name nodes dial: it must be the certificate's name
+COMPONENT = Path(contract.STATE) / "researcher"
+RESULTS = Path(contract.RESULTS)
+HEALTH = Path(contract.HEALTH)
 
 
 def main() -> int:
     HEALTH.unlink(missing_ok=True)
-    started = time.monotonic()
-    config_path = Path(os.environ.get("FEDJOURNEY_CONFIG", "/etc/fedjourney/federation.yaml"))
+    config_path = Path(os.environ.get(contract.ENV_CONFIG, str(contract.CONFIG)))
     fed = load_federation(config_path)
+    run_id = contract.check_run_id(os.environ.get(contract.ENV_RUN_ID) or
+                                   contract.new_run_id())
+    verbose = os.environ.get(contract.ENV_VERBOSE) == "1"
+    story = setup(contract.RESEARCHER, Path(contract.story_log("researcher")),
+                  verbose).at(run_id)
+    status = 1
+    try:
+        status = _run(fed, config_path, run_id, story, verbose)
+    finally:
+        _mark_ended(run_id, status)
+    return status
+
+
+def _run(fed: Federation, config_path: Path, run_id: str, story: Story, verbose: bool
+         ) -> int:
+    started = time.monotonic()
     spec = fed.feature_spec()
-    run_id = os.environ.get("FEDJOURNEY_RUN_ID") or (
-        dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2))
-    story = Story("researcher", STATE / "fedjourney" / "researcher.log")
-    out = RESULTS / run_id
-    partial = RESULTS / f".{run_id}.partial"
+    partial = RESULTS / contract.partial_results(run_id)
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    story.say(f"run {run_id}: {len(fed.centres)} centres, {fed.training.rounds} rounds, "
-              f"spec {spec.fingerprint()}", run_id)
+    story.info(f"run {run_id}: {len(fed.centres)} centres, {fed.training.rounds} rounds, "
+               f"spec {spec.fingerprint()}")
 
-    # The component's certificate is made once, named after the service nodes dial; the
-    # server then binds every interface.
-    os.environ["FBM_RESEARCHER_COMPONENT_ROOT"] = str(STATE / "researcher")
-    os.environ["FBM_SERVER_HOST"] = SERVICE
-    from fedbiomed.researcher.config import config
-
-    if config.get("server", "host") != SERVICE:
-        story.say(f"the researcher component was created for {config.get('server', 'host')!r}"
-                  f", not {SERVICE!r}: remove the researcher-state volume", run_id)
+    requests = _serve(story, verbose)
+    if requests is None:
         return 2
-    os.environ["FBM_SERVER_HOST"] = "0.0.0.0"
-    from fedbiomed.researcher.requests import Requests
-
-    requests = Requests(config)
-    HEALTH.write_text("researcher: server listening\n")
-    expected = {f"node-{c.id}": c for c in fed.centres}
-    found = _wait_for_nodes(requests, fed.training.tag, expected, story, run_id)
+    HEALTH.write_text("researcher: server listening\n", encoding="utf-8")
+    found = _wait_for_nodes(requests, fed, story)
     if found is None:
         return 2
-    node_names = {node_id: " ".join(_service_and_centre(datasets[0]))
-                  for node_id, datasets in found.items()}
-    fingerprints = {node_names[nid]: ds[0]["description"].rsplit("sha256=", 1)[-1]
-                    for nid, ds in found.items()}
-    story.say(f"all {len(found)} nodes answered after {time.monotonic() - started:.1f}s: "
-              + ", ".join(sorted(node_names.values())), run_id)
-
-    t = fed.training
-    try:
-        exp = _experiment(fed, spec, run_id)
-    except SystemExit as stop:
-        story.say(f"FAILED: the experiment could not be set up (Fed-BioMed exit {stop.code})",
-                  run_id)
+    names = {node_id: rec.label for node_id, rec in found.items()}
+    story.info(f"all {len(found)} nodes answered after {time.monotonic() - started:.1f}s: "
+               + ", ".join(sorted(names.values())))
+    others = sorted(r.label for r in found.values() if r.spec_fingerprint != spec.fingerprint())
+    if others:  # they would refuse the tasks anyway: say why now
+        story.error(f"FAILED: {', '.join(others)} approved another FeatureSpec than this run's "
+                    f"{spec.fingerprint()}: the federation config differs; see `docker compose "
+                    "logs` of those nodes")
         return 3
+
+    metrics = Metrics()
+    try:
+        exp = build(fed, run_id, metrics)
+    except SystemExit as stop:
+        story.error(f"FAILED: the experiment could not be set up (Fed-BioMed exit {stop.code})")
+        return 3
+    rounds = fed.training.rounds
     round_seconds: dict[int, float] = {}
-    deadline = float(os.environ.get("FEDJOURNEY_ROUND_DEADLINE", "600"))
-    for r in range(1, t.rounds + 1):
-        watchdog = _Watchdog(deadline, story, run_id, r, requests, node_names)
+    deadline = float(os.environ.get(contract.ENV_ROUND_DEADLINE, "600"))
+    for r in range(1, rounds + 1):
+        metrics.round = r
+        watchdog = _watchdog(deadline, run_id, story.at(run_id, r), requests, names)
         begun = time.monotonic()
         try:
-            exp.run_once(test_after=r == t.rounds)
+            exp.run_once(test_after=r == rounds)
         except SystemExit as stop:  # Fed-BioMed exits on a failed round (FB402, FB408...)
             watchdog.cancel()
-            story.say(f"round {r} failed (Fed-BioMed exit {stop.code}); node states: "
-                      f"{_node_states(requests, node_names)}", run_id, r)
+            story.at(run_id, r).error(f"round {r} failed (Fed-BioMed exit {stop.code}); "
+                                      f"node states: {_node_states(requests, names)}")
             return 3
         watchdog.cancel()
         round_seconds[r] = time.monotonic() - begun
-        story.say(f"round {r}/{t.rounds} aggregated in {round_seconds[r]:.2f}s", run_id, r)
+        story.at(run_id, r).info(f"round {r}/{rounds} aggregated in {round_seconds[r]:.2f}s")
 
-    rows = results.metric_rows(run_id, t.rounds, exp.monitor()._metric_store,
-                               exp.training_replies(), node_names, round_seconds)
+    rows = results.metric_rows(run_id, rounds, metrics, exp.training_replies(), names,
+                               round_seconds)
+    fingerprints = {rec.label: rec.fingerprint for rec in found.values()}
     results.write_jsonl(rows, partial / "metrics.jsonl")
     exp.training_plan().export_model(str(partial / "model.pt"))
     results.learning_curve(rows, partial / "learning_curve.png")
@@ -105,98 +109,93 @@ def main() -> int:
     (partial / "summary.md").write_text(results.summary_markdown(run_id, rows, fingerprints,
                                                                  seconds))
     (partial / "run.json").write_text(json.dumps({
-        "run_id": run_id, "seconds": round(seconds, 2), "rounds": t.rounds,
+        "run_id": run_id, "seconds": round(seconds, 2), "rounds": rounds,
         "round_seconds": round_seconds, "spec_fingerprint": spec.fingerprint(),
         "status": "finished"}, indent=1) + "\n")
-    partial.rename(out)  # complete, or not there at all
-    story.say(f"results written to results/{run_id}/ ({seconds:.1f}s in all)", run_id)
+    partial.rename(RESULTS / run_id)  # complete, or not there at all
+    story.info(f"results written to results/{run_id}/ ({seconds:.1f}s in all)")
     for node, m in results.final_table(rows).items():
-        story.say(f"final model on {node}: AUC {results._fmt(m['auc'])}, "
-                  f"accuracy {results._fmt(m['accuracy'])}", run_id)
+        story.info(f"final model on {node}: AUC {results.fmt(m['auc'])}, "
+                   f"accuracy {results.fmt(m['accuracy'])}")
     return 0
 
 
-def _experiment(fed, spec, run_id):  # type: ignore[no-untyped-def]
-    """The tutorial's Stage B: FedAverage of the MLP, validation on each held-out split."""
-    from fedbiomed.researcher.aggregators.fedavg import FedAverage
-    from fedbiomed.researcher.federated_workflows import Experiment
-    from fedbiomed.researcher.strategies.default_strategy import DefaultStrategy
+def _serve(story: Story, verbose: bool) -> Any:
+    """Fed-BioMed's Requests with its gRPC server on every interface, or None when the
+    component's certificate names another host than the one nodes dial."""
+    # Importing the config creates the component once, its certificate named after the
+    # service nodes dial; the server then binds every interface.
+    os.environ["FBM_RESEARCHER_COMPONENT_ROOT"] = str(COMPONENT)
+    os.environ["FBM_SERVER_HOST"] = contract.RESEARCHER
+    quiet_fedbiomed(verbose)
+    from fedbiomed.researcher.config import config
 
-    from fedjourney.federated.plan import FedJourneyPlan
+    if config.get("server", "host") != contract.RESEARCHER:
+        story.error(f"the researcher component was created for "
+                    f"{config.get('server', 'host')!r}, not {contract.RESEARCHER!r}: "
+                    "remove the researcher-state volume")
+        return None
+    os.environ["FBM_SERVER_HOST"] = "0.0.0.0"
+    from fedbiomed.researcher.requests import Requests
 
-    t = fed.training
-    return Experiment(
-        tags=[t.tag],
-        training_plan_class=FedJourneyPlan,
-        model_args={"n_features": len(spec.vocabulary), "hidden": t.hidden,
-                    "spec": spec.to_dict(), "run_id": run_id,
-                    "held_out_percent": t.held_out_percent},
-        training_args={"epochs": t.epochs,
-                       "loader_args": {"batch_size": t.batch_size, "shuffle": False},
-                       "optimizer_args": {"lr": t.learning_rate},
-                       "test_ratio": t.held_out_percent / 100,
-                       "test_on_global_updates": True, "test_on_local_updates": False,
-                       "test_batch_size": 0, "log_interval": 1000, "random_seed": 0},
-        round_limit=t.rounds,
-        aggregator=FedAverage(),
-        node_selection_strategy=DefaultStrategy(),
-        tensorboard=False,
-        save_breakpoints=False,
-        experimentation_folder=run_id,
-    )
+    return Requests(config)
 
 
-def _service_and_centre(dataset: dict) -> tuple[str, str]:  # type: ignore[type-arg]
-    """('node-1', 'CHU de Lyon') from the name node/start.py registers the dataset under."""
-    service, centre = dataset["name"].removeprefix("fedjourney ").split(": ", 1)
-    return service, centre
-
-
-def _wait_for_nodes(requests, tag, expected, story, run_id):  # type: ignore[no-untyped-def]
-    """Search until every expected node answers, or name the missing ones at the deadline."""
-    deadline = time.monotonic() + float(os.environ.get("FEDJOURNEY_NODE_DEADLINE", "300"))
+def _wait_for_nodes(requests: Any, fed: Federation, story: Story
+                    ) -> dict[str, contract.DatasetRecord] | None:
+    """{node id: its dataset record} once every centre's node answers; None (the missing
+    centres named) at the deadline."""
+    deadline = time.monotonic() + float(os.environ.get(contract.ENV_NODE_DEADLINE, "300"))
+    expected = {contract.node_service(c.id): c for c in fed.centres}
     announced: set[str] = set()
     while True:
-        found = requests.search([tag])
-        names = {_service_and_centre(ds[0])[0]: nid
-                 for nid, ds in found.items() if ds}
-        for name in sorted(set(names) - announced):
-            story.say(f"{name} answered with its dataset", run_id)
-        announced |= set(names)
-        if set(expected) <= set(names):
-            return {nid: ds for nid, ds in found.items() if ds}
+        found = {node_id: contract.DatasetRecord.from_description(datasets[0]["description"])
+                 for node_id, datasets in requests.search([fed.training.tag]).items()
+                 if datasets}
+        services = {rec.service for rec in found.values()}
+        for service in sorted(services - announced):
+            story.info(f"{service} answered with its dataset")
+        announced |= services
+        if set(expected) <= services:
+            return found
         if time.monotonic() > deadline:
-            missing = [f"{n} ({expected[n].name})" for n in sorted(set(expected) - set(names))]
-            story.say("FAILED: no answer from " + ", ".join(missing) + "; see `docker compose "
-                      "logs " + " ".join(n.split(" ")[0] for n in missing) + "`", run_id)
+            missing = sorted(set(expected) - services)
+            story.error("FAILED: no answer from " + ", ".join(
+                f"{s} ({expected[s].name})" for s in missing) + "; see `docker compose logs "
+                + " ".join(missing) + "`")
             return None
-        time.sleep(1)
+        time.sleep(1)  # each search already waits up to 5 s for replies
 
 
-def _node_states(requests, node_names):  # type: ignore[no-untyped-def]
+def _node_states(requests: Any, names: dict[str, str]) -> str:
+    """Which nodes answer a ping now (Fed-BioMed's public ping, 5 s)."""
     try:
-        agents = requests._grpc_server.get_all_nodes()
-        return ", ".join(f"{node_names.get(a.id, a.id)}: {a.status.name}" for a in agents)
-    except Exception as exc:
+        online = set(requests.ping_nodes())
+    except Exception as exc:  # a diagnostic must not hide the failure
         return f"unknown ({exc})"
+    return ", ".join(f"{label}: {'CONNECTED' if node_id in online else 'DISCONNECTED'}"
+                     for node_id, label in sorted(names.items(), key=lambda kv: kv[1]))
 
 
-class _Watchdog:
+def _watchdog(seconds: float, run_id: str, story: Story, requests: Any,
+              names: dict[str, str]) -> threading.Timer:
     """Ends the run when a round overruns: Fed-BioMed would wait forever on a hung node."""
+    def fire() -> None:
+        story.error(f"FAILED: the round ran past {seconds:.0f}s; node states: "
+                    f"{_node_states(requests, names)}")
+        _mark_ended(run_id, 3)
+        os._exit(3)
 
-    def __init__(self, seconds, story, run_id, round_, requests, node_names):  # type: ignore[no-untyped-def]
-        def fire() -> None:
-            story.say(f"FAILED: round {round_} ran past {seconds:.0f}s; node states: "
-                      f"{_node_states(requests, node_names)}", run_id, round_)
-            os._exit(3)
-
-        self.timer = threading.Timer(seconds, fire)
-        self.timer.daemon = True
-        self.timer.start()
-
-    def cancel(self) -> None:
-        self.timer.cancel()
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _mark_ended(run_id: str, status: int) -> None:
+    tmp = RESULTS / f"{contract.RUN_ENDED}.partial"
+    try:
+        tmp.write_text(json.dumps({"run_id": run_id, "status": status}) + "\n")
+        tmp.replace(RESULTS / contract.RUN_ENDED)
+    except OSError:
+        pass  # no results volume (e.g. a tool run): nobody is waiting for the marker

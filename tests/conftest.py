@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ from fedjourney.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "data" / "federation.yaml"
-REFERENCE = ROOT.parent / "shared" / "reference"
+# Real Synthea outputs and headers live outside the repository (the workplace's shared/,
+# beside this checkout, also in CI); FEDJOURNEY_REFERENCE points elsewhere.
+REFERENCE = Path(os.environ.get("FEDJOURNEY_REFERENCE", ROOT.parent / "shared" / "reference"))
 
 
 def write_config(path: Path, population: int | None = None, **centre_overrides: object) -> Path:
@@ -46,5 +49,6 @@ def large_federation(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def reference() -> Path:
     if not REFERENCE.is_dir():
-        pytest.fail(f"shared reference data not found at {REFERENCE}")
+        pytest.fail(f"shared reference data not found at {REFERENCE}; set "
+                    "FEDJOURNEY_REFERENCE to the folder holding the real Synthea samples")
     return REFERENCE

@@ -90,16 +90,27 @@ def _parser() -> argparse.ArgumentParser:
 
     logs = sub.add_parser(
         "logs",
-        help="the story lines of a node (or of every role), filtered by run and round",
+        help="the story lines of a node (or of every role), filtered, or one timeline",
+        description="Story lines from `compose logs` of the stack in this folder (v2 or "
+        "1.29), or from a role's log file; exits 1 when nothing matched.",
     )
-    logs.add_argument("service", nargs="?", metavar="NODE",
-                      help="node-0, researcher, ... (default: all)")
+    logs.add_argument("service", nargs="?", metavar="SERVICE",
+                      help="node-0, researcher, ... (default: every role)")
     logs.add_argument("--run", metavar="ID")
     logs.add_argument("--round", type=int, metavar="K")
+    logs.add_argument("--since", metavar="WHEN", help="30s, 10m, 2h, 1d or an ISO time (UTC)")
+    logs.add_argument("--follow", action="store_true", help="keep printing new lines")
+    logs.add_argument("--timeline", action="store_true",
+                      help="every role's lines merged and ordered by time")
+    logs.add_argument("--file", type=Path, metavar="LOG",
+                      help="read a role's own log file instead of compose")
+    logs.add_argument("-f", "--compose-file", metavar="FILE", help="compose file (compose's "
+                      "default: docker-compose.yml here)")
+    logs.add_argument("-p", "--project-name", metavar="NAME", help="compose project name")
 
     rep = sub.add_parser(
         "report",
-        help="add the local/centralised baselines to a run's summary.md",
+        help="write a run's local-only and centralised baselines to its baselines.md",
     )
     rep.add_argument("run_dir", type=Path, metavar="RESULTS/RUN_ID")
     rep.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
@@ -192,7 +203,7 @@ def _prototype(args: argparse.Namespace) -> int:
 
 
 def _compose(args: argparse.Namespace) -> int:
-    from fedjourney import compose
+    from fedjourney.host import compose
 
     fed = load_federation(args.config)
     if args.write:
@@ -204,15 +215,36 @@ def _compose(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    from fedjourney.hostside import story_lines
+    from fedjourney.host import logs
 
-    for line in story_lines(args.service, args.run, args.round):
-        print(line)
+    filters = logs.Filters(args.service, args.run, args.round, args.since)
+    if args.file is not None:
+        if args.follow:
+            raise FedjourneyError("--follow reads compose logs; use `tail -f` on a --file")
+        lines = logs.file_lines(args.file)
+    else:
+        compose = [*logs.compose_command(),
+                   *(["-f", args.compose_file] if args.compose_file else []),
+                   *(["-p", args.project_name] if args.project_name else [])]
+        # A timeline merges every role: filter by service after reading them all.
+        lines = logs.compose_lines(compose, None if args.timeline else args.service,
+                                   args.follow)
+    records = logs.select(lines, filters)
+    if args.timeline:
+        records = iter(logs.timeline(records))
+    shown = 0
+    for record in records:
+        print(record.line, flush=args.follow)
+        shown += 1
+    if shown == 0:
+        print(f"fedjourney logs: no story line matched ({logs.describe(filters)})",
+              file=sys.stderr)
+        return 1
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from fedjourney.hostside import report
+    from fedjourney.host.report import report
 
     path = report(load_federation(args.config), args.run_dir, args.data, args.baselines)
     print(path.read_text(), end="")
@@ -222,28 +254,17 @@ def _report(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `fedjourney` command."""
     args = _parser().parse_args(argv)
+    commands = {"generate": _generate, "features": _features, "vocabulary": _vocabulary,
+                "prototype": _prototype, "compose": _compose, "logs": _logs,
+                "report": _report}
     try:
-        if args.command == "generate":
-            return _generate(args)
-        if args.command == "features":
-            return _features(args)
-        if args.command == "vocabulary":
-            return _vocabulary(args)
-        if args.command == "prototype":
-            return _prototype(args)
-        if args.command == "compose":
-            return _compose(args)
-        if args.command == "logs":
-            return _logs(args)
-        if args.command == "report":
-            return _report(args)
+        return commands[args.command](args)
     except FedjourneyError as exc:
         print(f"fedjourney: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("fedjourney: interrupted; nothing half-written was kept", file=sys.stderr)
         return 130
-    return 1
 
 
 if __name__ == "__main__":

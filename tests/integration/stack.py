@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -11,24 +10,21 @@ from pathlib import Path
 
 import yaml
 
-from fedjourney.compose import render
 from fedjourney.config import load_federation
+from fedjourney.host.compose import render
+from fedjourney.host.logs import compose_command as _compose_command
 from tests.conftest import DEFAULT_CONFIG
 
 
 def compose_command() -> str:
     """`docker compose` (v2) where present, else `docker-compose` (1.29)."""
-    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
-    if probe.returncode == 0:
-        return "docker compose"
-    if shutil.which("docker-compose"):
-        return "docker-compose"
-    raise RuntimeError("no Docker Compose: run scripts/ensure-docker")
+    return " ".join(_compose_command())
 
 
 def small_federation(folder: Path, population: int = 30, rounds: int = 3, epochs: int = 2
                      ) -> tuple[Path, Path]:
-    """A small copy of the default federation and its compose file, in folder."""
+    """A small copy of the default federation and its compose file, in folder; its runs'
+    results land in folder/results."""
     cfg = yaml.safe_load(DEFAULT_CONFIG.read_text())
     for centre in cfg["centres"]:
         centre["population"] = population
@@ -36,7 +32,9 @@ def small_federation(folder: Path, population: int = 30, rounds: int = 3, epochs
     config = folder / "federation.yaml"
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     compose = folder / "docker-compose.yml"
-    compose.write_text(render(load_federation(config), config_path=str(config)))
+    (folder / "results").mkdir(exist_ok=True)
+    compose.write_text(render(load_federation(config), config_path=str(config),
+                              results_path=str(folder / "results")))
     return config, compose
 
 

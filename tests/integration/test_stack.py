@@ -9,12 +9,13 @@ import pytest
 import yaml
 
 from fedjourney.config import load_federation
-from fedjourney.federated.fingerprint import dataset_fingerprint
+from fedjourney.contract import node_label, node_service, story_log
+from fedjourney.fingerprint import dataset_fingerprint
 from fedjourney.generator import generate
 from tests.integration.conftest import RUN_ID
 from tests.integration.stack import Stack
 
-NODES = ("node-0", "node-1", "node-2")
+NODES = tuple(node_service(i) for i in range(3))
 
 
 def test_run_succeeds_with_complete_consistent_results(finished_run: Path,
@@ -55,7 +56,7 @@ def test_fingerprints_computed_on_nodes_match_the_config(finished_run: Path, tmp
     generate(fed, tmp_path)  # deterministic: the host regenerates the nodes' exact files
     fingerprints = json.loads((finished_run / "fingerprints.json").read_text())
     for centre in fed.centres:
-        node = f"node-{centre.id} {centre.name}"
+        node = node_label(centre.id, centre.name)
         assert fingerprints[node] == dataset_fingerprint(tmp_path / centre.folder_name)
 
 
@@ -66,7 +67,7 @@ def test_nodes_are_healthy_and_tell_their_story(stack: Stack, finished_run: Path
         for step in ("data checked", "dataset registered under tag", "training plan approved",
                      "connected to the researcher", f"run={RUN_ID} round=1 | validation on"):
             assert step in logs, (node, step)
-        kept = stack.exec(node, "cat", "/fbm/fedjourney/node.log").stdout
+        kept = stack.exec(node, "cat", str(story_log("node"))).stdout
         assert f"run={RUN_ID}" in kept  # the node keeps its log in its state volume
 
 
@@ -133,15 +134,47 @@ def test_no_network_path_between_centres_or_out(stack: Stack, finished_run: Path
     assert probe("1.1.1.1", "53").startswith("blocked")
 
 
-def test_plan_approval_is_on_and_an_unapproved_plan_is_refused(stack: Stack,
-                                                              finished_run: Path) -> None:
-    script = Path(__file__).with_name("unapproved_plan.py").read_text()
+def _rogue(stack: Stack, mode: str) -> str:
+    script = Path(__file__).with_name("rogue_researcher.py").read_text()
     done = stack.compose("run", "--rm", "--no-deps", "--use-aliases", "-T",
-                         "--entrypoint", "python3", "researcher", "-c", script,
+                         "--entrypoint", "python3", "researcher", "-c", script, mode,
                          check=False, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "REFUSED" in done.stdout
-    assert "not registered" in stack.logs("node-0") + stack.logs("node-1")
+    return "".join(stack.logs(node) for node in NODES)
+
+
+def test_plan_approval_is_on_and_an_unapproved_plan_is_refused(stack: Stack,
+                                                              finished_run: Path) -> None:
+    logs = _rogue(stack, "plan")
+    assert "REFUSED a training plan: Training plan is not registered on this node" in logs
+
+
+def test_the_featurespec_is_part_of_what_a_hospital_approves(stack: Stack,
+                                                             finished_run: Path) -> None:
+    logs = _rogue(stack, "spec")
+    assert "REFUSED: the researcher's FeatureSpec" in logs and "(target RACE)" in logs
+
+
+def _started(stack: Stack, service: str) -> str:
+    import subprocess
+
+    return subprocess.run(["docker", "inspect", "--format", "{{.Id}} {{.State.StartedAt}}",
+                           stack.container(service)], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_a_second_experiment_runs_on_the_kept_nodes(stack: Stack, finished_run: Path) -> None:
+    """What `scripts/run --again` does: no data generation, no node restart."""
+    kept = [*NODES, "generator-0"]
+    before = {s: _started(stack, s) for s in kept}
+    stack.compose("up", "-d", "--no-deps", "researcher", "results",
+                  env={"FEDJOURNEY_RUN_ID": "itest-again"})
+    assert stack.wait_exit("researcher", timeout=300) == 0, stack.logs("researcher")[-3000:]
+    assert stack.wait_exit("results", timeout=60) == 0
+    again = finished_run.parent / "itest-again"
+    assert (again / "metrics.jsonl").is_file() and (again / "run.json").is_file()
+    assert {s: _started(stack, s) for s in kept} == before
 
 
 def test_a_second_up_regenerates_nothing_and_registers_nothing(stack: Stack,
@@ -150,7 +183,7 @@ def test_a_second_up_regenerates_nothing_and_registers_nothing(stack: Stack,
     assert stack.wait_exit("researcher", timeout=400) == 0
     for i in range(3):
         assert "skipped" in stack.logs(f"generator-{i}")
-        kept = stack.exec(f"node-{i}", "cat", "/fbm/fedjourney/node.log").stdout
+        kept = stack.exec(f"node-{i}", "cat", str(story_log("node"))).stdout
         assert kept.count("dataset registered under tag") == 1
         assert "dataset already registered" in kept
         assert kept.count("training plan approved") == 1

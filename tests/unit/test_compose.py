@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from fedjourney.compose import render
 from fedjourney.config import load_federation
+from fedjourney.host.compose import render
 from tests.conftest import DEFAULT_CONFIG, ROOT, write_config
 
 
@@ -48,3 +48,22 @@ def test_isolation_is_in_the_file(tmp_path: Path) -> None:
     for name in (n for n in services if n.startswith("generator-")):
         assert services[name]["network_mode"] == "none"
         assert len([v for v in services[name]["volumes"] if v.startswith("centre-")]) == 1
+
+
+def test_the_images_health_file_is_the_contracts() -> None:
+    from fedjourney.contract import HEALTH
+
+    dockerfile = (ROOT / "images" / "base" / "Dockerfile").read_text()
+    assert f"FEDJOURNEY_HEALTH_FILE={HEALTH}" in dockerfile
+
+
+def test_results_service_is_the_only_root_container_and_has_no_network(tmp_path: Path
+                                                                       ) -> None:
+    compose = yaml.safe_load(render(load_federation(write_config(tmp_path / "f.yaml"))))
+    services = compose["services"]
+    rooted = {name for name, s in services.items() if "user" in s}
+    assert rooted == {"results"}
+    collector = services["results"]
+    assert collector["network_mode"] == "none" and collector["cap_drop"] == ["ALL"]
+    assert set(collector["cap_add"]) == {"CHOWN", "DAC_OVERRIDE", "FOWNER"}
+    assert "results:/results:ro" in collector["volumes"]

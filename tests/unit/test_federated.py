@@ -1,29 +1,84 @@
-"""Stage B's plain-Python parts: story lines, fingerprints, the feature cache, results."""
+"""Stage B's plain-Python parts: the contract, story lines, fingerprints, the feature cache,
+the researcher's metrics and results, `fedjourney logs` on real compose output shapes."""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from fedjourney import contract
 from fedjourney.config import load_federation
-from fedjourney.federated import results
-from fedjourney.federated.cache import load_or_build
-from fedjourney.federated.fingerprint import dataset_fingerprint
-from fedjourney.federated.story import Story, keep
+from fedjourney.fingerprint import dataset_fingerprint
+from fedjourney.host.logs import Filters, select, timeline
+from fedjourney.node.cache import load_or_build
+from fedjourney.researcher import results
+from fedjourney.researcher.experiment import Metrics
+from fedjourney.story import parse, setup
 from tests.conftest import DEFAULT_CONFIG
 
 
-def test_story_lines_carry_run_and_round_and_filter(tmp_path: Path) -> None:
-    story = Story("node-0 MGH", tmp_path / "node.log")
-    a = story.say("dataset registered")
-    b = story.say("validation AUC 0.7", run="r1", round_=3)
-    c = story.say("validation AUC 0.8", run="r2", round_=3)
-    assert (tmp_path / "node.log").read_text().splitlines() == [a, b, c]
-    assert [keep(x, run="r1") for x in (a, b, c)] == [False, True, False]
-    assert [keep(x, round_=3) for x in (a, b, c)] == [False, True, True]
-    assert not keep("2025-01-01 fedbiomed INFO - something else")
+def test_dataset_record_travels_as_json_not_free_text() -> None:
+    record = contract.DatasetRecord(centre_id=1, centre="CHU de Lyon", country="fr",
+                                    region="ARA", patients=58, fingerprint="ab" * 32,
+                                    spec_fingerprint="cd" * 6)
+    assert contract.DatasetRecord.from_description(record.description()) == record
+    assert record.service == "node-1" and record.label == "node-1 CHU de Lyon"
+    with pytest.raises(ValueError, match="not a fedjourney dataset"):
+        contract.DatasetRecord.from_description("CHU (FR); sha256=ab")
+
+
+def test_run_ids_are_checked_before_naming_a_folder() -> None:
+    run_id = contract.new_run_id(dt.datetime(2026, 11, 28, 3, 6, 11, tzinfo=dt.UTC))
+    assert run_id.startswith("20261128-030611-") and contract.check_run_id(run_id)
+    for bad in ("../x", "a/b", "", ".."):
+        with pytest.raises(ValueError, match="invalid run id"):
+            contract.check_run_id(bad)
+
+
+@pytest.fixture
+def story_file(tmp_path: Path) -> Path:
+    return tmp_path / "node.log"
+
+
+def test_story_lines_go_to_stdout_and_file_with_run_and_round(
+        story_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    story = setup("node-0 MGH", story_file)
+    story.info("dataset registered")
+    story.at("r1", 3).info("validation AUC 0.7")
+    story.at("r2", 3).warning("validation\nAUC 0.8")  # one line, whatever the message
+    logging.getLogger("fedbiomed").info("Fed-BioMed chatter")  # not a story line
+    out = capsys.readouterr().out.splitlines()
+    assert out == story_file.read_text().splitlines() and len(out) == 3
+    records = [parse(line) for line in out]
+    assert [(r.who, r.run, r.round) for r in records if r] == [
+        ("node-0 MGH", "-", "-"), ("node-0 MGH", "r1", "3"), ("node-0 MGH", "r2", "3")]
+    assert records[2] is not None and records[2].message == "validation AUC 0.8"
+
+
+def test_logs_filter_real_compose_prefixes_and_colours(story_file: Path) -> None:
+    setup("node-1 CHU de Lyon", story_file).at("run-a", 4).info("validation on 17")
+    line = story_file.read_text().strip()
+    compose_v1 = f"node-1_1      | {line}"
+    compose_v2 = f"\x1b[36mnode-1-1  | \x1b[0m{line}"
+    noise = "node-1_1  | 2026-11-28 10:00:00,000 fedbiomed INFO - Node ID is -> abc"
+    lines = [compose_v1, compose_v2, noise]
+    assert [r.line for r in select(lines, Filters("node-1", "run-a", 4))] == [line, line]
+    assert list(select(lines, Filters(run="other"))) == []
+    assert list(select(lines, Filters(round=5))) == []
+    assert len(list(select(lines, Filters(since="1h")))) == 2
+    assert list(select(lines, Filters(since="2999-01-01T00:00:00Z"))) == []
+
+
+def test_timeline_orders_every_role_by_time() -> None:
+    lines = ["researcher_1  | 2026-11-28T10:00:02.000Z [researcher] run=r round=1 | b",
+             "node-0_1  | 2026-11-28T10:00:01.500Z [node-0 MGH] run=r round=1 | a",
+             "node-1-1  | 2026-11-28T10:00:03.000Z [node-1 Lyon] run=r round=1 | c"]
+    assert [r.message for r in timeline(select(lines, Filters(run="r")))] == ["a", "b", "c"]
 
 
 def test_fingerprint_follows_content(default_federation: Path, tmp_path: Path) -> None:
@@ -51,40 +106,48 @@ def test_features_are_cached_by_spec_and_fingerprint(default_federation: Path,
     assert load_or_build(folder, spec, tmp_path, "0" * 64)[3] is False  # new data: rebuilt
 
 
-def _store(rounds: int) -> tuple[dict, dict]:  # type: ignore[type-arg]
-    def series(base: float) -> dict[int, dict[str, list[float]]]:
-        return {r: {"iterations": [1], "values": [base / r]} for r in range(1, rounds + 2)}
-
-    store = {"n0": {"training": {"Loss": series(0.7)},
-                    "testing_global_updates": {"loss": series(0.6), "auc": series(0.5),
-                                               "accuracy": series(0.4)}}}
-    replies = {r: {"n0": {"sample_size": 35, "timing": {"rtime_training": 0.2,
-                                                         "rtime_total": 0.3}}}
-               for r in range(rounds)}
-    return store, replies
+def _metrics(rounds: int) -> tuple[Metrics, dict[int, dict[str, object]]]:
+    """Scalars as Fed-BioMed's nodes send them, one validation per round plus the final."""
+    metrics = Metrics()
+    for r in range(1, rounds + 1):
+        metrics.round = r
+        base = {"node_id": "n0", "train": False, "test_on_global_updates": True}
+        metrics.on_scalar({**base, "metric": {"loss": 0.6 / r, "auc": 0.5 / r,
+                                              "accuracy": 0.4 / r}})
+        for loss in (0.9 / r, 0.7 / r):
+            metrics.on_scalar({"node_id": "n0", "train": True, "metric": {"Loss": loss}})
+    metrics.on_scalar({**base, "metric": {"loss": 0.15, "auc": 0.125, "accuracy": 0.1}})
+    replies: dict[int, dict[str, object]] = {
+        r: {"n0": {"sample_size": 35, "timing": {"rtime_training": 0.2, "rtime_total": 0.3}}}
+        for r in range(rounds)}
+    return metrics, replies
 
 
 def test_metric_rows_line_up_rounds_and_final_validation() -> None:
-    store, replies = _store(3)
-    rows = results.metric_rows("run", 3, store, replies, {"n0": "node-0 MGH"}, {1: 0.5})
+    metrics, replies = _metrics(3)
+    rows = results.metric_rows("run", 3, metrics, replies, {"n0": "node-0 MGH"}, {1: 0.5})
     assert [r["round"] for r in rows] == [1, 2, 3, 4]
     assert [r["final"] for r in rows] == [False, False, False, True]
-    assert rows[0]["train_loss"] == 0.7 and rows[0]["samples"] == 35
+    assert rows[0]["train_loss"] == pytest.approx(0.7) and rows[0]["samples"] == 35
+    assert rows[0]["train_loss_mean"] == pytest.approx(0.8)
+    assert rows[1]["validation_auc"] == pytest.approx(0.25)
     assert rows[0]["round_seconds"] == 0.5 and rows[3]["train_loss"] is None
-    assert rows[3]["validation_auc"] == 0.5 / 4
     assert results.final_table(rows) == {"node-0 MGH": {"auc": 0.125, "accuracy": 0.1,
                                                         "loss": 0.15}}
 
 
-def test_summary_puts_federated_beside_the_baselines(tmp_path: Path) -> None:
-    store, replies = _store(2)
-    rows = results.metric_rows("run", 2, store, replies, {"n0": "node-0 MGH"}, {})
+def test_summary_and_baselines_have_one_writer_each(tmp_path: Path) -> None:
+    from fedjourney.host.report import baselines_markdown
+
+    metrics, replies = _metrics(2)
+    rows = results.metric_rows("run", 2, metrics, replies, {"n0": "node-0 MGH"}, {})
+    summary = results.summary_markdown("run", rows, {"node-0 MGH": "ab" * 32}, 12.0)
+    assert "| node-0 MGH | 0.125 |" in summary and "ab" * 32 in summary
     baselines = {"baselines": {"local: MGH": {"MGH": {"auc": 0.61, "accuracy": 0.5, "n": 15}},
                                "centralised (pooled)": {"MGH": {"auc": 0.66, "accuracy": 0.6,
                                                                 "n": 15}}}}
-    text = results.summary_markdown("run", rows, {"node-0 MGH": "ab" * 32}, 12.0, baselines)
+    text = baselines_markdown("run", rows, baselines)
     assert "| local: MGH | 0.610 |" in text and "| centralised (pooled) | 0.660 |" in text
-    assert "| **federated (FedAverage)** | 0.167 |" in text
-    assert "ab" * 32 in text
+    assert "| **federated (FedAverage)** | 0.125 |" in text
     results.learning_curve(rows, tmp_path / "curve.png")
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"

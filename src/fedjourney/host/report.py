@@ -1,44 +1,23 @@
-"""Host-side commands around a run: filtering the story logs, reporting against baselines."""
+"""`fedjourney report`: the local-only and centralised baselines of a finished run, computed
+on the host and written to results/<run-id>/baselines.md, beside the researcher's summary
+(each file has one writer)."""
 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
+from fedjourney import contract
 from fedjourney.config import Federation
 from fedjourney.errors import FedjourneyError
-from fedjourney.federated import results
-from fedjourney.federated.fingerprint import dataset_fingerprint
-from fedjourney.federated.story import keep
-
-
-def compose_command() -> list[str]:
-    """`docker compose` (v2) when present, else `docker-compose` (1.29)."""
-    if shutil.which("docker"):
-        probe = subprocess.run(["docker", "compose", "version"], capture_output=True,
-                               check=False)
-        if probe.returncode == 0:
-            return ["docker", "compose"]
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    raise FedjourneyError("neither `docker compose` nor `docker-compose` is installed")
-
-
-def story_lines(service: str | None, run: str | None, round_: int | None) -> list[str]:
-    """The story lines of one service (or all), from `compose logs`, filtered."""
-    cmd = [*compose_command(), "logs", "--no-color", *([service] if service else [])]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise FedjourneyError(f"`{' '.join(cmd)}` failed: {done.stderr.strip()[-300:]}")
-    return [line for line in done.stdout.splitlines() if keep(line, run, round_)]
+from fedjourney.fingerprint import dataset_fingerprint
+from fedjourney.researcher.results import final_table, fmt
 
 
 def report(fed: Federation, run_dir: Path, data_dir: Path, baselines_path: Path) -> Path:
-    """Rewrite run_dir/summary.md with the prototype's baselines beside the federated model,
-    computing the baselines (same spec, same held-out patients, rounds x epochs epochs) on
+    """Write run_dir/baselines.md: the prototype's baselines beside the federated model,
+    computing them (same spec, same held-out patients, rounds x epochs epochs) on
     data regenerated on the host, and checking it matches the nodes' fingerprints."""
     from fedjourney.generator import generate
     from fedjourney.prototype import run_prototype
@@ -52,7 +31,7 @@ def report(fed: Federation, run_dir: Path, data_dir: Path, baselines_path: Path)
         generate(fed, data_dir)
     except FedjourneyError:  # an older generation in this cache folder: it is ours to redo
         generate(fed, data_dir, force=True)
-    host = {f"node-{c.id} {c.name}": dataset_fingerprint(data_dir / c.folder_name)
+    host = {contract.node_label(c.id, c.name): dataset_fingerprint(data_dir / c.folder_name)
             for c in fed.centres}
     epochs = fed.training.rounds * fed.training.epochs
     spec = fed.feature_spec()
@@ -67,12 +46,31 @@ def report(fed: Federation, run_dir: Path, data_dir: Path, baselines_path: Path)
                                   baselines_path, log=lambda _msg: None)
         baselines["fingerprints"] = host
         baselines_path.write_text(json.dumps(baselines, indent=2) + "\n")
-    text = results.summary_markdown(run["run_id"], rows, fingerprints, run["seconds"],
-                                    baselines)
+    text = baselines_markdown(run["run_id"], rows, baselines)
     same = all(host.get(node) == fp for node, fp in fingerprints.items())
     text += ("\nThe host regenerated the same data from the config: every centre's fingerprint "
              "matches its node's.\n" if same else
              "\nWARNING: data regenerated on the host differs from the nodes' (fingerprints "
-             "above): the baselines were not computed on the same records.\n")
-    (run_dir / "summary.md").write_text(text, encoding="utf-8")
-    return run_dir / "summary.md"
+             "in summary.md): the baselines were not computed on the same records.\n")
+    out = run_dir / "baselines.md"
+    tmp = run_dir / ".baselines.md.partial"
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+def baselines_markdown(run_id: str, rows: list[dict[str, Any]], baselines: dict[str, Any]
+                       ) -> str:
+    """AUC per centre of every baseline model and of the federated model."""
+    table = baselines["baselines"]
+    centres = list(next(iter(table.values())))
+    lines = [f"# Baselines for run {run_id}", "",
+             "`fedjourney prototype`'s models, same FeatureSpec, same held-out patients, "
+             "rounds x epochs epochs. AUC on each centre's held-out split:", "",
+             "| model | " + " | ".join(centres) + " |", "|---|" + "---|" * len(centres)]
+    for model, row in table.items():
+        lines.append(f"| {model} | " + " | ".join(fmt(row[c]["auc"]) for c in centres) + " |")
+    by_centre = {node.split(" ", 1)[-1]: m for node, m in final_table(rows).items()}
+    lines.append("| **federated (FedAverage)** | " + " | ".join(
+        fmt(by_centre.get(c, {}).get("auc")) for c in centres) + " |")
+    return "\n".join(lines) + "\n"

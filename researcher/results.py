@@ -1,7 +1,7 @@
-"""Turning a finished experiment into results/<run-id>/: metrics, curve, summary.
+"""What the researcher writes in results/<run-id>/: metrics, learning curve, summary.
 
-Pure functions over plain dicts, so they are tested without Fed-BioMed: the researcher
-passes in Fed-BioMed's monitor store (`exp.monitor()._metric_store`) and training replies.
+Pure functions over plain data, tested without Fed-BioMed: the researcher passes in the
+metrics its Experiment received and Fed-BioMed's training replies.
 """
 
 from __future__ import annotations
@@ -11,22 +11,18 @@ import math
 from pathlib import Path
 from typing import Any
 
+from fedjourney.researcher.experiment import Metrics
+
 Row = dict[str, Any]
 
 
-def _last(series: dict[Any, Any] | None, round_: int) -> float | None:
-    entry = (series or {}).get(round_)
-    values = entry.get("values") if isinstance(entry, dict) else None
-    return float(values[-1]) if values else None
+def _pick(values: list[float] | None, how: str) -> float | None:
+    if not values:
+        return None
+    return values[-1] if how == "last" else sum(values) / len(values)
 
 
-def _mean(series: dict[Any, Any] | None, round_: int) -> float | None:
-    entry = (series or {}).get(round_)
-    values = entry.get("values") if isinstance(entry, dict) else None
-    return float(sum(values) / len(values)) if values else None
-
-
-def metric_rows(run_id: str, rounds: int, metric_store: dict[str, Any],
+def metric_rows(run_id: str, rounds: int, metrics: Metrics,
                 replies: dict[int, dict[str, Any]], node_names: dict[str, str],
                 round_seconds: dict[int, float]) -> list[Row]:
     """One row per (round, node). Round r's validation is of the global model the node
@@ -34,9 +30,8 @@ def metric_rows(run_id: str, rounds: int, metric_store: dict[str, Any],
     rows: list[Row] = []
     for r in range(1, rounds + 2):
         for node_id, name in sorted(node_names.items(), key=lambda kv: kv[1]):
-            store = metric_store.get(node_id, {})
-            training = store.get("training", {})
-            testing = store.get("testing_global_updates", {})
+            losses = metrics.train_loss.get(node_id, {}).get(r) if r <= rounds else None
+            valid = metrics.validation.get(node_id, {}).get(r, {})
             reply = replies.get(r - 1, {}).get(node_id, {}) if r <= rounds else {}
             timing = reply.get("timing", {}) if isinstance(reply, dict) else {}
             rows.append({
@@ -44,11 +39,11 @@ def metric_rows(run_id: str, rounds: int, metric_store: dict[str, Any],
                 "round": r,
                 "final": r == rounds + 1,
                 "node": name,
-                "train_loss": _last(training.get("Loss"), r) if r <= rounds else None,
-                "train_loss_mean": _mean(training.get("Loss"), r) if r <= rounds else None,
-                "validation_loss": _last(testing.get("loss"), r),
-                "validation_auc": _last(testing.get("auc"), r),
-                "validation_accuracy": _last(testing.get("accuracy"), r),
+                "train_loss": _pick(losses, "last"),
+                "train_loss_mean": _pick(losses, "mean"),
+                "validation_loss": valid.get("loss"),
+                "validation_auc": valid.get("auc"),
+                "validation_accuracy": valid.get("accuracy"),
                 "samples": reply.get("sample_size") if isinstance(reply, dict) else None,
                 "training_seconds": timing.get("rtime_training"),
                 "node_seconds": timing.get("rtime_total"),
@@ -96,8 +91,8 @@ def final_table(rows: list[Row]) -> dict[str, dict[str, Any]]:
 
 
 def summary_markdown(run_id: str, rows: list[Row], fingerprints: dict[str, str],
-                     seconds: float, baselines: dict[str, Any] | None = None) -> str:
-    """The run's summary; with the prototype's baselines, the comparison table."""
+                     seconds: float) -> str:
+    """The run's summary: the final model per centre and the centres' fingerprints."""
     final = final_table(rows)
     lines = [f"# fedjourney run {run_id}", "",
              f"FedAverage over {len(final)} centres, "
@@ -105,28 +100,17 @@ def summary_markdown(run_id: str, rows: list[Row], fingerprints: dict[str, str],
              "## Final global model on each centre's held-out split", "",
              "| centre | AUC | accuracy | BCE |", "|---|---|---|---|"]
     for node, m in final.items():
-        lines.append(f"| {node} | {_fmt(m['auc'])} | {_fmt(m['accuracy'])} | "
-                     f"{_fmt(m['loss'])} |")
-    if baselines:
-        table = baselines["baselines"]
-        centres = list(next(iter(table.values())))
-        lines += ["", "## Against the baselines (`fedjourney prototype`, same held-out "
-                  "patients)", "", "AUC on each centre's held-out split:", "",
-                  "| model | " + " | ".join(centres) + " |",
-                  "|---|" + "---|" * len(centres)]
-        for model, row in table.items():
-            lines.append(f"| {model} | " + " | ".join(_fmt(row[c]["auc"]) for c in centres)
-                         + " |")
-        by_centre = {node.split(" ", 1)[-1]: m for node, m in final.items()}
-        lines.append("| **federated (FedAverage)** | " + " | ".join(
-            _fmt(by_centre.get(c, {}).get("auc")) for c in centres) + " |")
-    lines += ["", "## Dataset fingerprints (sha256 of each centre's files, computed on its "
+        lines.append(f"| {node} | {fmt(m['auc'])} | {fmt(m['accuracy'])} | "
+                     f"{fmt(m['loss'])} |")
+    lines += ["", "Local-only and centralised baselines: `baselines.md` beside this file "
+              "(written on the host by `fedjourney report`).", "",
+              "## Dataset fingerprints (sha256 of each centre's files, computed on its "
               "node)", ""]
     lines += [f"- {node}: `{fp}`" for node, fp in sorted(fingerprints.items())]
     return "\n".join(lines) + "\n"
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.3f}"

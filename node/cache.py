@@ -20,7 +20,8 @@ def cache_path(cache_dir: Path, spec: FeatureSpec, data_fingerprint: str) -> Pat
     return cache_dir / f"features-{spec.fingerprint()}-{data_fingerprint[:16]}.npz"
 
 
-def load_or_build(folder: Path, spec: FeatureSpec, cache_dir: Path, data_fingerprint: str
+def load_or_build(folder: Path, spec: FeatureSpec, cache_dir: Path, data_fingerprint: str,
+                  backend: str = "polars"
                   ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32],
                              npt.NDArray[np.str_], bool]:
     """(model input X, y, patient ids, whether the cache answered)."""
@@ -28,7 +29,7 @@ def load_or_build(folder: Path, spec: FeatureSpec, cache_dir: Path, data_fingerp
     if path.is_file():
         with np.load(path, allow_pickle=False) as saved:
             return saved["x"], saved["y"], saved["patient_ids"], True
-    features = build(folder, spec)
+    features = build(folder, spec, backend)
     x = model_input(features.X, spec).reshape(len(features.y), -1)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.partial.npz")

@@ -9,10 +9,12 @@ from typing import Any
 import torch
 from fedbiomed.common.dataset import CustomDataset
 
+from fedjourney.errors import FedjourneyError
 from fedjourney.features import spec_from_dict
-from fedjourney.federated.cache import load_or_build
-from fedjourney.federated.node_side import STATE_DIR, node_story, recorded_dataset
 from fedjourney.model import split_order
+from fedjourney.node.cache import load_or_build
+from fedjourney.node.data import CACHE, recorded
+from fedjourney.story import narrator
 
 
 class CentreDataset(CustomDataset):  # type: ignore[misc]
@@ -24,16 +26,24 @@ class CentreDataset(CustomDataset):  # type: ignore[misc]
 
     def read(self) -> None:
         spec = spec_from_dict(self.settings["spec"])
-        record = recorded_dataset()
-        x, y, ids, hit = load_or_build(Path(self.path), spec, STATE_DIR / "fedjourney" / "cache",
-                                       str(record["fingerprint"]))
+        record = recorded()
+        story = narrator().at(self.settings.get("run_id"), self.settings.get("round"))
+        # The plan's approval covers its source, not its arguments: the FeatureSpec (target
+        # included) is part of what this hospital approved, so another one is refused
+        # before any tensor is built.
+        if spec.fingerprint() != record.spec_fingerprint:
+            reason = (f"REFUSED: the researcher's FeatureSpec {spec.fingerprint()} (target "
+                      f"{spec.target.column}) is not this hospital's {record.spec_fingerprint}")
+            story.warning(reason)
+            raise FedjourneyError(reason)
+        x, y, ids, hit = load_or_build(Path(self.path), spec, CACHE, record.fingerprint)
         order, n_test = split_order(ids, int(self.settings["held_out_percent"]))
         self._x = torch.from_numpy(x[order])
         self._y = torch.from_numpy(y[order]).reshape(-1, 1)
-        node_story().say(
+        story.info(
             f"features {'from cache' if hit else 'built'}: {len(ids)} patients x "
             f"{x.shape[1]} codes (spec {spec.fingerprint()}), {len(ids) - n_test} to train, "
-            f"{n_test} held out", self.settings.get("run_id"), self.settings.get("round"))
+            f"{n_test} held out")
 
     def get_item(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self._x[index], self._y[index]

@@ -9,9 +9,9 @@ import torch
 from fedbiomed.common.datamanager import DataManager
 from fedbiomed.common.training_plans import TorchTrainingPlan
 
-from fedjourney.federated.dataset import CentreDataset
-from fedjourney.federated.node_side import validation_metrics
 from fedjourney.model import make_mlp
+from fedjourney.node.dataset import CentreDataset
+from fedjourney.node.metrics import validation_metrics
 
 
 class FedJourneyPlan(TorchTrainingPlan):  # type: ignore[misc]
@@ -21,8 +21,8 @@ class FedJourneyPlan(TorchTrainingPlan):  # type: ignore[misc]
         return ["from typing import Any",
                 "import torch",
                 "from fedbiomed.common.datamanager import DataManager",
-                "from fedjourney.federated.dataset import CentreDataset",
-                "from fedjourney.federated.node_side import validation_metrics",
+                "from fedjourney.node.dataset import CentreDataset",
+                "from fedjourney.node.metrics import validation_metrics",
                 "from fedjourney.model import make_mlp"]
 
     def init_model(self, model_args: dict[str, Any]) -> Any:

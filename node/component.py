@@ -1,0 +1,152 @@
+"""Steps 2-5 of the node's start-up, on Fed-BioMed's node API (checked against 6.4.1).
+
+Only public Fed-BioMed classes are used: NodeConfig (node_component), DatasetManager,
+TrainingPlanSecurityManager, Node. Two things 6.4.1 offers no API for — knowing that the
+gRPC client reached the researcher, and that the node refused a training plan — are read
+from the log records Fed-BioMed emits in this process (CONNECTED_MESSAGE, REFUSALS;
+tests/integration/fedbiomed_contract.py fails loudly if they change).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from fedjourney.contract import DatasetRecord
+from fedjourney.story import Story
+
+# fedbiomed/transport/client.py, GrpcClient._connect, 6.4.1
+CONNECTED_MESSAGE = "Successfully connected to researcher server"
+# fedbiomed/node/round.py, Round.run_model_training, 6.4.1: logged at INFO only, but a
+# hospital's story must show every refused plan.
+REFUSALS = ("Training plan is not registered on this node", "is not approved by this node")
+
+
+def ensure_component(root: Path, alias: str, researcher: str, port: int) -> tuple[Any, bool]:
+    """(the node's config, whether it was created): a hospital's posture whatever the
+    defaults say — plan approval on, default plans off — dialling `researcher:port`."""
+    os.environ["FBM_SECURITY_TRAINING_PLAN_APPROVAL"] = "True"
+    os.environ["FBM_SECURITY_ALLOW_DEFAULT_TRAINING_PLANS"] = "False"
+    from fedbiomed.node.config import node_component
+
+    created = not (root / ".fedbiomed").exists()
+    cfg = node_component.initiate(root=str(root), alias=alias)
+    cfg.set("security", "training_plan_approval", "True")
+    cfg.set("security", "allow_default_training_plans", "False")
+    cfg.set("researcher", "ip", researcher)
+    cfg.set("researcher", "port", str(port))
+    cfg.write()
+    return cfg, created
+
+
+def _db(cfg: Any) -> str:
+    return os.path.abspath(os.path.join(cfg.root, "etc", cfg.get("default", "db")))
+
+
+def register_dataset(cfg: Any, record: DatasetRecord, folder: Path, tag: str
+                     ) -> tuple[str, str]:
+    """(dataset id, what was done: registered | updated | unchanged), once per tag."""
+    from fedbiomed.node.dataset_manager import DatasetManager
+
+    manager = DatasetManager(path=_db(cfg), min_samples=cfg.getint("security",
+                                                                   "minimum_samples"))
+    wanted = {"name": record.name, "description": record.description(), "path": str(folder)}
+    existing = manager.dataset_table.search_by_tags([tag])
+    if existing and all(existing[0].get(k) == v for k, v in wanted.items()):
+        return str(existing[0]["dataset_id"]), "unchanged"
+    if existing:
+        # 6.4.1's update_by_id cannot validate a custom dataset's entry (it has no shape):
+        # replace the entry under the same id instead.
+        dataset_id = str(existing[0]["dataset_id"])
+        manager.delete_dataset_by_id(dataset_id)
+        manager.add_database(**wanted, data_type="custom", tags=[tag], dataset_id=dataset_id)
+        return dataset_id, "updated"
+    return manager.add_database(**wanted, data_type="custom", tags=[tag]), "registered"
+
+
+def approve_plan(cfg: Any, source: str, scratch: Path) -> tuple[str, bool]:
+    """(the plan's hash, whether it was approved now): approval by the hash of its source,
+    recorded before the node starts."""
+    from fedbiomed.node.training_plan_security_manager import TrainingPlanSecurityManager
+
+    security = TrainingPlanSecurityManager(
+        db=_db(cfg), node_id=cfg.get("default", "id"), node_name=cfg.get("default", "name"),
+        hashing=cfg.get("security", "hashing_algorithm"), tp_approval=True)
+    entry = security.get_training_plan_from_database(source)
+    if entry is not None:
+        return str(entry["hash"]), False
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".py", dir=scratch, delete=False) as fh:
+        fh.write(source)
+    try:
+        # Names must be unique: one per plan source (a new fedjourney brings a new plan).
+        name = f"fedjourney-plan-{hashlib.sha256(source.encode()).hexdigest()[:12]}"
+        security.register_training_plan(name=name, path=fh.name,
+                                        description="the federation's FedJourneyPlan")
+    finally:
+        os.unlink(fh.name)
+    entry = security.get_training_plan_from_database(source)
+    return str(entry["hash"]), True
+
+
+class _Watch(logging.Handler):
+    """Fed-BioMed's records that matter to the node's story."""
+
+    def __init__(self, story: Story) -> None:
+        super().__init__(logging.INFO)
+        self.story = story
+        self.connected = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if CONNECTED_MESSAGE in message:
+            self.connected.set()
+        elif any(refusal in message for refusal in REFUSALS):
+            self.story.warning(f"REFUSED a training plan: {message}")
+
+
+class RunningNode:
+    """The Fed-BioMed node of this process, started as `fedbiomed node start` would."""
+
+    def __init__(self, cfg: Any, story: Story) -> None:
+        from fedbiomed.node.node import Node
+
+        self._watch = _Watch(story)
+        logging.getLogger("fedbiomed").addHandler(self._watch)
+        self.node = Node(cfg, {"gpu": False})
+        self.stopping = threading.Event()
+
+    def start(self) -> None:
+        """Messaging and node-to-node router in background threads (returns at once)."""
+        self.node.tp_security_manager.check_hashes_for_registered_training_plans()
+        self.node.start_messaging(lambda: self.stop(1))  # its gRPC tasks died
+        self.node.start_protocol()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """True once the gRPC client reached the researcher, False at the deadline."""
+        return self._watch.connected.wait(timeout) and self.node.is_connected()
+
+    def serve(self) -> None:
+        """Runs training tasks until stop() ends the process (blocks the main thread)."""
+        self.node.task_manager()
+
+    def stop(self, status: int = 0) -> None:
+        """Tell the researcher, then end the process, from any thread or a signal handler:
+        task_manager() blocks on its queue forever, so nothing short of an exit ends it."""
+        if not self.stopping.is_set():
+            self.stopping.set()
+            from fedbiomed.common.constants import ErrorNumbers
+
+            try:
+                if self.node.is_connected():
+                    self.node.send_error(ErrorNumbers.FB312, extra_msg="Node is stopped",
+                                         broadcast=True)
+            except Exception:  # leaving anyway; the researcher sees the drop
+                pass
+        logging.shutdown()
+        os._exit(status)

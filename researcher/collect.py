@@ -1,0 +1,79 @@
+"""The `results` service: copies each finished run from the researcher's results volume to
+the host's ./results/<run-id>/, owned by whoever owns ./results (the user who cloned the
+repository), then exits when the researcher's run has ended.
+
+It runs as root with only CHOWN, DAC_OVERRIDE and FOWNER, no network, the results volume
+read-only: giving files to the host user takes chown, which the non-root researcher cannot
+do. A run appears on the host complete or not at all (copied under a hidden name, renamed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from fedjourney import contract
+from fedjourney.story import Story, setup
+
+SOURCE = Path(contract.RESULTS)
+TARGET = Path(contract.HOST_RESULTS)
+CLOCK_SKEW_S = 5.0
+
+
+def sync(source: Path, target: Path, uid: int, gid: int) -> list[str]:
+    """Copy finished runs missing from target; the run ids copied."""
+    copied = []
+    for run in sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        final = target / run.name
+        if final.exists():
+            continue
+        partial = target / contract.partial_results(run.name)
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(run, partial)
+        for path in [partial, *partial.rglob("*")]:
+            os.chown(path, uid, gid, follow_symlinks=False)
+        partial.rename(final)
+        copied.append(run.name)
+    return copied
+
+
+def _ended(since: float, run_id: str | None) -> dict[str, object] | None:
+    """The researcher's end-of-run marker, if it is this run's."""
+    marker = SOURCE / contract.RUN_ENDED
+    try:
+        mtime = marker.stat().st_mtime
+        ended: dict[str, object] = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if run_id:
+        return ended if ended.get("run_id") == run_id else None
+    return ended if mtime >= since - CLOCK_SKEW_S else None
+
+
+def main() -> int:
+    story: Story = setup(contract.RESULTS_COLLECTOR, None)
+    since = time.time()
+    run_id = os.environ.get(contract.ENV_RUN_ID) or None
+    deadline = time.monotonic() + float(os.environ.get("FEDJOURNEY_COLLECT_DEADLINE", "7200"))
+    owner = TARGET.stat()
+    while True:
+        ended = _ended(since, run_id)
+        for name in sync(SOURCE, TARGET, owner.st_uid, owner.st_gid):
+            story.at(name).info(f"results/{name}/ copied to the host "
+                                f"(owner {owner.st_uid}:{owner.st_gid})")
+        if ended is not None:
+            story.at(str(ended.get("run_id"))).info(
+                f"the researcher's run ended with status {ended.get('status')}")
+            return 0
+        if time.monotonic() > deadline:
+            story.error("FAILED: the researcher's run did not end before the deadline")
+            return 3
+        time.sleep(1)  # no inotify in the standard library; a listing a second is cheap
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""The tutorial's Stage B on Fed-BioMed's researcher API (checked against 6.4.1): FedAverage
+of the MLP, validation of the global model on each node's held-out split."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from fedjourney.config import Federation
+
+
+class Metrics:
+    """Losses and validation metrics as nodes report them (Fed-BioMed's scalar messages),
+    by node and round. Round r's validation is of the global model the node received at the
+    start of round r; a second validation in the last round is the final model's."""
+
+    def __init__(self) -> None:
+        self.round = 0
+        self.train_loss: dict[str, dict[int, list[float]]] = defaultdict(
+            lambda: defaultdict(list))
+        self.validation: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
+
+    def on_scalar(self, msg: dict[str, Any]) -> None:
+        node, metric = str(msg["node_id"]), dict(msg["metric"])
+        if msg.get("train"):
+            for value in metric.values():
+                self.train_loss[node][self.round].append(float(value))
+        elif msg.get("test_on_global_updates"):
+            r = self.round + 1 if self.round in self.validation[node] else self.round
+            self.validation[node][r] = {k: float(v) for k, v in metric.items()}
+
+
+def build(fed: Federation, run_id: str, metrics: Metrics) -> Any:
+    """The Experiment, with `metrics` receiving every scalar beside Fed-BioMed's monitor."""
+    from fedbiomed.researcher.aggregators.fedavg import FedAverage
+    from fedbiomed.researcher.federated_workflows import Experiment
+    from fedbiomed.researcher.strategies.default_strategy import DefaultStrategy
+
+    from fedjourney.plan import FedJourneyPlan
+
+    t, spec = fed.training, fed.feature_spec()
+    exp = Experiment(
+        tags=[t.tag],
+        training_plan_class=FedJourneyPlan,
+        model_args={"n_features": len(spec.vocabulary), "hidden": t.hidden,
+                    "spec": spec.to_dict(), "run_id": run_id,
+                    "held_out_percent": t.held_out_percent},
+        training_args={"epochs": t.epochs,
+                       "loader_args": {"batch_size": t.batch_size, "shuffle": False},
+                       "optimizer_args": {"lr": t.learning_rate},
+                       "test_ratio": t.held_out_percent / 100,
+                       "test_on_global_updates": True, "test_on_local_updates": False,
+                       "test_batch_size": 0, "log_interval": 1000, "random_seed": 0},
+        round_limit=t.rounds,
+        aggregator=FedAverage(),
+        node_selection_strategy=DefaultStrategy(),
+        tensorboard=False,
+        save_breakpoints=False,
+        experimentation_folder=run_id,
+    )
+    monitor = exp.monitor().on_message_handler
+
+    def both(msg: dict[str, Any]) -> None:
+        monitor(msg)
+        metrics.on_scalar(msg)
+
+    exp.requests.add_monitor_callback(exp.id, both)
+    return exp

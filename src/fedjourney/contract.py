@@ -1,0 +1,141 @@
+"""What the containers and the host must agree on, spelled once.
+
+Compose rendering, the node, the researcher, the host commands and the tests import these
+names; none of them is re-typed or parsed back from free text elsewhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import secrets
+from dataclasses import asdict, dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+# ---- services ---------------------------------------------------------------------------
+RESEARCHER = "researcher"  # service, host name nodes dial, and its certificate's name
+RESEARCHER_PORT = 50051
+RESULTS_COLLECTOR = "results"  # copies finished runs to the host's ./results
+
+
+def node_service(centre_id: int) -> str:
+    return f"node-{centre_id}"
+
+
+def generator_service(centre_id: int) -> str:
+    return f"generator-{centre_id}"
+
+
+def node_label(centre_id: int, centre_name: str) -> str:
+    """How results and logs name a node: its service and its centre."""
+    return f"{node_service(centre_id)} {centre_name}"
+
+
+# ---- paths inside the containers --------------------------------------------------------
+CONFIG = PurePosixPath("/etc/fedjourney/federation.yaml")
+DATA = PurePosixPath("/data")  # a centre's volume (the node mounts it read-only)
+SOURCE = PurePosixPath("/source")  # a user's own Synthea folder, read-only, for its generator
+STATE = PurePosixPath("/fbm")  # the role's state volume: Fed-BioMed component + our files
+RESULTS = PurePosixPath("/results")  # the researcher's results volume
+HOST_RESULTS = PurePosixPath("/host-results")  # the host's ./results, for the collector
+# Written once the role is really ready; the images' health check reads it as
+# $FEDJOURNEY_HEALTH_FILE (images/base/Dockerfile; tests/unit/test_compose.py checks both).
+HEALTH = PurePosixPath("/tmp/fedjourney-health")
+OWN_FILES = STATE / "fedjourney"  # our files in a state volume (logs, cache, records)
+
+
+def story_log(role: str) -> PurePosixPath:
+    """A role's story log in its state volume ("node" or "researcher")."""
+    return OWN_FILES / f"{role}.log"
+
+
+def fedbiomed_log(role: str) -> PurePosixPath:
+    """Fed-BioMed's own log lines, kept off stdout unless FEDJOURNEY_VERBOSE=1."""
+    return OWN_FILES / f"{role}-fedbiomed.log"
+
+
+# ---- environment the compose file sets and the roles read ------------------------------
+ENV_CONFIG = "FEDJOURNEY_CONFIG"
+ENV_CENTRE_ID = "FEDJOURNEY_CENTRE_ID"
+ENV_RUN_ID = "FEDJOURNEY_RUN_ID"
+ENV_VERBOSE = "FEDJOURNEY_VERBOSE"
+ENV_NODE_DEADLINE = "FEDJOURNEY_NODE_DEADLINE"
+ENV_ROUND_DEADLINE = "FEDJOURNEY_ROUND_DEADLINE"
+ENV_KEEP = "FEDJOURNEY_KEEP"  # 1: nodes stay up after the run (more experiments, inspection)
+
+
+# ---- run ids ----------------------------------------------------------------------------
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """A sortable, unique run id: UTC time and 4 hex digits, e.g. 20261128-030611-8f11."""
+    now = now or dt.datetime.now(dt.UTC)
+    return now.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def check_run_id(run_id: str) -> str:
+    """The run id, or ValueError: it names a folder on the host, so no slashes or dots."""
+    if not RUN_ID.match(run_id) or run_id in {".", ".."}:
+        raise ValueError(f"invalid run id {run_id!r}: use letters, digits, '.', '_' and '-' "
+                         "(at most 64)")
+    return run_id
+
+
+RUN_ENDED = ".ended"  # in the results volume, written last: {"run_id": ..., "status": ...}
+
+
+def partial_results(run_id: str) -> str:
+    """The hidden folder a run is written into before its atomic rename."""
+    return f".{run_id}.partial"
+
+
+# ---- story lines: the log-line format every role writes and `fedjourney logs` reads ----
+STORY_FORMAT = "{time} [{who}] run={run} round={round} | {message}"
+STORY_TIME = "%Y-%m-%dT%H:%M:%S"  # UTC, then .mmmZ
+# Not anchored: compose prefixes lines with "node-1_1  | " (1.29) or "node-1-1  | " (v2).
+STORY_LINE = re.compile(r"(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) "
+                        r"\[(?P<who>[^\]]+)\] run=(?P<run>\S+) round=(?P<round>\S+) "
+                        r"\| (?P<message>.*)$")
+NO_VALUE = "-"  # run or round outside any run or round
+
+
+# ---- the dataset a node registers, as the researcher's search returns it ---------------
+@dataclass(frozen=True)
+class DatasetRecord:
+    """What a node registers about its centre; travels as JSON in the dataset description."""
+
+    centre_id: int
+    centre: str
+    country: str
+    region: str
+    patients: int
+    fingerprint: str  # sha256 of the centre's files, computed on the node
+    spec_fingerprint: str  # the FeatureSpec this hospital trains on (its own config's)
+
+    @property
+    def service(self) -> str:
+        return node_service(self.centre_id)
+
+    @property
+    def label(self) -> str:
+        return node_label(self.centre_id, self.centre)
+
+    @property
+    def name(self) -> str:
+        """The dataset's human name in Fed-BioMed's registry."""
+        return f"fedjourney {self.label}"
+
+    def description(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_description(cls, text: str) -> DatasetRecord:
+        """The record a node registered; ValueError when the text is not one."""
+        try:
+            raw: Any = json.loads(text)
+            return cls(**raw)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"not a fedjourney dataset description: {text[:80]!r}") from exc

@@ -1,0 +1,169 @@
+"""docker-compose.yml rendered from the federation config: one source of truth.
+
+Adding a centre to data/federation.yaml and re-rendering is the only change needed to add
+a node; tests/unit/test_compose.py fails when the committed file and the config disagree.
+
+Per centre: a one-shot generator that mounts only that centre's data volume (writable), a
+Fed-BioMed node that mounts it read-only plus its own state volume, and a network holding
+just that node and the researcher. The networks are internal (no route to the internet)
+and no two nodes share one, so there is no network path between centres. The `results`
+service copies finished runs to the host's ./results/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fedjourney import contract as c
+from fedjourney.config import Centre, Federation
+
+HEADER = """\
+# GENERATED from data/federation.yaml by `fedjourney compose` -- do not edit by hand:
+# change the config, then run `fedjourney compose --write` (a test checks they agree).
+# Valid for Compose v2 (`docker compose`) and docker-compose 1.29.
+#   docker compose up       one experiment end to end; returns by itself, results in ./results/
+#   FEDJOURNEY_KEEP=1 ...   the nodes stay up afterwards (inspection, more experiments)
+# scripts/run does the same, building the images first and returning the run's status.
+"""
+
+
+def _env(*names: str) -> str:
+    return "".join(f"      {n}: ${{{n}:-{d}}}\n" for n, d in (x.split("=") for x in names))
+
+
+def render(fed: Federation, config_path: str = "./data/federation.yaml",
+           results_path: str = "./results") -> str:
+    """The compose file for this federation, as text (stable, so it can be diffed)."""
+    out = [HEADER, _COMMON]
+    out += [_generator(centre, config_path) for centre in fed.centres]
+    out += [_node(centre, config_path) for centre in fed.centres]
+    done = "{condition: service_completed_successfully}"
+    generators = "".join(f"      {c.generator_service(x.id)}: {done}\n" for x in fed.centres)
+    networks = ", ".join(_network(x) for x in fed.centres)
+    out.append(f"""\
+  {c.RESEARCHER}:
+    <<: *role
+    image: fedjourney/researcher:latest
+    hostname: {c.RESEARCHER}
+    environment:
+      {c.ENV_CONFIG}: {c.CONFIG}
+{_env(f"{c.ENV_RUN_ID}=", f"{c.ENV_VERBOSE}=0", f"{c.ENV_NODE_DEADLINE}=300",
+      f"{c.ENV_ROUND_DEADLINE}=600")}\
+    tmpfs: ["/tmp", "/home/fedjourney"]
+    volumes:
+      - {config_path}:{c.CONFIG}:ro
+      - researcher-state:{c.STATE}
+      - results:{c.RESULTS}
+    networks: [{networks}]
+    # Nothing starts when a generator fails (e.g. an invalid config).
+    depends_on:
+{generators}\
+    healthcheck: *health
+
+  {c.RESULTS_COLLECTOR}:
+    <<: *role
+    image: fedjourney/researcher:latest
+    command: ["python3", "-m", "fedjourney.researcher.collect"]
+    # Root with only the rights to hand files to the owner of ./results (the user who
+    # cloned the repository), no network, the results volume read-only.
+    user: "0:0"
+    cap_add: [CHOWN, DAC_OVERRIDE, FOWNER]
+    network_mode: none
+    environment:
+{_env(f"{c.ENV_RUN_ID}=")}\
+    tmpfs: ["/tmp"]
+    volumes:
+      - results:{c.RESULTS}:ro
+      - {results_path}:{c.HOST_RESULTS}
+    depends_on:
+{generators}
+networks:
+""")
+    out += [f"  {_network(x)}:\n    internal: true  # {x.name}: its node and the researcher, "
+            "no route out\n" for x in fed.centres]
+    out.append("\nvolumes:\n")
+    out += [f"  {_data(x)}: {{}}\n  {c.node_service(x.id)}-state: {{}}\n" for x in fed.centres]
+    out.append("  researcher-state: {}\n  results: {}\n")
+    return "".join(out)
+
+
+_COMMON = """
+# Settings every role shares. Images run tini as PID 1 and a non-root user (10001).
+x-role: &role
+  read_only: true
+  security_opt: ["no-new-privileges:true"]
+  cap_drop: [ALL]
+  restart: "no"
+  logging:
+    driver: json-file
+    options: {max-size: "10m", max-file: "3"}
+
+# Healthy when the role's start-up wrote its health file (see images/base/rootfs).
+x-health: &health
+  test: ["CMD", "fedjourney-healthcheck"]
+  interval: 5s
+  timeout: 5s
+  retries: 3
+  start_period: 180s
+
+services:
+"""
+
+
+def _network(centre: Centre) -> str:
+    return f"centre-{centre.id}"
+
+
+def _data(centre: Centre) -> str:
+    return f"centre-{centre.id}-data"
+
+
+def _generator(centre: Centre, config_path: str) -> str:
+    source = getattr(centre, "source_folder", None)
+    source_arg = f', "--source", "{c.SOURCE}"' if source else ""
+    source_mount = f"\n      - {source}:{c.SOURCE}:ro" if source else ""
+    return f"""\
+  {c.generator_service(centre.id)}:
+    <<: *role
+    image: fedjourney/generator:latest
+    # One-shot, one per centre: it can only reach its own centre's volume. It skips a
+    # complete centre, so a second `up` regenerates nothing.
+    command: ["fedjourney", "generate", "--config", "{c.CONFIG}",
+              "--centre", "{centre.id}", "--out", "{c.DATA}"{source_arg}]
+    network_mode: none
+    tmpfs: ["/tmp"]
+    volumes:
+      - {config_path}:{c.CONFIG}:ro
+      - {_data(centre)}:{c.DATA}{source_mount}
+
+"""
+
+
+def _node(centre: Centre, config_path: str) -> str:
+    service = c.node_service(centre.id)
+    return f"""\
+  {service}:
+    <<: *role
+    image: fedjourney/node:latest
+    hostname: {service}
+    environment:
+      {c.ENV_CONFIG}: {c.CONFIG}
+      {c.ENV_CENTRE_ID}: "{centre.id}"
+{_env(f"{c.ENV_KEEP}=0", f"{c.ENV_VERBOSE}=0", f"{c.ENV_NODE_DEADLINE}=300")}\
+    tmpfs: ["/tmp", "/home/fedjourney"]
+    volumes:
+      - {config_path}:{c.CONFIG}:ro
+      - {_data(centre)}:{c.DATA}:ro
+      - {service}-state:{c.STATE}
+    networks: [{_network(centre)}]
+    depends_on:
+      {c.generator_service(centre.id)}: {{condition: service_completed_successfully}}
+    healthcheck: *health
+
+"""
+
+
+def write(fed: Federation, path: Path) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(render(fed), encoding="utf-8")
+    tmp.replace(path)

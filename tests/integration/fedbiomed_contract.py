@@ -1,0 +1,76 @@
+"""Run inside the node image: the node's start-up steps on Fed-BioMed's own classes, with
+no network, and the Fed-BioMed behaviour fedjourney relies on (checked against 6.4.1).
+Prints OK on success; any failed assertion exits non-zero with its message."""
+
+import inspect
+import sys
+import tempfile
+from pathlib import Path
+
+import fedbiomed
+from fedbiomed.node.node import Node
+from fedbiomed.researcher.federated_workflows import Experiment
+from fedbiomed.researcher.requests import Requests
+from fedbiomed.transport.client import GrpcClient
+
+from fedjourney.config import load_federation
+from fedjourney.contract import DatasetRecord
+from fedjourney.generator import generate
+from fedjourney.node import component
+from fedjourney.node.data import check_data, recorded
+from fedjourney.plan import FedJourneyPlan
+
+version = str(fedbiomed.__version__).lstrip("v")
+assert version == "6.4.1", f"checked against 6.4.1, found {version}"
+# Readiness: the only message text we rely on (no API says the client reached the server).
+assert component.CONNECTED_MESSAGE in inspect.getsource(GrpcClient._connect), \
+    "GrpcClient._connect no longer logs the connection message readiness waits for"
+from fedbiomed.node.round import Round  # noqa: E402
+
+round_source = inspect.getsource(Round)
+for refusal in component.REFUSALS:
+    assert refusal in round_source, f"Round no longer logs {refusal!r} when refusing a plan"
+for owner, names in ((Node, ["start_messaging", "start_protocol", "task_manager",
+                             "is_connected", "send_error"]),
+                     (Requests, ["search", "ping_nodes", "add_monitor_callback"]),
+                     (Experiment, ["run_once", "training_replies", "training_plan", "monitor",
+                                   "id", "requests"])):
+    missing = [n for n in names if not hasattr(owner, n)]
+    assert not missing, f"{owner.__name__} lost {missing}"
+
+scratch = Path(tempfile.mkdtemp())
+fed = load_federation(sys.argv[1])
+centre = fed.centres[0]
+generate(fed, scratch / "data", centres=[centre])
+folder = scratch / "data" / centre.folder_name
+record, n_features, hit = check_data(folder, centre, fed.feature_spec(), "polars",
+                                     scratch / "own" / "dataset.json", scratch / "own" / "cache")
+assert (n_features, hit) == (len(fed.feature_spec().vocabulary), False)
+assert recorded(scratch / "own" / "dataset.json") == record
+
+cfg, created = component.ensure_component(scratch / "node", "node-0", "researcher", 50051)
+assert created and cfg.getbool("security", "training_plan_approval")
+assert not cfg.getbool("security", "allow_default_training_plans")
+again, created = component.ensure_component(scratch / "node", "node-0", "researcher", 50051)
+assert not created and again.get("default", "id") == cfg.get("default", "id")
+
+dataset_id, done = component.register_dataset(cfg, record, folder, fed.training.tag)
+assert done == "registered", done
+assert component.register_dataset(cfg, record, folder, fed.training.tag) == (dataset_id,
+                                                                             "unchanged")
+changed = DatasetRecord(**{**record.__dict__, "fingerprint": "0" * 64})
+assert component.register_dataset(cfg, changed, folder, fed.training.tag) == (dataset_id,
+                                                                            "updated")
+
+source = FedJourneyPlan().source()
+digest, now = component.approve_plan(cfg, source, scratch / "own")
+assert now and len(digest) >= 32
+assert component.approve_plan(cfg, source, scratch / "own") == (digest, False)
+# Approval is by the hash of the minified source: a comment changes nothing, code does.
+assert component.approve_plan(cfg, source + "\n# a comment\n", scratch / "own") == (digest,
+                                                                                    False)
+changed_code = source.replace('lr=optimizer_args["lr"]', 'lr=2 * optimizer_args["lr"]')
+assert changed_code != source
+tampered, now = component.approve_plan(cfg, changed_code, scratch / "own")
+assert now and tampered != digest
+print("OK")
