@@ -1,7 +1,15 @@
 """`python -m fedjourney.researcher`: the researcher container's command (one experiment)."""
 
+import logging
+import os
 import sys
 
 from fedjourney.researcher.run import main
 
-sys.exit(main())
+status = main()
+# Everything is written and flushed by now; a normal interpreter exit would then wait about
+# 4 s for Fed-BioMed's gRPC server threads, and `docker compose up` with it.
+logging.shutdown()
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(status)
