@@ -46,6 +46,10 @@ def main() -> int:
     except FedjourneyError as exc:
         story.error(f"UNHEALTHY: the centre's data is broken: {exc}; stopping")
         return 2
+    except Exception as exc:  # a reader's own error may quote records: name its kind only
+        story.error(f"UNHEALTHY: the centre's data is unreadable ({type(exc).__name__} while "
+                    "reading it); stopping")
+        return 2
     story.info(f"data checked: {record.patients} patients, {n_features} features "
                f"({'cached' if hit else 'built'}), sha256 {record.fingerprint[:16]}")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -80,24 +82,70 @@ def test_each_node_sees_only_its_own_centre_read_only(stack: Stack, finished_run
         assert stack.exec(node, "id", "-u").stdout.strip() == "10001"
 
 
-def test_researcher_container_holds_no_patient_file(stack: Stack, finished_run: Path) -> None:
-    found = subprocess_find(stack, "researcher")
-    assert found == [], found
+TRACES = """
+import pathlib, sys
+ids = set(sys.stdin.read().split())
+names = {"patients.csv", "observations.csv", "encounters.csv", "conditions.csv"}
+for path in sorted(p for p in pathlib.Path("/v").rglob("*") if p.is_file()):
+    if sys.argv[1] == "logs" and not path.name.endswith(".log"):
+        continue
+    text = path.read_bytes().decode("utf-8", "replace")
+    if path.name in names or any(i in text for i in ids):
+        print(path)
+"""
 
 
-def subprocess_find(stack: Stack, service: str) -> list[str]:
-    import subprocess
+def traces(stack: Stack, volumes: list[str], ids: set[str], only: str = "all") -> list[str]:
+    """Files in the volumes named like a patient file or holding a patient id."""
+    mounts = [arg for v in volumes for arg in ("-v", f"{stack.project}_{v}:/v/{v}:ro")]
+    done = subprocess.run(["docker", "run", "--rm", "-i", *mounts, "--entrypoint", "python3",
+                           "fedjourney/base:latest", "-c", TRACES, only],
+                          input="\n".join(ids), capture_output=True, text=True, timeout=120,
+                          check=True)
+    return done.stdout.split()
 
-    cid = stack.container(service)
-    # The researcher has exited: inspect its filesystem through a copy of its volumes' view.
-    done = subprocess.run(["docker", "export", cid], capture_output=True, check=True)
-    import io
-    import tarfile
 
-    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as archive:
-        names = archive.getnames()
-    return [n for n in names if n.endswith(("patients.csv", "observations.csv"))
-            and "site-packages" not in n]
+@pytest.fixture(scope="module")
+def patient_ids(tmp_path_factory: pytest.TempPathFactory, docker_compose_file: str) -> set[str]:
+    """Every generated patient's id (the host regenerates the nodes' exact data)."""
+    import polars as pl
+
+    fed = load_federation(Path(docker_compose_file).with_name("federation.yaml"))
+    out = tmp_path_factory.mktemp("ids")
+    generate(fed, out)
+    return {i for c in fed.centres
+            for i in pl.read_csv(out / c.folder_name / "patients.csv")["Id"].to_list()}
+
+
+def test_the_researcher_holds_no_patient_file_and_the_check_can_fail(
+        stack: Stack, finished_run: Path, patient_ids: set[str]) -> None:
+    volumes = ["researcher-state", "results"]
+    assert traces(stack, volumes, patient_ids) == []
+    # Control: a patient file copied into the researcher's state is found.
+    folder = f"leak-{os.getpid()}"
+
+    def in_researcher_state(cmd: str) -> None:
+        subprocess.run(["docker", "run", "--rm", "-v", f"{stack.project}_researcher-state:/fbm",
+                        "--entrypoint", "sh", "fedjourney/base:latest", "-c", cmd],
+                       check=True, capture_output=True, timeout=60)
+
+    in_researcher_state(f"mkdir /fbm/{folder} && echo Id > /fbm/{folder}/patients.csv")
+    try:
+        assert traces(stack, volumes, patient_ids) == [
+            f"/v/researcher-state/{folder}/patients.csv"]
+    finally:
+        in_researcher_state(f"rm -r /fbm/{folder}")
+
+
+def test_no_patient_identifier_leaves_a_node(stack: Stack, finished_run: Path,
+                                             patient_ids: set[str]) -> None:
+    assert len(patient_ids) > 90
+    output = stack.compose("logs", "--no-color").stdout
+    assert not [i for i in patient_ids if i in output]
+    assert traces(stack, [f"{n}-state" for n in NODES], patient_ids, only="logs") == []
+    published = "".join(p.read_text(errors="replace") for p in finished_run.rglob("*")
+                        if p.is_file() and p.suffix in {".md", ".json", ".jsonl", ".yaml"})
+    assert not [i for i in patient_ids if i in published]
 
 
 PROBE = """
