@@ -18,6 +18,7 @@ import yaml
 
 from fedjourney.countries import COUNTRIES
 from fedjourney.errors import FedjourneyError
+from fedjourney.features.backends import check_backend
 from fedjourney.features.spec import FeatureSpec, spec_from_dict
 
 DEFAULT_CONFIG = Path("data/federation.yaml")
@@ -60,6 +61,9 @@ class Training:
     hidden: int = 32
     held_out_percent: int = 30
     tag: str = "fedjourney"
+    min_nodes: int | None = None  # a round goes on with this many nodes; None: every centre
+    round_deadline_s: int = 600  # a round past this fails (or drops its late nodes)
+    node_deadline_s: int = 300  # nodes must be ready within this, at start-up
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class Federation:
     source: Path | None = None
     features: FeatureSpec | None = None
     training: Training = Training()
+    features_backend: str = "polars"  # how the nodes build X (features.backend)
 
     def feature_spec(self) -> FeatureSpec:
         """The researcher's FeatureSpec from the config's `features` section."""
@@ -149,14 +154,23 @@ def parse_federation(raw: Any, source: Path | None = None) -> Federation:
         raise FedjourneyError(f"{where}: 'centres' must be a non-empty list of centres")
     centres = tuple(_parse_centre(e, i, where) for i, e in enumerate(entries))
     _no_duplicates(centres, where)
-    features = None
+    features, backend = None, "polars"
     if raw.get("features") is not None:
         section = raw["features"]
         if isinstance(section, dict):
-            section = {"end": ref, **section}  # calendar bins end at the reference date
+            # How X is built, not what it is (the backends give equal tensors): kept out of
+            # the FeatureSpec, so out of the fingerprint that keys caches and results.
+            backend = check_backend(section.get("backend", backend),
+                                    f"{where}: features.backend")
+            section = {"end": ref,  # calendar bins end at the reference date
+                       **{k: v for k, v in section.items() if k != "backend"}}
         features = spec_from_dict(section, f"{where}: features")
     training = _parse_training(raw.get("training") or {}, f"{where}: training")
-    return Federation(name, ref, history, centres, source, features, training)
+    if training.min_nodes is not None and training.min_nodes > len(centres):
+        raise FedjourneyError(f"{where}: training.min_nodes is {training.min_nodes} but the "
+                              f"federation has {len(centres)} centres; lower it")
+    return Federation(name, ref, history, centres, source, features, training,
+                      features_backend=backend)
 
 
 def _parse_training(raw: Any, label: str) -> Training:
@@ -166,9 +180,12 @@ def _parse_training(raw: Any, label: str) -> Training:
     _no_unknown_keys(raw, set(defaults), label)
     values = {**defaults, **raw}
     limits = {"rounds": (1, 1000), "epochs": (1, 1000), "batch_size": (1, 100000),
-              "hidden": (1, 4096), "held_out_percent": (1, 90)}
+              "hidden": (1, 4096), "held_out_percent": (1, 90), "min_nodes": (1, 10000),
+              "round_deadline_s": (5, 86400), "node_deadline_s": (5, 86400)}
     for key, (lo, hi) in limits.items():
         v = values[key]
+        if key == "min_nodes" and v is None:
+            continue
         if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
             raise FedjourneyError(f"{label}.{key} must be a whole number from {lo} to {hi}, "
                                   f"got {v!r}")

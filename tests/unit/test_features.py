@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import importlib.util
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
+import yaml
 
 from fedjourney.cli import main
-from fedjourney.config import load_federation
+from fedjourney.config import load_federation, parse_federation
 from fedjourney.errors import FedjourneyError
-from fedjourney.features import FeatureSpec, build, load_spec, model_input, spec_from_dict
+from fedjourney.features import FeatureSet, FeatureSpec, build, load_spec, model_input
+from fedjourney.features.spec import AGGREGATIONS, spec_from_dict
 from fedjourney.features.vocabulary import code_counts, top_codes
 from tests.conftest import DEFAULT_CONFIG
 
@@ -48,31 +53,59 @@ def test_spec_validation(change: dict[str, object], message: str) -> None:
 
 VARIANTS = [dataclasses.replace(SPEC, alignment=a, values=v)
             for a in ("calendar", "patient") for v in ("counts", "presence")]
+BACKENDS = ["polars", pytest.param("tanat", marks=pytest.mark.skipif(
+    not importlib.util.find_spec("tanat"), reason="TanaT not installed"))]
+
+
+def _backends_agree(folder: Path, spec: FeatureSpec) -> FeatureSet:
+    """Both backends' X, exactly equal, and so every model input made from it."""
+    pytest.importorskip("tanat")
+    a, b = build(folder, spec, "polars"), build(folder, spec, "tanat")
+    assert np.array_equal(a.X, b.X) and np.array_equal(a.y, b.y)
+    assert list(a.patient_ids) == list(b.patient_ids)
+    assert (a.events_in_vocabulary, a.events_outside_window) == (b.events_in_vocabulary,
+                                                                 b.events_outside_window)
+    for aggregation in AGGREGATIONS:
+        as_input = dataclasses.replace(spec, aggregation=aggregation)
+        assert np.array_equal(model_input(a.X, as_input), model_input(b.X, as_input))
+    assert a.X.shape == (len(a.patient_ids), *spec.shape) and a.X.sum() > 0
+    return a
 
 
 @pytest.mark.parametrize("spec", VARIANTS, ids=lambda s: f"{s.alignment}-{s.values}")
 def test_backends_agree_on_generated_data(default_federation: Path, spec: FeatureSpec) -> None:
-    pytest.importorskip("tanat")
     for centre in ("center_0", "center_1", "center_2"):
-        a = build(default_federation / centre, spec, "polars")
-        b = build(default_federation / centre, spec, "tanat")
-        assert a.X.shape == (len(a.patient_ids), 10, 30)
-        np.testing.assert_array_equal(a.X, b.X)
-        np.testing.assert_array_equal(a.y, b.y)
-        assert list(a.patient_ids) == list(b.patient_ids)
-        assert a.X.sum() > 0
+        fs = _backends_agree(default_federation / centre, spec)
+        if spec.alignment == "calendar":  # the histories start before the grid
+            assert fs.events_outside_window > 0
 
 
+@pytest.mark.parametrize("spec", VARIANTS, ids=lambda s: f"{s.alignment}-{s.values}")
 @pytest.mark.parametrize("sample", ["sample_ma10", "sample_ca"])
-def test_backends_agree_on_real_synthea(reference: Path, sample: str) -> None:
-    pytest.importorskip("tanat")
+def test_backends_agree_on_real_synthea(reference: Path, sample: str, spec: FeatureSpec
+                                        ) -> None:
     folder = reference / "synthea-samples" / sample
-    # The samples end in 2026 and 2022: align on each patient's first event.
-    spec = dataclasses.replace(SPEC, alignment="patient")
-    a = build(folder, spec, "polars")
-    b = build(folder, spec, "tanat")
-    np.testing.assert_array_equal(a.X, b.X)
-    assert a.X.shape[1:] == (10, 30) and a.summary()["patients_with_events"] == len(a.y)
+    # The samples end in 2026 and 2022: the calendar grid ends the day after the last event.
+    last = pl.scan_csv(folder / "observations.csv", infer_schema=False).select(
+        pl.col("DATE").str.slice(0, 10).str.to_date().max()).collect().item()
+    fs = _backends_agree(folder, dataclasses.replace(spec, end=last + dt.timedelta(days=1)))
+    assert fs.events_outside_window > 0
+    if spec.alignment == "patient":
+        assert fs.summary()["patients_with_events"] == len(fs.y)
+
+
+def test_backend_is_chosen_in_the_config_and_not_part_of_the_spec() -> None:
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    assert load_federation(DEFAULT_CONFIG).features_backend == "polars"
+    raw["features"]["backend"] = "tanat"
+    fed = parse_federation(raw, Path("data/federation.yaml"))
+    assert fed.features_backend == "tanat" and fed.feature_spec() == SPEC
+    assert fed.feature_spec().fingerprint() == SPEC.fingerprint()
+    raw["features"]["backend"] = "x"
+    with pytest.raises(FedjourneyError) as error:
+        parse_federation(raw, Path("data/federation.yaml"))
+    assert str(error.value) == ("data/federation.yaml: features.backend: unknown backend 'x'; "
+                                "use one of polars, tanat")
 
 
 def test_counts_and_presence_mean_what_they_say(default_federation: Path) -> None:
@@ -85,12 +118,13 @@ def test_counts_and_presence_mean_what_they_say(default_federation: Path) -> Non
     assert model_input(counts.X, SPEC).shape == (len(counts.y), 30)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_same_shape_in_every_centre_even_with_missing_codes(default_federation: Path,
-                                                            tmp_path: Path) -> None:
+                                                            backend: str) -> None:
     # A code no patient has still gets its (zero) column: shapes match by construction.
     spec = dataclasses.replace(SPEC, vocabulary=(*SPEC.vocabulary, "99999-9"))
     for centre in ("center_0", "center_1", "center_2"):
-        fs = build(default_federation / centre, spec)
+        fs = build(default_federation / centre, spec, backend)
         assert fs.X.shape[1:] == (10, 31) and fs.X[:, :, -1].sum() == 0
 
 
@@ -100,22 +134,26 @@ def _copy(default_federation: Path, tmp_path: Path) -> Path:
     return folder
 
 
-def test_missing_file_is_named(default_federation: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_missing_file_is_named(default_federation: Path, tmp_path: Path, backend: str) -> None:
     folder = _copy(default_federation, tmp_path)
     (folder / "observations.csv").unlink()
     with pytest.raises(FedjourneyError, match=r"observations\.csv: file missing"):
-        build(folder, SPEC)
+        build(folder, SPEC, backend)
 
 
-def test_missing_column_is_named(default_federation: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_missing_column_is_named(default_federation: Path, tmp_path: Path, backend: str) -> None:
     folder = _copy(default_federation, tmp_path)
     path = folder / "patients.csv"
     path.write_text(path.read_text().replace("GENDER", "SEX", 1))
     with pytest.raises(FedjourneyError, match=r"patients\.csv: column GENDER missing"):
-        build(folder, SPEC)
+        build(folder, SPEC, backend)
 
 
-def test_unparseable_date_is_named(default_federation: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unparseable_date_is_named(default_federation: Path, tmp_path: Path,
+                                   backend: str) -> None:
     folder = _copy(default_federation, tmp_path)
     path = folder / "observations.csv"
     lines = path.read_text().split("\n")
@@ -124,25 +162,26 @@ def test_unparseable_date_is_named(default_federation: Path, tmp_path: Path) -> 
     lines[5] = ",".join(cells)
     path.write_text("\n".join(lines))
     with pytest.raises(FedjourneyError, match=r"unparseable DATE '13/07/2019'"):
-        build(folder, SPEC)
+        build(folder, SPEC, backend)
 
 
-def test_empty_observations_gives_zero_rows(default_federation: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_observations_gives_zero_rows(default_federation: Path, tmp_path: Path,
+                                            backend: str) -> None:
     folder = _copy(default_federation, tmp_path)
     path = folder / "observations.csv"
     path.write_text(path.read_text().split("\n")[0] + "\n")  # header only
-    fs = build(folder, SPEC)
+    fs = build(folder, SPEC, backend)
     assert fs.X.shape == (len(fs.y), 10, 30) and fs.X.sum() == 0
     assert fs.summary()["patients_with_events"] == 0
     path.write_text("")
     with pytest.raises(FedjourneyError, match="empty file, no CSV header"):
-        build(folder, SPEC)
+        build(folder, SPEC, backend)
 
 
-def test_codes_outside_vocabulary_are_left_out(default_federation: Path) -> None:
-    import polars as pl
-
-    fs = build(default_federation / "center_0", SPEC)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_codes_outside_vocabulary_are_left_out(default_federation: Path, backend: str) -> None:
+    fs = build(default_federation / "center_0", SPEC, backend)
     summary = fs.summary()
     codes = pl.read_csv(default_federation / "center_0" / "observations.csv",
                         infer_schema=False, columns=["CODE"])["CODE"]
@@ -151,13 +190,26 @@ def test_codes_outside_vocabulary_are_left_out(default_federation: Path) -> None
     assert fs.X.sum() == summary["events_in_vocabulary"] - summary["events_outside_window"]
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_unknown_patient_in_observations_is_an_error(default_federation: Path,
-                                                     tmp_path: Path) -> None:
+                                                     tmp_path: Path, backend: str) -> None:
     folder = _copy(default_federation, tmp_path)
     path = folder / "patients.csv"
     lines = path.read_text().split("\n")
     path.write_text("\n".join([lines[0], *lines[2:]]))
     with pytest.raises(FedjourneyError, match=r"is not in patients\.csv"):
+        build(folder, SPEC, backend)
+
+
+def test_empty_patient_id_is_an_error(default_federation: Path, tmp_path: Path) -> None:
+    # "" is the tanat backend's anchor id: no patient may have it.
+    folder = _copy(default_federation, tmp_path)
+    path = folder / "patients.csv"
+    header, first, *rest = path.read_text().split("\n")
+    cells = first.split(",")
+    cells[header.split(",").index("Id")] = '""'
+    path.write_text("\n".join([header, ",".join(cells), *rest]))
+    with pytest.raises(FedjourneyError, match=r"Id must be unique and non-empty"):
         build(folder, SPEC)
 
 

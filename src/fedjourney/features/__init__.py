@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from fedjourney.errors import FedjourneyError
-from fedjourney.features.backends import BACKENDS, binned_events, polars_tensor, tanat_tensor
+from fedjourney.features.backends import BACKENDS, check_backend
 from fedjourney.features.spec import FeatureSpec, load_spec, spec_from_dict
 
-__all__ = ["BACKENDS", "FeatureSet", "FeatureSpec", "build", "load_spec", "model_input",
-           "spec_from_dict"]
+__all__ = ["BACKENDS", "FeatureSet", "FeatureSpec", "build", "check_backend", "load_spec",
+           "model_input", "spec_from_dict"]
 
 
 @dataclass(frozen=True)
@@ -47,18 +46,15 @@ class FeatureSet:
 
 
 def build(folder: Path | str, spec: FeatureSpec, backend: str = "polars") -> FeatureSet:
-    """Read one centre folder and build its tensor as the spec says."""
-    if backend not in BACKENDS:
-        raise FedjourneyError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
-    binned = binned_events(Path(folder), spec, aggregate=backend == "polars")
-    x = polars_tensor(binned, spec) if backend == "polars" else tanat_tensor(binned, spec)
+    """Read one centre folder and build its tensor as the spec says (same X either backend)."""
+    built = BACKENDS[check_backend(backend)](Path(folder), spec)
     return FeatureSet(
-        X=x,
-        y=binned.patients.target.to_numpy().astype(np.float32),
-        patient_ids=binned.patients.ids.to_numpy().astype(str),
+        X=built.x,
+        y=built.patients.target.to_numpy().astype(np.float32),
+        patient_ids=built.patients.ids.to_numpy().astype(str),
         feature_names=spec.feature_names,
-        events_in_vocabulary=binned.events_in_vocabulary,
-        events_outside_window=binned.events_outside_window,
+        events_in_vocabulary=built.events_in_vocabulary,
+        events_outside_window=built.events_outside_window,
     )
 
 

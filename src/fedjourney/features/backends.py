@@ -1,21 +1,21 @@
 """The two interchangeable ways to turn a centre folder into X (N, M, K).
 
-Both share the spec's time grid (bin = floor((t - origin) / bin_days), computed once here,
-so "calendar" and "patient" alignment mean the same thing in both) and differ in who builds
-the grid of one-hot counts:
-- `polars`: a lazy scan of three columns and a group-by, straight into numpy;
-- `tanat`: the tutorial's pipeline on TanaT 0.10.4 (build_events, filter_entities,
-  cast_features, to_tensor with one-hot encoding, apply), hardened: a private workspace per
-  call, no network call at import, only the needed columns, its output re-indexed onto the
-  spec's patients, bins and vocabulary (TanaT emits only locally present codes and starts
-  time at the pool's earliest bin).
+Both read the same rows and put them on the same clock (`_events`): in-vocabulary
+observations, DATE parsed, and under "patient" alignment each patient's events moved so that
+their first observation falls on spec.start. On that clock every grid is
+[spec.start, spec.start + n_bins * bin_days) and bin m is the m-th `bin_days` stretch of it,
+for both alignments. They differ in who builds the tensor from there:
+- `polars`: integer bin and code indices and a group-by, straight into numpy;
+- `tanat`: the tutorial's pipeline on TanaT 0.10.4 (see `tanat_tensor`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import io
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,74 +28,63 @@ from fedjourney.errors import FedjourneyError
 from fedjourney.features.reading import Patients, parse_timestamp, read_patients, scan_events
 from fedjourney.features.spec import FeatureSpec
 
-DAY_S = 86400
-BACKENDS = ("polars", "tanat")
+DAY_US = 86_400_000_000
+# The anchor event's patient id; read_patients rejects empty ids, so no patient has it.
+ANCHOR = ""
 
 
 @dataclass(frozen=True)
-class BinnedEvents:
-    """In-vocabulary events placed on the spec's grid, as integer indices.
-
-    frame has columns pix (patient index), bin, cix (code index) and, when aggregated,
-    len (events in that cell). Rows outside the grid (before/after the window) are dropped
-    and counted.
-    """
+class Tensor:
+    """A centre's X (N, M, K) and what was left out of it."""
 
     patients: Patients
-    frame: pl.DataFrame
+    x: npt.NDArray[np.float32]
     events_in_vocabulary: int
-    events_outside_window: int
+    events_outside_window: int  # in the vocabulary, but before or after the grid
 
 
-def binned_events(folder: Path, spec: FeatureSpec, aggregate: bool) -> BinnedEvents:
-    """Read the centre and place each in-vocabulary event on the spec's time grid.
+def _datetime(day: dt.date) -> pl.Expr:
+    """Midnight UTC of `day`, as the clock's Datetime."""
+    return pl.lit(day).cast(pl.Datetime("us", "UTC"))
 
-    One lazy, streaming scan of three columns; codes are filtered before any date is parsed
-    and only integer indices come out (a 10,000-patient centre is 6.5 M rows, 1.5 GB).
+
+def _index(patients: Patients) -> pl.DataFrame:
+    """Patient id -> pix, the patient's row in patients.csv (and in X)."""
+    return pl.DataFrame({"PATIENT": patients.ids, "pix": pl.arange(
+        0, patients.ids.len(), eager=True, dtype=pl.UInt32)})
+
+
+def _events(folder: Path, spec: FeatureSpec) -> tuple[Patients, pl.LazyFrame]:
+    """The centre's patients and its in-vocabulary events on the spec's clock, lazily.
+
+    Columns: PATIENT, CODE, cix (code index), DATE and DATE0 (text as recorded; DATE0 is
+    the patient's first observation of any code under "patient" alignment), t (DATE on the
+    clock), pix (null when the patient is not in patients.csv) and bad (t or pix is null).
+    Codes are filtered before any date is parsed: a 10,000-patient centre is 6.5 M rows.
     """
     patients = read_patients(folder, spec)
     events = scan_events(folder)
-    bin_s = spec.bin_days * DAY_S
-    vocab = pl.Series("CODE", list(spec.vocabulary), dtype=pl.String)
-    index = pl.LazyFrame({"PATIENT": patients.ids,
-                          "pix": pl.arange(0, patients.ids.len(), eager=True, dtype=pl.UInt32)})
-    codes = pl.LazyFrame({"CODE": vocab,
-                          "cix": pl.arange(0, vocab.len(), eager=True, dtype=pl.UInt32)})
+    codes = pl.LazyFrame({"CODE": list(spec.vocabulary), "cix": pl.arange(
+        0, len(spec.vocabulary), eager=True, dtype=pl.UInt32)})
     used = events.join(codes, on="CODE", how="inner")
     if spec.alignment == "calendar":
-        origin = int(pl.Series([spec.start]).cast(pl.Datetime("us", "UTC")).dt.epoch("s")[0])
-        used = used.with_columns(pl.lit(origin, dtype=pl.Int64).alias("t0"),
-                                 pl.col("DATE").alias("DATE0"))
+        used = used.with_columns(pl.col("DATE").alias("DATE0"),
+                                 parse_timestamp(pl.col("DATE")).alias("t"))
     else:  # the patient's first observation of any code (ISO timestamps sort as text)
         first = events.group_by("PATIENT").agg(pl.col("DATE").min().alias("DATE0"))
         used = used.join(first, on="PATIENT", how="left").with_columns(
-            parse_timestamp(pl.col("DATE0")).alias("t0"))
-    used = used.with_columns(parse_timestamp(pl.col("DATE")).alias("t")).with_columns(
-        ((pl.col("t") - pl.col("t0")) // bin_s).alias("bin")
-    ).join(index, on="PATIENT", how="left")
-    # Problems travel in the same scan: unparseable dates and unknown patients.
-    keys = ["pix", "bin", "cix"]
-    problem = pl.col("t").is_null() | pl.col("t0").is_null() | pl.col("pix").is_null()
-    if aggregate:
-        query = used.group_by([*keys, problem.alias("bad")]).len()
-    else:
-        query = used.select(*keys, problem.alias("bad"), pl.lit(1, pl.UInt32).alias("len"))
-    frame = query.collect(engine="streaming")
-    if frame["bad"].any():  # rare: a second, targeted scan finds an example to name
-        _raise_problem(used.filter(problem).select("PATIENT", "DATE", "DATE0", "pix")
-                       .collect(), folder)
-    total = int(frame["len"].sum())
-    in_grid = frame.filter((pl.col("bin") >= 0) & (pl.col("bin") < spec.n_bins)).select(
-        *keys, "len")
-    return BinnedEvents(
-        patients=patients,
-        frame=in_grid,
-        events_in_vocabulary=total,
-        events_outside_window=total - int(in_grid["len"].sum()),
-    )
+            (parse_timestamp(pl.col("DATE")) - parse_timestamp(pl.col("DATE0"))
+             + _datetime(spec.start)).alias("t"))
+    used = used.join(_index(patients).lazy(), on="PATIENT", how="left")
+    return patients, used.with_columns((pl.col("t").is_null() | pl.col("pix").is_null())
+                                       .alias("bad"))
 
 
-def _raise_problem(bad: pl.DataFrame, folder: Path) -> None:
+def _stop_on_problems(found: bool, used: pl.LazyFrame, folder: Path) -> None:
+    """Name the first unknown patient or unparseable date (a second, targeted scan)."""
+    if not found:
+        return
+    bad = used.filter(pl.col("bad")).select("PATIENT", "DATE", "DATE0", "pix").collect()
     path = folder / "observations.csv"
     unknown = bad.filter(pl.col("pix").is_null())
     if unknown.height:
@@ -108,72 +97,106 @@ def _raise_problem(bad: pl.DataFrame, folder: Path) -> None:
                           "expected yyyy-MM-ddTHH:mm:ssZ")
 
 
-def polars_tensor(binned: BinnedEvents, spec: FeatureSpec) -> npt.NDArray[np.float32]:
-    """X (N, M, K) from the aggregated cells."""
-    n = binned.patients.ids.len()
-    m, k = spec.shape
-    cells = binned.frame
-    x = np.zeros((n, m, k), dtype=np.float32)
+def polars_tensor(folder: Path, spec: FeatureSpec) -> Tensor:
+    """X from one streaming scan and a group-by on (patient, bin, code)."""
+    patients, used = _events(folder, spec)
+    keys = ["pix", "bin", "cix"]
+    cells = used.with_columns(
+        ((pl.col("t") - _datetime(spec.start)).dt.total_microseconds()
+         // (spec.bin_days * DAY_US)).alias("bin")
+    ).group_by([*keys, "bad"]).len().collect(engine="streaming")
+    _stop_on_problems(bool(cells["bad"].any()), used, folder)
+    total = int(cells["len"].sum())
+    cells = cells.filter((pl.col("bin") >= 0) & (pl.col("bin") < spec.n_bins))
+    x = np.zeros((patients.ids.len(), *spec.shape), dtype=np.float32)
     values = cells["len"].to_numpy().astype(np.float32)
     if spec.values == "presence":
         values = np.minimum(values, 1.0)
     x[cells["pix"].to_numpy(), cells["bin"].to_numpy(), cells["cix"].to_numpy()] = values
-    return x
+    return Tensor(patients, x, total, total - int(cells["len"].sum()))
 
 
-def tanat_tensor(binned: BinnedEvents, spec: FeatureSpec) -> npt.NDArray[np.float32]:
-    """X (N, M, K) through TanaT's event pool and one-hot tensor."""
-    tanat, criterion = _import_tanat()
-    n = binned.patients.ids.len()
-    m, k = spec.shape
-    x = np.zeros((n, m, k), dtype=np.float32)
-    vocab = pl.Series(list(spec.vocabulary), dtype=pl.String)
-    events = binned.frame.select(pl.col("pix").alias("PATIENT"), "bin",
-                                 pl.lit(vocab).gather(pl.col("cix")).alias("CODE"))
-    if events.height == 0:
-        return x  # documented: patients without events are zero rows
+def tanat_tensor(folder: Path, spec: FeatureSpec) -> Tensor:
+    """X through the tutorial's TanaT pipeline.
+
+    Polars reads the observation rows (PATIENT, DATE, CODE; in-vocabulary codes only), parses
+    DATE onto the spec's clock and keeps the grid's window. TanaT then does the tutorial's
+    work: build_events (the event pool), cast_features (CODE categorical) and to_tensor with
+    ohe=True (one-hot codes), bin_size="<bin_days>D" (time binning) and overlap_rule "sum"
+    (counts: the sum of a bin's one-hot rows is its number of events) or "max" (presence).
+    Under "patient" alignment the per-patient shift is polars' (TanaT 0.10.4's to_tensor
+    ignores set_t0 and has one time axis for the whole pool); the binning is still TanaT's.
+    The mean over time is `model_input`'s numpy mean on this tensor, as in the tutorial.
+    Hardened: a private workspace per call, no release check over the network, and the
+    output re-indexed onto the spec's patients and vocabulary (TanaT emits locally present
+    codes and patients with events only).
+    """
+    tanat = _import_tanat()
+    patients, used = _events(folder, spec)
+    start = _datetime(spec.start)
+    end = start + pl.duration(days=spec.bin_days * spec.n_bins)
+    # PATIENT as categorical: TanaT sorts and groups by id, about twice as fast as on text.
+    rows = used.select(pl.col("PATIENT").cast(pl.Categorical), pl.col("t").alias("DATE"),
+                       "CODE", "bad").collect(engine="streaming")
+    _stop_on_problems(bool(rows["bad"].any()), used, folder)
+    total = rows.height
+    rows = rows.filter((pl.col("DATE") >= start) & (pl.col("DATE") < end)).drop("bad")
+    # TanaT's time axis starts at the pool's earliest event. Anchoring makes that spec.start:
+    # events before it are out of the pool (outside the window anyway), and one event at
+    # exactly spec.start, under a patient id no patient has, is added; its row is dropped
+    # when re-indexing. max_bins=n_bins cuts the axis at the grid's end.
+    anchor = pl.DataFrame({"PATIENT": [ANCHOR], "CODE": [spec.vocabulary[0]]}).select(
+        pl.col("PATIENT").cast(pl.Categorical), start.alias("DATE"), "CODE")
     with (tempfile.TemporaryDirectory(prefix="fedjourney-tanat-") as workspace,
           contextlib.redirect_stdout(io.StringIO())):  # TanaT narrates its store builds
         # Its own store per call: TanaT otherwise shares ~/.tanat between processes, and
         # two nodes on one host would read each other's pools.
         tanat.set_workspace(workspace)
-        pool = tanat.build_events(events, id_column="PATIENT", time_column="bin",
-                                  store_name="centre")
-        pool = pool.filter_entities(criterion(query=pl.col("CODE").is_in(list(spec.vocabulary))),
-                                    verbose=False)
+        pool = tanat.build_events(pl.concat([anchor, rows]), id_column="PATIENT",
+                                  time_column="DATE", store_name="centre")
         pool.cast_features({"CODE": pl.Categorical})
-        rule = "max" if spec.values == "presence" else "sum"
-        arr, ids, names = pool.to_tensor(features="CODE", bin_size=1, fill_value=0, ohe=True,
-                                         overlap_rule=rule)
-        # TanaT's time axis starts at the pool's earliest bin: find it to shift back.
-        first_bin = pool.apply(pl.col("bin").min().alias("first"), fmt="polars")["first"].min()
+        arr, ids, names = pool.to_tensor(
+            features="CODE", bin_size=f"{spec.bin_days}D", max_bins=spec.n_bins,
+            fill_value=0, ohe=True, overlap_rule="sum" if spec.values == "counts" else "max")
     column = {name: i for i, name in enumerate(spec.feature_names)}
-    cols = np.array([column[name] for name in names])
-    rows = np.asarray(ids, dtype=np.int64)  # TanaT's ids are our patient indices
-    offset = int(first_bin)
-    width = min(arr.shape[1], m - offset)
-    block = np.zeros((len(rows), m, k), dtype=np.float32)
-    block[:, offset:offset + width, :][:, :, cols] = arr[:, :width, :]
-    x[rows] = block
-    return x
+    pix = pl.DataFrame({"PATIENT": [str(i) for i in ids]}).join(
+        _index(patients), on="PATIENT", how="left", maintain_order="left")["pix"]
+    known = pix.is_not_null().to_numpy()  # every id but the anchor's
+    block = np.zeros((len(ids), *spec.shape), dtype=np.float32)
+    block[:, :, [column[name] for name in names]] = arr
+    x = np.zeros((patients.ids.len(), *spec.shape), dtype=np.float32)
+    x[pix.drop_nulls().to_numpy()] = block[known]
+    return Tensor(patients, x, total, total - rows.height)
 
 
-def _import_tanat() -> tuple[Any, Any]:
+BACKENDS: dict[str, Callable[[Path, FeatureSpec], Tensor]] = {
+    "polars": polars_tensor, "tanat": tanat_tensor}
+
+
+def check_backend(name: object, where: str | None = None) -> str:
+    """`name` if it is a backend; else a one-line error, prefixed with `where` if given."""
+    if not isinstance(name, str) or name not in BACKENDS:
+        prefix = f"{where}: " if where else ""
+        raise FedjourneyError(f"{prefix}unknown backend {name!r}; use one of "
+                              f"{', '.join(BACKENDS)}")
+    return name
+
+
+def _import_tanat() -> Any:
     """Import TanaT without its release check (a network call at import time)."""
-    import tanat_utils
-    import tanat_utils.check_version
-
     def _offline(_package: str) -> None:
         return None
 
-    tanat_utils.check_latest_version = _offline
-    tanat_utils.check_version.check_latest_version = _offline
     try:
+        import tanat_utils
+        import tanat_utils.check_version
+
+        tanat_utils.check_latest_version = _offline
+        tanat_utils.check_version.check_latest_version = _offline
         import tanat
-        from tanat.criterion.type.entity import EntityCriterion
     except ImportError:
         raise FedjourneyError(
             "the tanat backend needs TanaT: pip install 'fedjourney[tanat]' "
             "(or use --backend polars)"
         ) from None
-    return tanat, EntityCriterion
+    return tanat

@@ -45,7 +45,8 @@ def read_patients(folder: Path, spec: FeatureSpec) -> Patients:
     """Patient ids and labels, joined later by id (never by row position)."""
     column = spec.target.column
     frame = _csv(folder, "patients", ["Id", column]).collect()
-    if frame["Id"].null_count() or frame["Id"].n_unique() != frame.height:
+    if (frame["Id"].null_count() or (frame["Id"] == "").any()
+            or frame["Id"].n_unique() != frame.height):
         raise FedjourneyError(f"{folder / 'patients.csv'}: Id must be unique and non-empty")
     target = (frame[column] == spec.target.positive).fill_null(False).cast(pl.Float32)
     return Patients(ids=frame["Id"], target=target)
@@ -57,6 +58,5 @@ def scan_events(folder: Path) -> pl.LazyFrame:
 
 
 def parse_timestamp(text: pl.Expr) -> pl.Expr:
-    """Synthea's UTC timestamp text -> epoch seconds (null where it does not parse)."""
-    return text.str.strptime(pl.Datetime("us", "UTC"), TIMESTAMP_FORMAT, strict=False
-                             ).dt.epoch("s")
+    """Synthea's UTC timestamp text -> Datetime (µs, UTC; null where it does not parse)."""
+    return text.str.strptime(pl.Datetime("us", "UTC"), TIMESTAMP_FORMAT, strict=False)
