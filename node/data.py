@@ -10,6 +10,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import polars as pl
+
 from fedjourney.config import Centre
 from fedjourney.contract import OWN_FILES, DatasetRecord
 from fedjourney.errors import FedjourneyError
@@ -29,6 +31,7 @@ def check_data(folder: Path, centre: Centre, spec: FeatureSpec, backend: str = "
     the centre is incomplete or its data is broken."""
     if read_meta(folder) is None:
         raise FedjourneyError(f"no complete centre at {folder} (did its generator finish?)")
+    validate(folder, spec)
     fingerprint = dataset_fingerprint(folder)
     x, _, ids, hit = load_or_build(folder, spec, cache_dir, fingerprint, backend)
     record = DatasetRecord(centre_id=centre.id, centre=centre.name, country=centre.country,
@@ -39,6 +42,58 @@ def check_data(folder: Path, centre: Centre, spec: FeatureSpec, backend: str = "
     tmp.write_text(json.dumps(asdict(record), indent=1), encoding="utf-8")
     tmp.replace(record_path)
     return record, int(x.shape[1]), hit
+
+
+def validate(folder: Path, spec: FeatureSpec) -> None:
+    """Refuse a centre a node must not train on, with one line naming the file and the
+    problem — never a patient's identifier or a raw value (the line reaches the logs)."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink() and not path.resolve().is_relative_to(folder.resolve()):
+            raise FedjourneyError(f"{path}: a link pointing out of the centre folder; the "
+                                  "node reads only its own centre")
+    for name, columns in (("patients", ["Id", spec.target.column]),
+                          ("observations", ["PATIENT", "DATE", "CODE"])):
+        path = folder / f"{name}.csv"
+        if not path.is_file():
+            raise FedjourneyError(f"{path}: file missing; regenerate the centre")
+        try:
+            header = pl.read_csv(path, n_rows=0, infer_schema=False).columns
+            if missing := [c for c in columns if c not in header]:
+                raise FedjourneyError(f"{path}: column {missing[0]} missing")
+            # Every column parsed: a row with extra fields is only seen past the last one.
+            nulls = pl.scan_csv(path, infer_schema=False).select(
+                pl.len().alias("_rows"), pl.all().null_count()
+            ).collect(engine="streaming").row(0, named=True)
+            counts = (nulls["_rows"], *(nulls[c] for c in columns))
+        except pl.exceptions.NoDataError:
+            raise FedjourneyError(f"{path}: empty file, no CSV header") from None
+        except pl.exceptions.ComputeError as exc:
+            raise FedjourneyError(f"{path}: {_csv_problem(str(exc))}") from None
+        if any(counts[1:]):
+            raise FedjourneyError(f"{path}: {max(counts[1:])} rows lack {', '.join(columns)} "
+                                  "(a ragged or truncated row)")
+        if name == "patients":
+            _check_classes(path, counts[0], spec)
+
+
+def _csv_problem(polars_message: str) -> str:
+    if "utf-8" in polars_message.lower():
+        return "not valid UTF-8 text"
+    if "more fields" in polars_message:
+        return "a row has more fields than the header (a ragged row)"
+    return "not a readable CSV file"
+
+
+def _check_classes(path: Path, rows: int, spec: FeatureSpec) -> None:
+    target = spec.target
+    if rows == 0:
+        raise FedjourneyError(f"{path}: no patients")
+    positives = int(pl.scan_csv(path, infer_schema=False).select(
+        (pl.col(target.column) == target.positive).sum()).collect().item())
+    if positives in (0, rows):
+        raise FedjourneyError(f"{path}: all {rows} patients are in one class of the target "
+                              f"({target.column} == {target.positive}: "
+                              f"{'all' if positives else 'none'}); a model needs both")
 
 
 def recorded(record_path: Path = RECORD) -> DatasetRecord:

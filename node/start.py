@@ -37,12 +37,14 @@ def main() -> int:
     verbose = os.environ.get(contract.ENV_VERBOSE) == "1"
     story = setup(label, Path(contract.story_log("node")), verbose)
     keep = os.environ.get(contract.ENV_KEEP) == "1"
-    deadline = float(os.environ.get(contract.ENV_NODE_DEADLINE, "300"))
+    deadline = float(os.environ.get(contract.ENV_NODE_DEADLINE) or
+                     fed.training.node_deadline_s)
     folder = Path(contract.DATA) / centre.folder_name
     started = time.monotonic()
 
     try:
-        record, n_features, hit = check_data(folder, centre, fed.feature_spec())
+        record, n_features, hit = check_data(folder, centre, fed.feature_spec(),
+                                             fed.features_backend)
     except FedjourneyError as exc:
         story.error(f"UNHEALTHY: the centre's data is broken: {exc}; stopping")
         return 2

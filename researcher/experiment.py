@@ -30,11 +30,35 @@ class Metrics:
             self.validation[node][r] = {k: float(v) for k, v in metric.items()}
 
 
-def build(fed: Federation, run_id: str, metrics: Metrics) -> Any:
+def bound_rounds(seconds: int) -> None:
+    """Leave out of a round the nodes that have not replied within `seconds`.
+
+    Fed-BioMed 6.4.1 waits for every node's training reply without limit: TrainingJob's
+    request policies are an empty list, with no setter, and a node that restarted mid-run
+    can have its task taken by its old, dead stream. So each TrainingJob the Experiment
+    creates gets a StopOnTimeout: at the deadline the round stops waiting and keeps the
+    replies it has (DiscardOnTimeout would not: 6.4.1's base policy still waits for
+    every request); the node-selection strategy then accepts the round or not
+    (min_nodes). The one private touch of the researcher (the module attribute the
+    Experiment instantiates, and Job._policies): tests/integration/fedbiomed_contract.py
+    checks both.
+    """
+    from fedbiomed.researcher.federated_workflows import _experiment
+    from fedbiomed.researcher.federated_workflows.jobs import TrainingJob
+    from fedbiomed.researcher.requests import StopOnTimeout
+
+    class BoundedTrainingJob(TrainingJob):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._policies = [StopOnTimeout(seconds)]
+
+    _experiment.TrainingJob = BoundedTrainingJob
+
+
+def build(fed: Federation, run_id: str, metrics: Metrics, strategy: Any) -> Any:
     """The Experiment, with `metrics` receiving every scalar beside Fed-BioMed's monitor."""
     from fedbiomed.researcher.aggregators.fedavg import FedAverage
     from fedbiomed.researcher.federated_workflows import Experiment
-    from fedbiomed.researcher.strategies.default_strategy import DefaultStrategy
 
     from fedjourney.plan import FedJourneyPlan
 
@@ -53,7 +77,7 @@ def build(fed: Federation, run_id: str, metrics: Metrics) -> Any:
                        "test_batch_size": 0, "log_interval": 1000, "random_seed": 0},
         round_limit=t.rounds,
         aggregator=FedAverage(),
-        node_selection_strategy=DefaultStrategy(),
+        node_selection_strategy=strategy,
         tensorboard=False,
         save_breakpoints=False,
         experimentation_folder=run_id,

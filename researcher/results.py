@@ -24,9 +24,11 @@ def _pick(values: list[float] | None, how: str) -> float | None:
 
 def metric_rows(run_id: str, rounds: int, metrics: Metrics,
                 replies: dict[int, dict[str, Any]], node_names: dict[str, str],
-                round_seconds: dict[int, float]) -> list[Row]:
+                round_seconds: dict[int, float],
+                took_part: dict[int, list[str]] | None = None) -> list[Row]:
     """One row per (round, node). Round r's validation is of the global model the node
-    received at the start of round r; round rounds+1 is the final model's validation."""
+    received at the start of round r; round rounds+1 is the final model's validation.
+    `took_part`: the nodes each round aggregated (all, when not given)."""
     rows: list[Row] = []
     for r in range(1, rounds + 2):
         for node_id, name in sorted(node_names.items(), key=lambda kv: kv[1]):
@@ -48,6 +50,8 @@ def metric_rows(run_id: str, rounds: int, metrics: Metrics,
                 "training_seconds": timing.get("rtime_training"),
                 "node_seconds": timing.get("rtime_total"),
                 "round_seconds": round_seconds.get(r),
+                "took_part": r <= rounds and (took_part is None or
+                                              node_id in took_part.get(r, [])),
             })
     return rows
 
@@ -102,12 +106,36 @@ def summary_markdown(run_id: str, rows: list[Row], fingerprints: dict[str, str],
     for node, m in final.items():
         lines.append(f"| {node} | {fmt(m['auc'])} | {fmt(m['accuracy'])} | "
                      f"{fmt(m['loss'])} |")
+    lines += ["", "## Rounds each centre took part in", "",
+              "A round aggregates (sample-weighted FedAverage) the nodes that answered it.", ""]
+    lines += [f"- {node}: {spans(rounds)}" for node, rounds in participation(rows).items()]
     lines += ["", "Local-only and centralised baselines: `baselines.md` beside this file "
               "(written on the host by `fedjourney report`).", "",
               "## Dataset fingerprints (sha256 of each centre's files, computed on its "
               "node)", ""]
     lines += [f"- {node}: `{fp}`" for node, fp in sorted(fingerprints.items())]
     return "\n".join(lines) + "\n"
+
+
+def participation(rows: list[Row]) -> dict[str, list[int]]:
+    """The rounds each node's update was aggregated in."""
+    out: dict[str, list[int]] = {r["node"]: [] for r in rows}
+    for r in rows:
+        if r.get("took_part"):
+            out[r["node"]].append(r["round"])
+    return out
+
+
+def spans(rounds: list[int]) -> str:
+    """[1, 2, 3, 7, 8] -> '1-3, 7-8'."""
+    if not rounds:
+        return "none"
+    parts, start = [], rounds[0]
+    for prev, cur in zip(rounds, [*rounds[1:], None], strict=True):
+        if cur != prev + 1:
+            parts.append(f"{start}-{prev}" if prev != start else f"{start}")
+            start = cur if cur is not None else start
+    return ", ".join(parts)
 
 
 def fmt(value: Any) -> str:

@@ -20,12 +20,13 @@ from typing import Any
 from fedjourney import contract
 from fedjourney.config import Federation, load_federation
 from fedjourney.researcher import results
-from fedjourney.researcher.experiment import Metrics, build
+from fedjourney.researcher.experiment import Metrics, bound_rounds, build
 from fedjourney.story import Story, quiet_fedbiomed, setup
 
 COMPONENT = Path(contract.STATE) / "researcher"
 RESULTS = Path(contract.RESULTS)
 HEALTH = Path(contract.HEALTH)
+WATCHDOG_GRACE_S = 60
 
 
 def main() -> int:
@@ -72,32 +73,46 @@ def _run(fed: Federation, config_path: Path, run_id: str, story: Story, verbose:
                     "logs` of those nodes")
         return 3
 
+    from fedjourney.researcher.strategy import AtLeast
+
+    min_nodes = fed.training.min_nodes or len(fed.centres)
+    strategy = AtLeast(min_nodes)
     metrics = Metrics()
+    deadline = int(os.environ.get(contract.ENV_ROUND_DEADLINE) or fed.training.round_deadline_s)
+    bound_rounds(deadline)
     try:
-        exp = build(fed, run_id, metrics)
+        exp = build(fed, run_id, metrics, strategy)
     except SystemExit as stop:
         story.error(f"FAILED: the experiment could not be set up (Fed-BioMed exit {stop.code})")
         return 3
     rounds = fed.training.rounds
     round_seconds: dict[int, float] = {}
-    deadline = float(os.environ.get(contract.ENV_ROUND_DEADLINE, "600"))
+    took_part: dict[int, list[str]] = {}
     for r in range(1, rounds + 1):
         metrics.round = r
-        watchdog = _watchdog(deadline, run_id, story.at(run_id, r), requests, names)
+        # A backstop: late nodes are left out at the deadline; this ends a round that
+        # still does not return (aggregation, a wedged transport).
+        watchdog = _watchdog(deadline + WATCHDOG_GRACE_S, run_id, story.at(run_id, r),
+                             requests, names)
         begun = time.monotonic()
         try:
             exp.run_once(test_after=r == rounds)
         except SystemExit as stop:  # Fed-BioMed exits on a failed round (FB402, FB408...)
             watchdog.cancel()
-            story.at(run_id, r).error(f"round {r} failed (Fed-BioMed exit {stop.code}); "
-                                      f"node states: {_node_states(requests, names)}")
+            story.at(run_id, r).error(
+                f"FAILED: round {r} (Fed-BioMed exit {stop.code}): "
+                f"{_dropped(strategy.dropped.get(r - 1, {}), names) or 'no node answered'}; "
+                f"at least {min_nodes} needed; node states: {_node_states(requests, names)}")
             return 3
         watchdog.cancel()
         round_seconds[r] = time.monotonic() - begun
-        story.at(run_id, r).info(f"round {r}/{rounds} aggregated in {round_seconds[r]:.2f}s")
+        took_part[r] = strategy.aggregated(r - 1)
+        dropped = _dropped(strategy.dropped.get(r - 1, {}), names)
+        story.at(run_id, r).info(f"round {r}/{rounds} aggregated in {round_seconds[r]:.2f}s"
+                                 + (f" without {dropped}" if dropped else ""))
 
     rows = results.metric_rows(run_id, rounds, metrics, exp.training_replies(), names,
-                               round_seconds)
+                               round_seconds, took_part)
     fingerprints = {rec.label: rec.fingerprint for rec in found.values()}
     results.write_jsonl(rows, partial / "metrics.jsonl")
     exp.training_plan().export_model(str(partial / "model.pt"))
@@ -145,7 +160,8 @@ def _wait_for_nodes(requests: Any, fed: Federation, story: Story
                     ) -> dict[str, contract.DatasetRecord] | None:
     """{node id: its dataset record} once every centre's node answers; None (the missing
     centres named) at the deadline."""
-    deadline = time.monotonic() + float(os.environ.get(contract.ENV_NODE_DEADLINE, "300"))
+    deadline = time.monotonic() + float(os.environ.get(contract.ENV_NODE_DEADLINE) or
+                                        fed.training.node_deadline_s)
     expected = {contract.node_service(c.id): c for c in fed.centres}
     announced: set[str] = set()
     while True:
@@ -165,6 +181,11 @@ def _wait_for_nodes(requests: Any, fed: Federation, story: Story
                 + " ".join(missing) + "`")
             return None
         time.sleep(1)  # each search already waits up to 5 s for replies
+
+
+def _dropped(why: dict[str, str], names: dict[str, str]) -> str:
+    return ", ".join(f"{names.get(node, node)} ({reason})" for node, reason in sorted(
+        why.items(), key=lambda kv: names.get(kv[0], kv[0])))
 
 
 def _node_states(requests: Any, names: dict[str, str]) -> str:

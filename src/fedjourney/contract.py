@@ -61,6 +61,7 @@ ENV_CONFIG = "FEDJOURNEY_CONFIG"
 ENV_CENTRE_ID = "FEDJOURNEY_CENTRE_ID"
 ENV_RUN_ID = "FEDJOURNEY_RUN_ID"
 ENV_VERBOSE = "FEDJOURNEY_VERBOSE"
+# Override training.node_deadline_s and training.round_deadline_s of the config (seconds).
 ENV_NODE_DEADLINE = "FEDJOURNEY_NODE_DEADLINE"
 ENV_ROUND_DEADLINE = "FEDJOURNEY_ROUND_DEADLINE"
 ENV_KEEP = "FEDJOURNEY_KEEP"  # 1: nodes stay up after the run (more experiments, inspection)

@@ -30,6 +30,13 @@ from fedbiomed.node.round import Round  # noqa: E402
 round_source = inspect.getsource(Round)
 for refusal in component.REFUSALS:
     assert refusal in round_source, f"Round no longer logs {refusal!r} when refusing a plan"
+# researcher/experiment.py bound_rounds: the Experiment instantiates this module attribute,
+# and a Job keeps its request policies here.
+from fedbiomed.researcher.federated_workflows import _experiment  # noqa: E402
+from fedbiomed.researcher.federated_workflows.jobs import TrainingJob  # noqa: E402
+
+assert _experiment.TrainingJob is TrainingJob, "Experiment no longer uses TrainingJob"
+assert "self._policies" in inspect.getsource(TrainingJob.execute), "TrainingJob policies moved"
 for owner, names in ((Node, ["start_messaging", "start_protocol", "task_manager",
                              "is_connected", "send_error"]),
                      (Requests, ["search", "ping_nodes", "add_monitor_callback"]),

@@ -21,14 +21,14 @@ def compose_command() -> str:
     return " ".join(_compose_command())
 
 
-def small_federation(folder: Path, population: int = 30, rounds: int = 3, epochs: int = 2
-                     ) -> tuple[Path, Path]:
+def small_federation(folder: Path, population: int = 30, rounds: int = 3, epochs: int = 2,
+                     **training: object) -> tuple[Path, Path]:
     """A small copy of the default federation and its compose file, in folder; its runs'
     results land in folder/results."""
     cfg = yaml.safe_load(DEFAULT_CONFIG.read_text())
     for centre in cfg["centres"]:
         centre["population"] = population
-    cfg["training"].update(rounds=rounds, epochs=epochs)
+    cfg["training"].update(rounds=rounds, epochs=epochs, **training)
     config = folder / "federation.yaml"
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     compose = folder / "docker-compose.yml"
@@ -43,6 +43,7 @@ class Stack:
 
     def __init__(self, compose_file: Path, project: str) -> None:
         self.base = [*compose_command().split(), "-f", str(compose_file), "-p", project]
+        self.compose_file = compose_file
         self.project = project
 
     def compose(self, *args: str, check: bool = True, timeout: float = 600,

@@ -46,6 +46,13 @@ BAD = {
     "unknown key": (_set(0, "populaton", 3), "unknown key 'populaton'"),
     "bad date": (lambda cfg: cfg["federation"].__setitem__("reference_date", "2025-13-01"),
                  "YYYY-MM-DD"),
+    "min_nodes above the centres": (lambda cfg: cfg["training"].__setitem__("min_nodes", 4),
+                                    "training.min_nodes is 4 but the federation has 3 centres"),
+    "min_nodes zero": (lambda cfg: cfg["training"].__setitem__("min_nodes", 0),
+                       "training.min_nodes must be a whole number from 1"),
+    "round deadline too short": (
+        lambda cfg: cfg["training"].__setitem__("round_deadline_s", 1),
+        "training.round_deadline_s must be a whole number from 5"),
 }
 
 

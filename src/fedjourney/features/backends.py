@@ -81,20 +81,19 @@ def _events(folder: Path, spec: FeatureSpec) -> tuple[Patients, pl.LazyFrame]:
 
 
 def _stop_on_problems(found: bool, used: pl.LazyFrame, folder: Path) -> None:
-    """Name the first unknown patient or unparseable date (a second, targeted scan)."""
+    """Say how many rows name unknown patients or carry unparseable dates (a second,
+    targeted scan). Counts only: these messages reach a node's logs, which must never hold a
+    patient's identifier or a raw value of a record."""
     if not found:
         return
-    bad = used.filter(pl.col("bad")).select("PATIENT", "DATE", "DATE0", "pix").collect()
+    bad = used.filter(pl.col("bad")).select("PATIENT", "pix").collect()
     path = folder / "observations.csv"
     unknown = bad.filter(pl.col("pix").is_null())
     if unknown.height:
-        raise FedjourneyError(f"{path}: patient {unknown['PATIENT'][0]} is not in patients.csv "
-                              f"({unknown['PATIENT'].n_unique()} such patients)")
-    row = bad.row(0, named=True)
-    parses = pl.select(parse_timestamp(pl.lit(row["DATE"], pl.String))).item() is not None
-    value = row["DATE0"] if parses else row["DATE"]
-    raise FedjourneyError(f"{path}: unparseable DATE {value!r} ({bad.height} rows); "
-                          "expected yyyy-MM-ddTHH:mm:ssZ")
+        raise FedjourneyError(f"{path}: {unknown['PATIENT'].n_unique()} patients "
+                              f"({unknown.height} rows) are not in patients.csv")
+    raise FedjourneyError(f"{path}: {bad.height} rows have an unparseable DATE; expected "
+                          "yyyy-MM-ddTHH:mm:ssZ")
 
 
 def polars_tensor(folder: Path, spec: FeatureSpec) -> Tensor:

@@ -47,8 +47,8 @@ def render(fed: Federation, config_path: str = "./data/federation.yaml",
     hostname: {c.RESEARCHER}
     environment:
       {c.ENV_CONFIG}: {c.CONFIG}
-{_env(f"{c.ENV_RUN_ID}=", f"{c.ENV_VERBOSE}=0", f"{c.ENV_NODE_DEADLINE}=300",
-      f"{c.ENV_ROUND_DEADLINE}=600")}\
+{_env(f"{c.ENV_RUN_ID}=", f"{c.ENV_VERBOSE}=0", f"{c.ENV_NODE_DEADLINE}=",
+      f"{c.ENV_ROUND_DEADLINE}=")}\
     tmpfs: ["/tmp", "/home/fedjourney"]
     volumes:
       - {config_path}:{c.CONFIG}:ro
@@ -149,7 +149,7 @@ def _node(centre: Centre, config_path: str) -> str:
     environment:
       {c.ENV_CONFIG}: {c.CONFIG}
       {c.ENV_CENTRE_ID}: "{centre.id}"
-{_env(f"{c.ENV_KEEP}=0", f"{c.ENV_VERBOSE}=0", f"{c.ENV_NODE_DEADLINE}=300")}\
+{_env(f"{c.ENV_KEEP}=0", f"{c.ENV_VERBOSE}=0", f"{c.ENV_NODE_DEADLINE}=")}\
     tmpfs: ["/tmp", "/home/fedjourney"]
     volumes:
       - {config_path}:{c.CONFIG}:ro
