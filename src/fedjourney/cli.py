@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="builtin (offline, default), synthea (needs a JAR), or auto")
     gen.add_argument("--synthea-jar", metavar="FILE",
                      help="Synthea JAR for --engine synthea/auto (or $FEDJOURNEY_SYNTHEA_JAR)")
+    gen.add_argument("--source", type=Path, metavar="DIR",
+                     help="import the one --centre's Synthea CSV output from DIR instead of "
+                     "its configured source.folder")
 
     feat = sub.add_parser(
         "features",
@@ -135,7 +138,8 @@ def _generate(args: argparse.Namespace) -> int:
     tty = sys.stderr.isatty()
     started = time.perf_counter()
     results = generate(fed, args.out, centres=centres, force=args.force, engine=args.engine,
-                       synthea_jar=args.synthea_jar, progress=_progress if tty else None)
+                       synthea_jar=args.synthea_jar, progress=_progress if tty else None,
+                       source_override=args.source)
     for r in results:
         detail = (f"{r.rows.get('patients', 0)} patients, "
                   f"{r.rows.get('observations', 0)} observations") if r.rows else "up to date"

@@ -28,7 +28,11 @@ _MAX_AGE = 110
 
 @dataclass(frozen=True)
 class Centre:
-    """One hospital centre: who it is, where it is, and how its patients are drawn."""
+    """One hospital centre: who it is, where it is, and how its patients are drawn.
+
+    An imported centre (source_folder set) brings its own Synthea output: nobody is drawn,
+    so population and seed are 0 and country and region empty unless the config gives them.
+    """
 
     id: int
     name: str
@@ -39,6 +43,7 @@ class Centre:
     age_min: int
     age_max: int
     city: str | None = None
+    source_folder: Path | None = None  # existing Synthea CSV output (on the config's host)
 
     @property
     def folder_name(self) -> str:
@@ -152,7 +157,8 @@ def parse_federation(raw: Any, source: Path | None = None) -> Federation:
     entries = raw.get("centres")
     if not isinstance(entries, list) or not entries:
         raise FedjourneyError(f"{where}: 'centres' must be a non-empty list of centres")
-    centres = tuple(_parse_centre(e, i, where) for i, e in enumerate(entries))
+    base = source.parent if source else Path()  # relative source folders start here
+    centres = tuple(_parse_centre(e, i, where, base) for i, e in enumerate(entries))
     _no_duplicates(centres, where)
     features, backend = None, "polars"
     if raw.get("features") is not None:
@@ -197,13 +203,17 @@ def _parse_training(raw: Any, label: str) -> Training:
     return Training(**{**values, "learning_rate": float(lr)})
 
 
-def _parse_centre(entry: Any, index: int, where: str) -> Centre:
+def _parse_centre(entry: Any, index: int, where: str, base: Path) -> Centre:
     label = f"{where}: centres[{index}]"
     if not isinstance(entry, dict):
         raise FedjourneyError(f"{label} must be a mapping with name, country, population...")
-    allowed = {"id", "name", "country", "region", "city", "population", "seed", "age_range"}
+    allowed = {"id", "name", "country", "region", "city", "population", "seed", "age_range",
+               "source"}
     _no_unknown_keys(entry, allowed, label)
-    for key in ("name", "country", "region", "population", "seed"):
+    # An imported centre draws nobody: only its name is needed, the rest is checked if given.
+    imported = "source" in entry
+    required = ("name",) if imported else ("name", "country", "region", "population", "seed")
+    for key in required:
         if entry.get(key) in (None, ""):
             raise FedjourneyError(f"{label} has no '{key}'; add it")
     name = str(entry["name"]).strip()
@@ -213,16 +223,17 @@ def _parse_centre(entry: Any, index: int, where: str) -> Centre:
     cid = entry.get("id", index)
     if not isinstance(cid, int) or isinstance(cid, bool) or cid < 0:
         raise FedjourneyError(f"{label}: id must be a whole number >= 0, got {cid!r}")
-    country = str(entry["country"]).strip().lower()
-    if country not in COUNTRIES:
+    country = str(entry.get("country") or "").strip().lower()
+    if country not in COUNTRIES and not (imported and not country):
         known = ", ".join(sorted(COUNTRIES))
         raise FedjourneyError(f"{label}: unknown country {entry['country']!r}; use one of {known}")
-    population = entry["population"]
-    if not isinstance(population, int) or isinstance(population, bool) or population <= 0:
+    population = entry.get("population", 0)
+    if "population" in entry and (not isinstance(population, int)
+                                  or isinstance(population, bool) or population <= 0):
         raise FedjourneyError(
             f"{label}: population must be a whole number > 0, got {population!r}"
         )
-    seed = entry["seed"]
+    seed = entry.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
         raise FedjourneyError(f"{label}: seed must be a whole number >= 0, got {seed!r}")
     age_min, age_max = _parse_age_range(entry.get("age_range", "0-100"), label)
@@ -231,13 +242,28 @@ def _parse_centre(entry: Any, index: int, where: str) -> Centre:
         id=cid,
         name=name,
         country=country,
-        region=str(entry["region"]).strip(),
+        region=str(entry.get("region") or "").strip(),
         city=str(city).strip() if city else None,
         population=population,
         seed=seed,
         age_min=age_min,
         age_max=age_max,
+        source_folder=_parse_source(entry["source"], label, base) if imported else None,
     )
+
+
+def _parse_source(value: Any, label: str, base: Path) -> Path:
+    """`source: {folder: PATH}`: absolute, relative paths taken from the config's folder
+    (compose mounts it as is, and a relative bind path would name a volume instead)."""
+    if not isinstance(value, dict):
+        raise FedjourneyError(f"{label}: source must be a mapping like {{folder: path/to/csv}}")
+    _no_unknown_keys(value, {"folder"}, f"{label}: source")
+    folder = value.get("folder")
+    if not isinstance(folder, str) or not folder.strip():
+        raise FedjourneyError(
+            f"{label}: source.folder must be the path of a Synthea CSV folder, got {folder!r}"
+        )
+    return (base / Path(folder.strip()).expanduser()).resolve()
 
 
 def _parse_age_range(value: Any, label: str) -> tuple[int, int]:

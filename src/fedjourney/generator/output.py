@@ -11,7 +11,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -78,10 +78,15 @@ def read_meta(folder: Path) -> dict[str, object] | None:
 
 
 def write_centre_atomically(fed: Federation, centre: Centre, out_dir: Path, engine: str,
-                            force: bool, writer: Writer) -> CentreResult:
-    """Generate one centre into out_dir/center_<id>, or skip it when already complete."""
+                            force: bool, writer: Writer, fingerprint: str | None = None,
+                            extra_meta: Mapping[str, object] | None = None) -> CentreResult:
+    """Generate one centre into out_dir/center_<id>, or skip it when already complete.
+
+    fingerprint (default: the centre's settings) decides whether a complete centre is still
+    current; extra_meta adds or overrides center_meta.yaml keys."""
     final = out_dir / centre.folder_name
-    fingerprint = fed.centre_fingerprint(centre, engine, GENERATOR_VERSION)
+    if fingerprint is None:
+        fingerprint = fed.centre_fingerprint(centre, engine, GENERATOR_VERSION)
     existed = final.exists()
     if existed and not force:
         meta = read_meta(final)
@@ -91,16 +96,18 @@ def write_centre_atomically(fed: Federation, centre: Centre, out_dir: Path, engi
                 "remove it or pass --force"
             )
         if meta.get("fingerprint") != fingerprint:
+            made, redo = (("imported from other source files or settings", "re-import")
+                          if centre.source_folder else ("generated from other settings",
+                                                        "regenerate"))
             raise FedjourneyError(
-                f"{final} was generated from other settings than {centre.name!r} has now; "
-                "pass --force to regenerate it"
+                f"{final} was {made} than {centre.name!r} has now; pass --force to {redo} it"
             )
         return CentreResult(centre, final, "skipped", {})
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{centre.folder_name}.partial-", dir=out_dir))
     try:
         rows = writer(centre, tmp)
-        _write_meta(fed, centre, tmp, engine, fingerprint, rows)
+        _write_meta(fed, centre, tmp, engine, fingerprint, rows, extra_meta or {})
         _swap_in(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -109,7 +116,7 @@ def write_centre_atomically(fed: Federation, centre: Centre, out_dir: Path, engi
 
 
 def _write_meta(fed: Federation, centre: Centre, folder: Path, engine: str, fingerprint: str,
-                rows: dict[str, int]) -> None:
+                rows: dict[str, int], extra: Mapping[str, object]) -> None:
     meta = {
         "center_id": centre.id,
         "center_name": centre.name,
@@ -127,6 +134,7 @@ def _write_meta(fed: Federation, centre: Centre, folder: Path, engine: str, fing
         "files": sorted(f"{name}.csv" for name in rows),
         "rows": dict(sorted(rows.items())),
     }
+    meta.update(extra)
     text = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
     (folder / META_FILE).write_text(text, encoding="utf-8")
 
@@ -156,8 +164,10 @@ def remove_stale_partials(out_dir: Path) -> None:
 def write_dataset_readme(fed: Federation, out_dir: Path) -> None:
     """The dataset README tanat-synthea writes beside the centre folders (atomically)."""
     rows = "\n".join(
-        f"| {c.id} | {c.name} | {c.country.upper()} | {c.region} | {c.city or '-'} | "
-        f"{c.population} | {c.seed} | {c.age_range} |"
+        f"| {c.id} | {c.name} | {c.country.upper() or '-'} | {c.region or '-'} | "
+        f"{c.city or '-'} | "
+        + ("imported | - | - |" if c.source_folder else
+           f"{c.population} | {c.seed} | {c.age_range} |")
         for c in fed.centres
     )
     text = (

@@ -36,9 +36,9 @@ def render(fed: Federation, config_path: str = "./data/federation.yaml",
     """The compose file for this federation, as text (stable, so it can be diffed)."""
     out = [HEADER, _COMMON]
     out += [_generator(centre, config_path) for centre in fed.centres]
-    out += [_node(centre, config_path) for centre in fed.centres]
     done = "{condition: service_completed_successfully}"
     generators = "".join(f"      {c.generator_service(x.id)}: {done}\n" for x in fed.centres)
+    out += [_node(centre, config_path, generators) for centre in fed.centres]
     networks = ", ".join(_network(x) for x in fed.centres)
     out.append(f"""\
   {c.RESEARCHER}:
@@ -139,7 +139,7 @@ def _generator(centre: Centre, config_path: str) -> str:
 """
 
 
-def _node(centre: Centre, config_path: str) -> str:
+def _node(centre: Centre, config_path: str, generators: str) -> str:
     service = c.node_service(centre.id)
     return f"""\
   {service}:
@@ -156,8 +156,9 @@ def _node(centre: Centre, config_path: str) -> str:
       - {_data(centre)}:{c.DATA}:ro
       - {service}-state:{c.STATE}
     networks: [{_network(centre)}]
+    # Every centre's data first: one bad centre stops `up` before any node starts.
     depends_on:
-      {c.generator_service(centre.id)}: {{condition: service_completed_successfully}}
+{generators}\
     healthcheck: *health
 
 """
