@@ -205,8 +205,8 @@ def attempt(compose: list[str], n: int, nodes: int) -> bool:
         return False
     connected = []
     for i in range(nodes):
-        stamps = [line.split(" ", 1)[0] for line in logs(f"{PROJECT}-{node_service(i)}", stamps=True)
-                  if CONNECTED in line]
+        lines = logs(f"{PROJECT}-{node_service(i)}", stamps=True)
+        stamps = [line.split(" ", 1)[0] for line in lines if CONNECTED in line]
         connected.append(docker_time(stamps[0]) - started if stamps else None)
     rounds = [m["seconds"] for m in marks if m["event"] == "round"]
     ready = ("unknown" if None in connected
