@@ -68,7 +68,7 @@ def main() -> int:
                 "unchanged": f"dataset already registered ({dataset_id}): nothing to do"}[done])
 
     digest, approved_now = component.approve_plan(cfg, FedJourneyPlan().source(),
-                                        Path(contract.OWN_FILES))
+                                                  Path(contract.OWN_FILES))
     story.info(f"training plan {'approved' if approved_now else 'already approved'}: "
                f"sha256 {digest[:16]}")
     story.info(f"start-up took {time.monotonic() - started:.1f}s; connecting to "

@@ -88,21 +88,21 @@ def compose_lines(compose: list[str], service: str | None, follow: bool) -> Iter
     ps = subprocess.run([*compose, "ps", "-a", "-q"], capture_output=True, text=True,
                         check=False)
     if ps.returncode != 0:
-        raise FedjourneyError(f"`{' '.join(compose)} ps` failed: "
-                              f"{ps.stderr.strip().splitlines()[-1:] or ['no output']}")
+        last = (ps.stderr.strip().splitlines() or ["no output"])[-1]
+        raise FedjourneyError(f"`{' '.join(compose)} ps` failed: {last}")
     if not ps.stdout.split():
         raise FedjourneyError("no fedjourney containers here: start the stack with "
                               "`docker compose up` or scripts/run (or pass -f/-p for another "
                               "compose project)")
     cmd = [*compose, "logs", "--no-color", *(["--follow"] if follow else []),
            *([service] if service else [])]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    # One pipe: compose's own messages are not story lines, and two pipes could fill up.
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           errors="replace") as proc:
         assert proc.stdout is not None
         yield from proc.stdout
-        err = proc.stderr.read() if proc.stderr else ""
     if proc.returncode not in (0, None, -2) and not follow:
-        raise FedjourneyError(f"`{' '.join(cmd)}` failed: {err.strip()[-300:]}")
+        raise FedjourneyError(f"`{' '.join(cmd)}` failed with status {proc.returncode}")
 
 
 def file_lines(path: Path) -> Iterator[str]:
