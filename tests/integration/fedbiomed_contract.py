@@ -54,6 +54,14 @@ record, n_features, hit = check_data(folder, centre, fed.feature_spec(), "polars
                                      scratch / "own" / "dataset.json", scratch / "own" / "cache")
 assert (n_features, hit) == (len(fed.feature_spec().vocabulary), False)
 assert recorded(scratch / "own" / "dataset.json") == record
+# features.backend: tanat — the tutorial's TanaT pipeline, as the node image runs it.
+import numpy as np  # noqa: E402
+
+from fedjourney.node.cache import load_or_build  # noqa: E402
+
+by_polars = load_or_build(folder, fed.feature_spec(), scratch / "p", record.fingerprint, "polars")
+by_tanat = load_or_build(folder, fed.feature_spec(), scratch / "t", record.fingerprint, "tanat")
+assert all(np.array_equal(a, b) for a, b in zip(by_polars[:3], by_tanat[:3], strict=True))
 
 cfg, created = component.ensure_component(scratch / "node", "node-0", "researcher", 50051)
 assert created and cfg.getbool("security", "training_plan_approval")
