@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fedjourney import __version__
-from fedjourney.config import DEFAULT_CONFIG, Centre, load_federation
+from fedjourney.config import DEFAULT_CONFIG, Centre, load_federation, load_raw
 from fedjourney.errors import FedjourneyError
 
 DEFAULT_OUT = Path("data/generated")
@@ -89,7 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     comp.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     comp.add_argument("--write", type=Path, nargs="?", const=Path("docker-compose.yml"),
-                      metavar="FILE", help="write it (default: docker-compose.yml)")
+                      metavar="FILE", help="write it and the role views it mounts "
+                      "(default: docker-compose.yml, data/roles/)")
+    comp.add_argument("--check", type=Path, nargs="?", const=Path("docker-compose.yml"),
+                      metavar="FILE", help="exit 2 when FILE or its role views are stale")
 
     logs = sub.add_parser(
         "logs",
@@ -134,6 +137,9 @@ def _generate(args: argparse.Namespace) -> int:
     from fedjourney.generator import generate
 
     fed = load_federation(args.config)
+    if fed.view == "researcher":
+        raise FedjourneyError(f"{args.config} is the researcher's view of the federation, "
+                              "which does not say how centres are drawn; use the full config")
     centres = [fed.centre(key) for key in args.centre] if args.centre else None
     tty = sys.stderr.isatty()
     started = time.perf_counter()
@@ -210,9 +216,16 @@ def _compose(args: argparse.Namespace) -> int:
     from fedjourney.host import compose
 
     fed = load_federation(args.config)
-    if args.write:
-        compose.write(fed, args.write)
-        print(f"wrote {args.write} ({len(fed.centres)} centres)")
+    raw = load_raw(args.config)
+    if args.check:
+        wrong = compose.stale(fed, raw, args.check)
+        if wrong:
+            raise FedjourneyError(f"{', '.join(wrong)} do(es) not match {args.config}; run "
+                                  "fedjourney compose --write")
+        print(f"{args.check} and its role views match {args.config}")
+    elif args.write:
+        compose.write(fed, raw, args.write)
+        print(f"wrote {args.write} and {compose.ROLES}/ ({len(fed.centres)} centres)")
     else:
         sys.stdout.write(compose.render(fed))
     return 0

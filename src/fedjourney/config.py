@@ -83,6 +83,7 @@ class Federation:
     features: FeatureSpec | None = None
     training: Training = Training()
     features_backend: str = "polars"  # how the nodes build X (features.backend)
+    view: str | None = None  # the role this is a view for (host/views.py); None: the whole
 
     def feature_spec(self) -> FeatureSpec:
         """The researcher's FeatureSpec from the config's `features` section."""
@@ -114,6 +115,11 @@ class Federation:
 
 def load_federation(path: Path | str = DEFAULT_CONFIG) -> Federation:
     """Read and validate a federation config; raise FedjourneyError with a one-line reason."""
+    return parse_federation(load_raw(path), source=Path(path))
+
+
+def load_raw(path: Path | str = DEFAULT_CONFIG) -> Any:
+    """The config file's YAML, unvalidated (parse_federation validates it)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -129,7 +135,7 @@ def load_federation(path: Path | str = DEFAULT_CONFIG) -> Federation:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
         raise FedjourneyError(f"config file {path} is not valid YAML{line}") from None
-    return parse_federation(raw, source=path)
+    return raw
 
 
 def parse_federation(raw: Any, source: Path | None = None) -> Federation:
@@ -137,7 +143,11 @@ def parse_federation(raw: Any, source: Path | None = None) -> Federation:
     where = str(source) if source else "config"
     if not isinstance(raw, dict):
         raise FedjourneyError(f"{where}: expected a mapping with 'federation' and 'centres'")
-    _no_unknown_keys(raw, {"version", "federation", "centres", "features", "training"}, where)
+    _no_unknown_keys(raw, {"version", "federation", "centres", "features", "training", "view"},
+                     where)
+    # A role's view (host/views.py): the researcher's lists centres without how they are drawn.
+    view = raw.get("view")
+    listed_only = view == "researcher"
     if raw.get("version", 1) != 1:
         raise FedjourneyError(f"{where}: unsupported config version {raw.get('version')!r}; use 1")
 
@@ -158,7 +168,8 @@ def parse_federation(raw: Any, source: Path | None = None) -> Federation:
     if not isinstance(entries, list) or not entries:
         raise FedjourneyError(f"{where}: 'centres' must be a non-empty list of centres")
     base = source.parent if source else Path()  # relative source folders start here
-    centres = tuple(_parse_centre(e, i, where, base) for i, e in enumerate(entries))
+    centres = tuple(_parse_centre(e, i, where, base, listed_only)
+                    for i, e in enumerate(entries))
     _no_duplicates(centres, where)
     features, backend = None, "polars"
     if raw.get("features") is not None:
@@ -172,11 +183,12 @@ def parse_federation(raw: Any, source: Path | None = None) -> Federation:
                        **{k: v for k, v in section.items() if k != "backend"}}
         features = spec_from_dict(section, f"{where}: features")
     training = _parse_training(raw.get("training") or {}, f"{where}: training")
-    if training.min_nodes is not None and training.min_nodes > len(centres):
+    whole = view in (None, "researcher")  # a node's or generator's view holds one centre
+    if whole and training.min_nodes is not None and training.min_nodes > len(centres):
         raise FedjourneyError(f"{where}: training.min_nodes is {training.min_nodes} but the "
                               f"federation has {len(centres)} centres; lower it")
     return Federation(name, ref, history, centres, source, features, training,
-                      features_backend=backend)
+                      features_backend=backend, view=str(view) if view else None)
 
 
 def _parse_training(raw: Any, label: str) -> Training:
@@ -203,7 +215,8 @@ def _parse_training(raw: Any, label: str) -> Training:
     return Training(**{**values, "learning_rate": float(lr)})
 
 
-def _parse_centre(entry: Any, index: int, where: str, base: Path) -> Centre:
+def _parse_centre(entry: Any, index: int, where: str, base: Path,
+                  listed_only: bool = False) -> Centre:
     label = f"{where}: centres[{index}]"
     if not isinstance(entry, dict):
         raise FedjourneyError(f"{label} must be a mapping with name, country, population...")
@@ -211,7 +224,7 @@ def _parse_centre(entry: Any, index: int, where: str, base: Path) -> Centre:
                "source"}
     _no_unknown_keys(entry, allowed, label)
     # An imported centre draws nobody: only its name is needed, the rest is checked if given.
-    imported = "source" in entry
+    imported = "source" in entry or listed_only
     required = ("name",) if imported else ("name", "country", "region", "population", "seed")
     for key in required:
         if entry.get(key) in (None, ""):
@@ -248,7 +261,8 @@ def _parse_centre(entry: Any, index: int, where: str, base: Path) -> Centre:
         seed=seed,
         age_min=age_min,
         age_max=age_max,
-        source_folder=_parse_source(entry["source"], label, base) if imported else None,
+        source_folder=_parse_source(entry["source"], label, base) if "source" in entry
+        else None,
     )
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from fedjourney.config import load_federation
+from fedjourney.config import load_federation, load_raw
+from fedjourney.host import views
 from fedjourney.host.compose import render
 from fedjourney.host.logs import compose_command as _compose_command
 from tests.conftest import DEFAULT_CONFIG
@@ -31,11 +32,18 @@ def small_federation(folder: Path, population: int = 30, rounds: int = 3, epochs
     cfg["training"].update(rounds=rounds, epochs=epochs, **training)
     config = folder / "federation.yaml"
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return config, write_compose(folder, config)
+
+
+def write_compose(folder: Path, config: Path) -> Path:
+    """The config's compose file and role views in folder; its runs' results in folder."""
     compose = folder / "docker-compose.yml"
     (folder / "results").mkdir(exist_ok=True)
-    compose.write_text(render(load_federation(config), config_path=str(config),
+    fed = load_federation(config)
+    views.write(load_raw(config), fed, folder / "roles")
+    compose.write_text(render(fed, roles=str(folder / "roles"),
                               results_path=str(folder / "results")))
-    return config, compose
+    return compose
 
 
 class Stack:

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from fedjourney.config import load_federation
-from fedjourney.host.compose import render
-from tests.integration.stack import Stack, small_federation
+from tests.integration.stack import Stack, small_federation, write_compose
 
 
 def _with_source(folder: Path, source: Path) -> Stack:
@@ -24,10 +22,8 @@ def _with_source(folder: Path, source: Path) -> Stack:
         centre.pop(key)
     centre["source"] = {"folder": str(source)}
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    compose = folder / "docker-compose.yml"
-    compose.write_text(render(load_federation(config), config_path=str(config),
-                              results_path=str(folder / "results")))
-    return Stack(compose, f"fjown{os.getpid()}{source.name[:6].replace('_', '')}")
+    project = f"fjown{os.getpid()}{source.name[:6].replace('_', '')}"
+    return Stack(write_compose(folder, config), project)
 
 
 def test_a_real_synthea_export_joins_the_federation(tmp_path: Path, reference: Path) -> None:

@@ -27,8 +27,11 @@ def test_run_succeeds_with_complete_consistent_results(finished_run: Path,
     files = {p.name for p in finished_run.iterdir()}
     assert files == {"federation.yaml", "feature_spec.yaml", "metrics.jsonl", "model.pt",
                      "learning_curve.png", "summary.md", "fingerprints.json", "run.json"}
-    assert yaml.safe_load((finished_run / "federation.yaml").read_text()) == \
-        yaml.safe_load(config.read_text())
+    # The researcher's view of the config: every centre named, none of their seeds.
+    published = (finished_run / "federation.yaml").read_text()
+    assert yaml.safe_load(published) == yaml.safe_load(
+        (config.parent / "roles" / "researcher.yaml").read_text())
+    assert "seed" not in published and "population" not in published
     rows = [json.loads(line) for line in (finished_run / "metrics.jsonl").read_text().splitlines()]
     rounds = fed.training.rounds
     assert len(rows) == (rounds + 1) * 3

@@ -4,17 +4,55 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
-from fedjourney.config import load_federation
+from fedjourney.cli import main
+from fedjourney.config import load_federation, load_raw
+from fedjourney.contract import CONFIG
+from fedjourney.host import compose
 from fedjourney.host.compose import render
 from tests.conftest import DEFAULT_CONFIG, ROOT, write_config
 
 
-def test_committed_compose_file_matches_the_config() -> None:
-    committed = (ROOT / "docker-compose.yml").read_text()
-    assert committed == render(load_federation(DEFAULT_CONFIG)), (
-        "docker-compose.yml is stale: run `fedjourney compose --write`")
+def test_committed_compose_file_and_role_views_match_the_config() -> None:
+    stale = compose.stale(load_federation(DEFAULT_CONFIG), load_raw(DEFAULT_CONFIG),
+                          ROOT / "docker-compose.yml")
+    assert stale == [], f"{stale} stale: run `fedjourney compose --write`"
+
+
+def test_each_role_sees_only_what_it_needs(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "f.yaml")
+    fed = load_federation(config)
+    compose.write(fed, load_raw(config), tmp_path / "docker-compose.yml")
+    roles = tmp_path / "data" / "roles"
+    researcher = load_federation(roles / "researcher.yaml")
+    assert [c.name for c in researcher.centres] == [c.name for c in fed.centres]
+    assert {(c.seed, c.population) for c in researcher.centres} == {(0, 0)}
+    assert "seed" not in (roles / "researcher.yaml").read_text()
+    assert researcher.feature_spec().fingerprint() == fed.feature_spec().fingerprint()
+    for centre in fed.centres:
+        node = load_federation(roles / f"node-{centre.id}.yaml")
+        generator = load_federation(roles / f"generator-{centre.id}.yaml")
+        assert node.centres == generator.centres == (centre,)
+        assert node.training == fed.training and generator.features is None
+        # The generator's view draws exactly the centre the full config draws.
+        assert generator.centre_fingerprint(centre, "builtin", "v") == \
+            fed.centre_fingerprint(centre, "builtin", "v")
+    rendered = yaml.safe_load((tmp_path / "docker-compose.yml").read_text())
+    for name, service in rendered["services"].items():
+        config_mount = f":{CONFIG}:ro"
+        mounts = [v for v in service["volumes"] if v.endswith(config_mount)]
+        assert mounts in ([], [f"./data/roles/{name}.yaml{config_mount}"])
+
+
+def test_an_invalid_config_renders_nothing(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path / "f.yaml", age_range="85-40")
+    out = tmp_path / "docker-compose.yml"
+    assert main(["compose", "--config", str(config), "--write", str(out)]) == 2
+    assert "is inverted" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "data").exists()
 
 
 def test_adding_a_centre_adds_its_generator_node_volumes_and_network(tmp_path: Path) -> None:

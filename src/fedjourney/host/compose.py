@@ -13,9 +13,11 @@ service copies finished runs to the host's ./results/.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fedjourney import contract as c
 from fedjourney.config import Centre, Federation
+from fedjourney.host import views
 
 HEADER = """\
 # GENERATED from data/federation.yaml by `fedjourney compose` -- do not edit by hand:
@@ -31,14 +33,17 @@ def _env(*names: str) -> str:
     return "".join(f"      {n}: ${{{n}:-{d}}}\n" for n, d in (x.split("=") for x in names))
 
 
-def render(fed: Federation, config_path: str = "./data/federation.yaml",
-           results_path: str = "./results") -> str:
-    """The compose file for this federation, as text (stable, so it can be diffed)."""
+ROLES = "./data/roles"  # the role views (host/views.py), beside docker-compose.yml
+
+
+def render(fed: Federation, roles: str = ROLES, results_path: str = "./results") -> str:
+    """The compose file for this federation, as text (stable, so it can be diffed). Each
+    container mounts its own role's view of the config from `roles`."""
     out = [HEADER, _COMMON]
-    out += [_generator(centre, config_path) for centre in fed.centres]
+    out += [_generator(centre, roles) for centre in fed.centres]
     done = "{condition: service_completed_successfully}"
     generators = "".join(f"      {c.generator_service(x.id)}: {done}\n" for x in fed.centres)
-    out += [_node(centre, config_path, generators) for centre in fed.centres]
+    out += [_node(centre, roles, generators) for centre in fed.centres]
     networks = ", ".join(_network(x) for x in fed.centres)
     out.append(f"""\
   {c.RESEARCHER}:
@@ -51,7 +56,7 @@ def render(fed: Federation, config_path: str = "./data/federation.yaml",
       f"{c.ENV_ROUND_DEADLINE}=")}\
     tmpfs: ["/tmp", "/home/fedjourney"]
     volumes:
-      - {config_path}:{c.CONFIG}:ro
+      - {roles}/{c.RESEARCHER}.yaml:{c.CONFIG}:ro
       - researcher-state:{c.STATE}
       - results:{c.RESULTS}
     networks: [{networks}]
@@ -118,7 +123,7 @@ def _data(centre: Centre) -> str:
     return f"centre-{centre.id}-data"
 
 
-def _generator(centre: Centre, config_path: str) -> str:
+def _generator(centre: Centre, roles: str) -> str:
     source = getattr(centre, "source_folder", None)
     source_arg = f', "--source", "{c.SOURCE}"' if source else ""
     source_mount = f"\n      - {source}:{c.SOURCE}:ro" if source else ""
@@ -133,13 +138,13 @@ def _generator(centre: Centre, config_path: str) -> str:
     network_mode: none
     tmpfs: ["/tmp"]
     volumes:
-      - {config_path}:{c.CONFIG}:ro
+      - {roles}/{c.generator_service(centre.id)}.yaml:{c.CONFIG}:ro
       - {_data(centre)}:{c.DATA}{source_mount}
 
 """
 
 
-def _node(centre: Centre, config_path: str, generators: str) -> str:
+def _node(centre: Centre, roles: str, generators: str) -> str:
     service = c.node_service(centre.id)
     return f"""\
   {service}:
@@ -152,7 +157,7 @@ def _node(centre: Centre, config_path: str, generators: str) -> str:
 {_env(f"{c.ENV_KEEP}=0", f"{c.ENV_VERBOSE}=0", f"{c.ENV_NODE_DEADLINE}=")}\
     tmpfs: ["/tmp", "/home/fedjourney"]
     volumes:
-      - {config_path}:{c.CONFIG}:ro
+      - {roles}/{service}.yaml:{c.CONFIG}:ro
       - {_data(centre)}:{c.DATA}:ro
       - {service}-state:{c.STATE}
     networks: [{_network(centre)}]
@@ -164,7 +169,16 @@ def _node(centre: Centre, config_path: str, generators: str) -> str:
 """
 
 
-def write(fed: Federation, path: Path) -> None:
+def write(fed: Federation, raw: dict[str, Any], path: Path) -> None:
+    """Write the compose file at path and the role views it mounts beside it."""
+    views.write(raw, fed, path.parent / ROLES)
     tmp = path.with_name(path.name + ".partial")
     tmp.write_text(render(fed), encoding="utf-8")
     tmp.replace(path)
+
+
+def stale(fed: Federation, raw: dict[str, Any], path: Path) -> list[str]:
+    """What differs from the config: the compose file at path, or role views beside it."""
+    wrong = [] if path.is_file() and path.read_text(encoding="utf-8") == render(fed) \
+        else [str(path)]
+    return wrong + [f"{ROLES}/{name}" for name in views.stale(raw, fed, path.parent / ROLES)]
