@@ -16,6 +16,7 @@ from fedjourney.config import Centre
 from fedjourney.contract import OWN_FILES, DatasetRecord
 from fedjourney.errors import FedjourneyError
 from fedjourney.features import FeatureSpec
+from fedjourney.features.reading import checked_csv
 from fedjourney.fingerprint import dataset_fingerprint
 from fedjourney.generator.output import read_meta
 from fedjourney.node.cache import load_or_build
@@ -51,29 +52,24 @@ def validate(folder: Path, spec: FeatureSpec) -> None:
         if path.is_symlink() and not path.resolve().is_relative_to(folder.resolve()):
             raise FedjourneyError(f"{path}: a link pointing out of the centre folder; the "
                                   "node reads only its own centre")
-    for name, columns in (("patients", ["Id", spec.target.column]),
+    target = spec.target
+    positive = (pl.col(target.column) == target.positive).sum().alias("_positives")
+    for name, columns in (("patients", ["Id", target.column]),
                           ("observations", ["PATIENT", "DATE", "CODE"])):
-        path = folder / f"{name}.csv"
-        if not path.is_file():
-            raise FedjourneyError(f"{path}: file missing; regenerate the centre")
+        path = checked_csv(folder, name, columns)
         try:
-            header = pl.read_csv(path, n_rows=0, infer_schema=False).columns
-            if missing := [c for c in columns if c not in header]:
-                raise FedjourneyError(f"{path}: column {missing[0]} missing")
             # Every column parsed: a row with extra fields is only seen past the last one.
-            nulls = pl.scan_csv(path, infer_schema=False).select(
-                pl.len().alias("_rows"), pl.all().null_count()
+            counts = pl.scan_csv(path, infer_schema=False).select(
+                pl.len().alias("_rows"), *([positive] if name == "patients" else []),
+                pl.all().null_count()
             ).collect(engine="streaming").row(0, named=True)
-            counts = (nulls["_rows"], *(nulls[c] for c in columns))
-        except pl.exceptions.NoDataError:
-            raise FedjourneyError(f"{path}: empty file, no CSV header") from None
         except pl.exceptions.ComputeError as exc:
             raise FedjourneyError(f"{path}: {_csv_problem(str(exc))}") from None
-        if any(counts[1:]):
-            raise FedjourneyError(f"{path}: {max(counts[1:])} rows lack {', '.join(columns)} "
+        if lacking := max(counts[c] for c in columns):
+            raise FedjourneyError(f"{path}: {lacking} rows lack {', '.join(columns)} "
                                   "(a ragged or truncated row)")
         if name == "patients":
-            _check_classes(path, counts[0], spec)
+            _check_classes(path, counts["_rows"], counts["_positives"], spec)
 
 
 def _csv_problem(polars_message: str) -> str:
@@ -84,12 +80,10 @@ def _csv_problem(polars_message: str) -> str:
     return "not a readable CSV file"
 
 
-def _check_classes(path: Path, rows: int, spec: FeatureSpec) -> None:
+def _check_classes(path: Path, rows: int, positives: int, spec: FeatureSpec) -> None:
     target = spec.target
     if rows == 0:
         raise FedjourneyError(f"{path}: no patients")
-    positives = int(pl.scan_csv(path, infer_schema=False).select(
-        (pl.col(target.column) == target.positive).sum()).collect().item())
     if positives in (0, rows):
         raise FedjourneyError(f"{path}: all {rows} patients are in one class of the target "
                               f"({target.column} == {target.positive}: "

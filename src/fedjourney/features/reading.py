@@ -26,6 +26,11 @@ class Patients:
 
 
 def _csv(folder: Path, name: str, columns: list[str]) -> pl.LazyFrame:
+    return pl.scan_csv(checked_csv(folder, name, columns), infer_schema=False).select(columns)
+
+
+def checked_csv(folder: Path, name: str, columns: list[str]) -> Path:
+    """FOLDER/NAME.csv, once it exists and its header has the columns (else one line)."""
     path = folder / f"{name}.csv"
     if not folder.is_dir():
         raise FedjourneyError(f"centre folder {folder} not found")
@@ -38,7 +43,7 @@ def _csv(folder: Path, name: str, columns: list[str]) -> pl.LazyFrame:
     missing = [c for c in columns if c not in header]
     if missing:
         raise FedjourneyError(f"{path}: column {missing[0]} missing (has {', '.join(header)})")
-    return pl.scan_csv(path, infer_schema=False).select(columns)
+    return path
 
 
 def read_patients(folder: Path, spec: FeatureSpec) -> Patients:
