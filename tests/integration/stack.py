@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
+from pytest_docker.plugin import get_docker_services
 
 from fedjourney.config import load_federation, load_raw
 from fedjourney.host import views
@@ -33,6 +37,16 @@ def small_federation(folder: Path, population: int = 30, rounds: int = 3, epochs
     config = folder / "federation.yaml"
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return config, write_compose(folder, config)
+
+
+@contextlib.contextmanager
+def running(folder: Path, project: str, run_id: str, **settings: Any) -> Iterator[Stack]:
+    """A small federation (small_federation's settings) up with `up -d`, then `down -v`."""
+    _, compose = small_federation(folder, **settings)
+    os.environ["FEDJOURNEY_RUN_ID"] = run_id
+    with get_docker_services(compose_command(), str(compose), project, ["up -d"],
+                             ["down -v"]):
+        yield Stack(compose, project)
 
 
 def write_compose(folder: Path, config: Path) -> Path:
@@ -108,6 +122,23 @@ class Stack:
             out[kind] = subprocess.run(cmd, capture_output=True, text=True,
                                        check=True).stdout.split()
         return out
+
+    def up_fails_before_any_node(self, generator: str, error: str) -> None:
+        """`up` stops with `generator`'s one-line error, and no node or researcher runs."""
+        up = self.compose("up", "-d", check=False, timeout=300)
+        assert up.returncode != 0
+        logs = self.logs(generator)
+        assert "fedjourney: error: " in logs and error in logs, logs
+        running = self.compose("ps", "-q", "node-0", "node-1", "node-2", "researcher",
+                               check=False).stdout.split()
+        assert running == []
+
+    def kill_after_round(self, service: str, round_: int, rounds: int) -> None:
+        """SIGKILL service's container once the researcher has aggregated round_."""
+        self.wait_until(lambda: f"round {round_}/{rounds} aggregated" in self.logs("researcher"),
+                        timeout=240, what=f"round {round_}")
+        subprocess.run(["docker", "kill", self.container(service)], check=True,
+                       capture_output=True)
 
     def copy_out(self, service: str, path: str, dest: Path) -> None:
         subprocess.run(["docker", "cp", f"{self.container(service)}:{path}", str(dest)],

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pytest_docker.plugin import get_docker_services
 
-from tests.integration.stack import Stack, compose_command, small_federation
+from tests.integration.stack import Stack, compose_command, running, small_federation
 
 
 def _volume_digest(volume: str) -> str:
@@ -62,20 +62,14 @@ def test_broken_centre_fails_the_run_naming_it(broken_stack: Stack) -> None:
 
 @pytest.fixture
 def long_stack(tmp_path: Path) -> Iterator[Stack]:
-    _, compose = small_federation(tmp_path, rounds=60, epochs=1)
-    project = f"fjdeath{os.getpid()}"
-    os.environ["FEDJOURNEY_RUN_ID"] = "itest-death"
-    with get_docker_services(compose_command(), str(compose), project, ["up -d"],
-                             ["down -v"]):
-        yield Stack(compose, project)
+    with running(tmp_path, f"fjdeath{os.getpid()}", "itest-death", rounds=60,
+                 epochs=1) as stack:
+        yield stack
 
 
 def test_node_dying_mid_run_fails_the_run_naming_it(long_stack: Stack) -> None:
     stack = long_stack
-    stack.wait_until(lambda: "round 2/60 aggregated" in stack.logs("researcher"),
-                     timeout=240, what="round 2 of the long run")
-    subprocess.run(["docker", "kill", stack.container("node-1")], check=True,
-                   capture_output=True)
+    stack.kill_after_round("node-1", 2, 60)
     killed = time.monotonic()
     status = stack.wait_exit("researcher", timeout=180)
     assert status == 3
@@ -97,36 +91,23 @@ def test_an_invalid_config_stops_its_generator_before_any_node_starts(tmp_path: 
     view_path.write_text(yaml.safe_dump(view))
     stack = Stack(compose, f"fjbadcfg{os.getpid()}")
     try:
-        up = stack.compose("up", "-d", check=False, timeout=300)
-        assert up.returncode != 0
-        logs = stack.logs("generator-1")
-        assert "fedjourney: error: " in logs and "is inverted" in logs, logs
-        running = stack.compose("ps", "-q", "node-0", "node-1", "node-2", "researcher",
-                                check=False).stdout.split()
-        assert running == []
+        stack.up_fails_before_any_node("generator-1", "is inverted")
     finally:
         stack.compose("down", "-v", check=False)
 
 
 @pytest.fixture
 def k_of_n_stack(tmp_path: Path) -> Iterator[Stack]:
-    _, compose = small_federation(tmp_path, rounds=60, epochs=10, min_nodes=2,
-                                  round_deadline_s=30)
-    project = f"fjkofn{os.getpid()}"
-    os.environ["FEDJOURNEY_RUN_ID"] = "itest-kofn"
-    with get_docker_services(compose_command(), str(compose), project, ["up -d"],
-                             ["down -v"]):
-        yield Stack(compose, project)
+    with running(tmp_path, f"fjkofn{os.getpid()}", "itest-kofn", rounds=60, epochs=10,
+                 min_nodes=2, round_deadline_s=30) as stack:
+        yield stack
 
 
 def test_with_min_nodes_a_lost_node_is_dropped_then_rejoins(k_of_n_stack: Stack) -> None:
     """min_nodes 2 of 3: node-1 killed mid-run, the run goes on without it; restarted on
     its state volume, it takes part again; sample-weighted FedAverage over those present."""
     stack = k_of_n_stack
-    stack.wait_until(lambda: "round 2/60 aggregated" in stack.logs("researcher"),
-                     timeout=240, what="round 2")
-    subprocess.run(["docker", "kill", stack.container("node-1")], check=True,
-                   capture_output=True)
+    stack.kill_after_round("node-1", 2, 60)
     stack.wait_until(lambda: "without node-1 CHU de Lyon" in stack.logs("researcher"),
                      timeout=90, what="a round without node-1")
     stack.compose("start", "node-1")
