@@ -38,11 +38,26 @@ def check_data(folder: Path, centre: Centre, spec: FeatureSpec, backend: str = "
     record = DatasetRecord(centre_id=centre.id, centre=centre.name, country=centre.country,
                            region=centre.region, patients=len(ids), fingerprint=fingerprint,
                            spec_fingerprint=spec.fingerprint())
+    _write(record, record_path)
+    return record, int(x.shape[1]), hit
+
+
+def broken(centre: Centre, spec: FeatureSpec, reason: str, record_path: Path = RECORD
+           ) -> DatasetRecord:
+    """The record of a centre the node cannot serve, saying why (no patient, no
+    fingerprint): registered so the researcher can name it; the dataset refuses to load."""
+    record = DatasetRecord(centre_id=centre.id, centre=centre.name, country=centre.country,
+                           region=centre.region, patients=0, fingerprint="",
+                           spec_fingerprint=spec.fingerprint(), unhealthy=reason)
+    _write(record, record_path)
+    return record
+
+
+def _write(record: DatasetRecord, record_path: Path) -> None:
     record_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = record_path.with_name(f".{record_path.name}.partial")
     tmp.write_text(json.dumps(asdict(record), indent=1), encoding="utf-8")
     tmp.replace(record_path)
-    return record, int(x.shape[1]), hit
 
 
 def validate(folder: Path, spec: FeatureSpec) -> None:

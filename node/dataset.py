@@ -31,6 +31,10 @@ class CentreDataset(CustomDataset):  # type: ignore[misc]
         # The plan's approval covers its source, not its arguments: the FeatureSpec (target
         # included) is part of what this hospital approved, so another one is refused
         # before any tensor is built.
+        if record.unhealthy:
+            reason = f"REFUSED: this centre's data is broken ({record.unhealthy})"
+            story.warning(reason)
+            raise FedjourneyError(reason)
         if spec.fingerprint() != record.spec_fingerprint:
             reason = (f"REFUSED: the researcher's FeatureSpec {spec.fingerprint()} (target "
                       f"{spec.target.column}) is not this hospital's {record.spec_fingerprint}")

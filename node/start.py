@@ -2,7 +2,9 @@
 plan, wait connected — each bounded — then serve the federation until the run ends.
 
 Exit status: 0 when the researcher's run ended (or SIGTERM); 2 when the node cannot serve
-(broken data, no researcher before the deadline), with one `UNHEALTHY: <reason>` line.
+(broken data, no researcher before the deadline), with one `UNHEALTHY: <reason>` line. A node
+with broken data still connects, without approving the plan, so that the researcher learns
+why at once from its registered record; it leaves with the researcher.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import time
 from pathlib import Path
 
 from fedjourney import contract
-from fedjourney.config import load_federation
+from fedjourney.config import Centre, load_federation
+from fedjourney.contract import DatasetRecord
 from fedjourney.errors import FedjourneyError
+from fedjourney.features import FeatureSpec
 from fedjourney.node import component
-from fedjourney.node.data import check_data
+from fedjourney.node.data import broken, check_data
 from fedjourney.plan import FedJourneyPlan
 from fedjourney.story import Story, quiet_fedbiomed, setup
 
@@ -42,18 +46,16 @@ def main() -> int:
     folder = Path(contract.DATA) / centre.folder_name
     started = time.monotonic()
 
+    spec = fed.feature_spec()
     try:
-        record, n_features, hit = check_data(folder, centre, fed.feature_spec(),
-                                             fed.features_backend)
+        record, n_features, hit = check_data(folder, centre, spec, fed.features_backend)
+        story.info(f"data checked: {record.patients} patients, {n_features} features "
+                   f"({'cached' if hit else 'built'}), sha256 {record.fingerprint[:16]}")
     except FedjourneyError as exc:
-        story.error(f"UNHEALTHY: the centre's data is broken: {exc}; stopping")
-        return 2
+        record = _broken(story, centre, spec, f"the centre's data is broken: {exc}")
     except Exception as exc:  # a reader's own error may quote records: name its kind only
-        story.error(f"UNHEALTHY: the centre's data is unreadable ({type(exc).__name__} while "
-                    "reading it); stopping")
-        return 2
-    story.info(f"data checked: {record.patients} patients, {n_features} features "
-               f"({'cached' if hit else 'built'}), sha256 {record.fingerprint[:16]}")
+        record = _broken(story, centre, spec, f"the centre's data is unreadable "
+                         f"({type(exc).__name__} while reading it)")
 
     quiet_fedbiomed(verbose)
     cfg, created = component.ensure_component(COMPONENT, contract.node_service(centre.id),
@@ -61,41 +63,57 @@ def main() -> int:
     story.info(f"Fed-BioMed node component {'created' if created else 'found'} "
                f"({cfg.get('default', 'id')}); plan approval on, default plans off")
 
-    dataset_id, done = component.register_dataset(cfg, record, folder, fed.training.tag)
+    where = folder if folder.is_dir() else Path(contract.DATA)
+    dataset_id, done = component.register_dataset(cfg, record, where, fed.training.tag)
     story.info({"registered": f"dataset registered under tag '{fed.training.tag}' "
                               f"({dataset_id})",
                 "updated": f"dataset updated: the data changed ({dataset_id})",
                 "unchanged": f"dataset already registered ({dataset_id}): nothing to do"}[done])
 
-    digest, approved_now = component.approve_plan(cfg, FedJourneyPlan().source(),
-                                                  Path(contract.OWN_FILES))
-    story.info(f"training plan {'approved' if approved_now else 'already approved'}: "
-               f"sha256 {digest[:16]}")
+    if not record.unhealthy:
+        digest, approved_now = component.approve_plan(cfg, FedJourneyPlan().source(),
+                                                      Path(contract.OWN_FILES))
+        story.info(f"training plan {'approved' if approved_now else 'already approved'}: "
+                   f"sha256 {digest[:16]}")
     story.info(f"start-up took {time.monotonic() - started:.1f}s; connecting to "
                f"{contract.RESEARCHER}:{contract.RESEARCHER_PORT}")
 
     node = component.RunningNode(cfg, story)
-    signal.signal(signal.SIGTERM, lambda *_: node.stop(0))
-    signal.signal(signal.SIGINT, lambda *_: node.stop(0))
+    on_signal = 2 if record.unhealthy else 0
+    signal.signal(signal.SIGTERM, lambda *_: node.stop(on_signal))
+    signal.signal(signal.SIGINT, lambda *_: node.stop(on_signal))
     node.start()
-    threading.Thread(target=_until_run_ends, args=(node, story, deadline, keep),
+    threading.Thread(target=_until_run_ends,
+                     args=(node, story, deadline, keep, bool(record.unhealthy)),
                      daemon=True).start()
     node.serve()
     return 1  # serve() returns only if Fed-BioMed's task manager died
 
 
-def _until_run_ends(node: component.RunningNode, story: Story, deadline: float, keep: bool) -> None:
+def _broken(story: Story, centre: Centre, spec: FeatureSpec, reason: str
+            ) -> DatasetRecord:
+    story.error(f"UNHEALTHY: {reason}; telling the researcher, then stopping")
+    return broken(centre, spec, reason)
+
+
+def _until_run_ends(node: component.RunningNode, story: Story, deadline: float, keep: bool,
+                    unhealthy: bool) -> None:
     """Healthy once connected (within the deadline); then leave when the researcher does,
-    unless the nodes are kept for more experiments."""
+    unless the nodes are kept for more experiments. A node with broken data stays only
+    until the researcher, which has seen why, leaves (status 2)."""
     if not (node.wait_connected(deadline) and _answers_tls(deadline)):
         story.error(f"UNHEALTHY: no researcher at {contract.RESEARCHER}:"
                     f"{contract.RESEARCHER_PORT} after {deadline:.0f}s; stopping")
         node.stop(2)
-    HEALTH.write_text(f"{contract.RESEARCHER} connected\n", encoding="utf-8")
-    story.info(f"connected to the researcher at {contract.RESEARCHER}:"
-               f"{contract.RESEARCHER_PORT}: healthy")
-    if keep:
-        return
+    if unhealthy:
+        story.info(f"connected to the researcher at {contract.RESEARCHER}:"
+                   f"{contract.RESEARCHER_PORT}, which can now see this centre is broken")
+    else:
+        HEALTH.write_text(f"{contract.RESEARCHER} connected\n", encoding="utf-8")
+        story.info(f"connected to the researcher at {contract.RESEARCHER}:"
+                   f"{contract.RESEARCHER_PORT}: healthy")
+        if keep:
+            return
     # By address: once the researcher's container is gone its name takes ~10 s to fail to
     # resolve, while a connection to its former address fails within the probe's timeout.
     address = socket.gethostbyname(contract.RESEARCHER)
@@ -103,6 +121,9 @@ def _until_run_ends(node: component.RunningNode, story: Story, deadline: float, 
     while misses < LEFT_AFTER_MISSES:
         time.sleep(PROBE_EVERY_S)
         misses = 0 if _reachable(address) else misses + 1
+    if unhealthy:
+        story.info("the researcher has left; stopping (broken data)")
+        node.stop(2)
     story.info("the researcher has left: the run is over; stopping "
                f"(set {contract.ENV_KEEP}=1 to keep the nodes up)")
     node.stop(0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -27,14 +28,21 @@ COMPONENT = Path(contract.STATE) / "researcher"
 RESULTS = Path(contract.RESULTS)
 HEALTH = Path(contract.HEALTH)
 WATCHDOG_GRACE_S = 60
+BROKEN_GRACE_S = 10  # after a node reports broken data, for the others to answer too
 
 
 def main() -> int:
     HEALTH.unlink(missing_ok=True)
     config_path = Path(os.environ.get(contract.ENV_CONFIG, str(contract.CONFIG)))
     fed = load_federation(config_path)
-    run_id = contract.check_run_id(os.environ.get(contract.ENV_RUN_ID) or
-                                   contract.new_run_id())
+    run_id = os.environ.get(contract.ENV_RUN_ID) or contract.new_run_id()
+    try:
+        contract.check_run_id(run_id)
+    except ValueError as exc:
+        print(f"fedjourney: error: {exc}; set {contract.ENV_RUN_ID} to a valid one",
+              file=sys.stderr)
+        _mark_ended(run_id, 2)
+        return 2
     verbose = os.environ.get(contract.ENV_VERBOSE) == "1"
     story = setup(contract.RESEARCHER, Path(contract.story_log("researcher")),
                   verbose).at(run_id)
@@ -158,8 +166,9 @@ def _serve(story: Story, verbose: bool) -> Any:
 
 def _wait_for_nodes(requests: Any, fed: Federation, story: Story
                     ) -> dict[str, contract.DatasetRecord] | None:
-    """{node id: its dataset record} once every centre's node answers; None (the missing
-    centres named) at the deadline."""
+    """{node id: its dataset record} once every centre's node answers; None at the deadline
+    (the missing centres named), or as soon as the nodes that answer include one whose data
+    is broken (named with its reason, after a short grace for the others to answer)."""
     deadline = time.monotonic() + float(os.environ.get(contract.ENV_NODE_DEADLINE) or
                                         fed.training.node_deadline_s)
     expected = {contract.node_service(c.id): c for c in fed.centres}
@@ -169,18 +178,28 @@ def _wait_for_nodes(requests: Any, fed: Federation, story: Story
                  for node_id, datasets in requests.search([fed.training.tag]).items()
                  if datasets}
         services = {rec.service for rec in found.values()}
-        for service in sorted(services - announced):
-            story.info(f"{service} answered with its dataset")
+        for rec in sorted(found.values(), key=lambda r: r.centre_id):
+            if rec.service not in announced:
+                story.info(f"{rec.service} answered "
+                           + (f"UNHEALTHY: {rec.unhealthy}" if rec.unhealthy
+                              else "with its dataset"))
         announced |= services
-        if set(expected) <= services:
-            return found
-        if time.monotonic() > deadline:
-            missing = sorted(set(expected) - services)
-            story.error("FAILED: no answer from " + ", ".join(
-                f"{s} ({expected[s].name})" for s in missing) + "; see `docker compose logs "
-                + " ".join(missing) + "`")
-            return None
+        broken = sorted((r for r in found.values() if r.unhealthy), key=lambda r: r.centre_id)
+        if broken and not set(expected) <= services:
+            deadline = min(deadline, time.monotonic() + BROKEN_GRACE_S)
+        if set(expected) <= services or time.monotonic() > deadline:
+            break
         time.sleep(1)  # each search already waits up to 5 s for replies
+    missing = sorted(set(expected) - services)
+    if not broken and not missing:
+        return found
+    story.error("FAILED: " + "; ".join(
+        [f"{r.service} ({r.centre}) cannot serve: {r.unhealthy}" for r in broken]
+        + ([("no answer from " + ", ".join(f"{s} ({expected[s].name})" for s in missing))]
+           if missing else []))
+        + "; see `docker compose logs " + " ".join([r.service for r in broken] + missing)
+        + "`")
+    return None
 
 
 def _dropped(why: dict[str, str], names: dict[str, str]) -> str:

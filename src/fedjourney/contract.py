@@ -115,6 +115,9 @@ class DatasetRecord:
     patients: int
     fingerprint: str  # sha256 of the centre's files, computed on the node
     spec_fingerprint: str  # the FeatureSpec this hospital trains on (its own config's)
+    # Why the node cannot serve (its data is broken), or "" when it can: a broken node still
+    # registers so that the researcher fails at once, naming it, instead of at its deadline.
+    unhealthy: str = ""
 
     @property
     def service(self) -> str:

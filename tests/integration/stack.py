@@ -143,3 +143,35 @@ class Stack:
     def copy_out(self, service: str, path: str, dest: Path) -> None:
         subprocess.run(["docker", "cp", f"{self.container(service)}:{path}", str(dest)],
                        check=True, capture_output=True)
+
+
+TRACES = """
+import pathlib, sys
+ids = set(sys.stdin.read().split())
+names = {"patients.csv", "observations.csv", "encounters.csv", "conditions.csv"}
+for path in sorted(p for p in pathlib.Path("/v").rglob("*") if p.is_file()):
+    if sys.argv[1] == "logs" and not path.name.endswith(".log"):
+        continue
+    text = path.read_bytes().decode("utf-8", "replace")
+    if path.name in names or any(i in text for i in ids):
+        print(path)
+"""
+
+
+def traces(stack: Stack, volumes: list[str], ids: set[str], only: str = "all") -> list[str]:
+    """Files in the volumes named like a patient file or holding a patient id."""
+    mounts = [arg for v in volumes for arg in ("-v", f"{stack.project}_{v}:/v/{v}:ro")]
+    done = subprocess.run(["docker", "run", "--rm", "-i", *mounts, "--entrypoint", "python3",
+                           "fedjourney/base:latest", "-c", TRACES, only],
+                          input="\n".join(ids), capture_output=True, text=True, timeout=120,
+                          check=True)
+    return done.stdout.split()
+
+
+def volume_digest(volume: str) -> str:
+    """sha256 of every file in a volume, by path."""
+    done = subprocess.run(["docker", "run", "--rm", "-v", f"{volume}:/data:ro",
+                           "--entrypoint", "sh", "fedjourney/base:latest", "-c",
+                           "cd /data && find . -type f | sort | xargs sha256sum"],
+                          capture_output=True, text=True, check=True)
+    return done.stdout

@@ -15,7 +15,7 @@ from fedjourney.contract import node_label, node_service, story_log
 from fedjourney.fingerprint import dataset_fingerprint
 from fedjourney.generator import generate
 from tests.integration.conftest import RUN_ID
-from tests.integration.stack import Stack
+from tests.integration.stack import Stack, traces
 
 NODES = tuple(node_service(i) for i in range(3))
 
@@ -85,29 +85,6 @@ def test_each_node_sees_only_its_own_centre_read_only(stack: Stack, finished_run
         write = stack.exec(node, "touch", f"/data/center_{i}/intruder")
         assert write.returncode != 0 and "Read-only file system" in write.stderr
         assert stack.exec(node, "id", "-u").stdout.strip() == "10001"
-
-
-TRACES = """
-import pathlib, sys
-ids = set(sys.stdin.read().split())
-names = {"patients.csv", "observations.csv", "encounters.csv", "conditions.csv"}
-for path in sorted(p for p in pathlib.Path("/v").rglob("*") if p.is_file()):
-    if sys.argv[1] == "logs" and not path.name.endswith(".log"):
-        continue
-    text = path.read_bytes().decode("utf-8", "replace")
-    if path.name in names or any(i in text for i in ids):
-        print(path)
-"""
-
-
-def traces(stack: Stack, volumes: list[str], ids: set[str], only: str = "all") -> list[str]:
-    """Files in the volumes named like a patient file or holding a patient id."""
-    mounts = [arg for v in volumes for arg in ("-v", f"{stack.project}_{v}:/v/{v}:ro")]
-    done = subprocess.run(["docker", "run", "--rm", "-i", *mounts, "--entrypoint", "python3",
-                           "fedjourney/base:latest", "-c", TRACES, only],
-                          input="\n".join(ids), capture_output=True, text=True, timeout=120,
-                          check=True)
-    return done.stdout.split()
 
 
 @pytest.fixture(scope="module")
