@@ -123,6 +123,17 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--data", type=Path, default=Path(".cache/baseline-data"),
                      help="where the host regenerates the centres for the baselines")
     rep.add_argument("--baselines", type=Path, default=Path("results/prototype/baselines.json"))
+
+    cmp_ = sub.add_parser(
+        "compare",
+        help="finished runs side by side: settings, timings, final AUC per centre, curves",
+        description="Print one table row per finished run and draw their validation AUC "
+        "curves side by side in a PNG.",
+    )
+    cmp_.add_argument("run_dirs", type=Path, nargs="*", metavar="RUN_DIR",
+                      help="results/<run-id>/ (at least one)")
+    cmp_.add_argument("--png", type=Path, default=Path("compare.png"), metavar="FILE",
+                      help="the learning curves (default: compare.png)")
     return parser
 
 
@@ -268,12 +279,20 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from fedjourney.host.compare import compare
+
+    print(compare(args.run_dirs, args.png), end="")
+    print(f"wrote {args.png} (validation AUC per round, one plot per run)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `fedjourney` command."""
     args = _parser().parse_args(argv)
     commands = {"generate": _generate, "features": _features, "vocabulary": _vocabulary,
                 "prototype": _prototype, "compose": _compose, "logs": _logs,
-                "report": _report}
+                "report": _report, "compare": _compare}
     try:
         return commands[args.command](args)
     except FedjourneyError as exc:
