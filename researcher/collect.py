@@ -21,7 +21,7 @@ from fedjourney.story import Story, setup
 
 SOURCE = Path(contract.RESULTS)
 TARGET = Path(contract.HOST_RESULTS)
-CLOCK_SKEW_S = 5.0
+CLOCK_SKEW_S = 1.0  # the same kernel clock: only timestamp rounding
 
 
 def sync(source: Path, target: Path, uid: int, gid: int) -> list[str]:
@@ -49,9 +49,11 @@ def _ended(since: float, run_id: str | None) -> dict[str, object] | None:
         ended: dict[str, object] = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if run_id:
-        return ended if ended.get("run_id") == run_id else None
-    return ended if mtime >= since - CLOCK_SKEW_S else None
+    # Only a marker written since the collector started: an earlier attempt at the same
+    # run id (refused, or killed then resumed) leaves one behind.
+    if mtime < since - CLOCK_SKEW_S or (run_id and ended.get("run_id") != run_id):
+        return None
+    return ended
 
 
 def main() -> int:

@@ -4,6 +4,7 @@ of the MLP, validation of the global model on each node's held-out split."""
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from fedjourney.config import Federation
@@ -56,12 +57,17 @@ def bound_rounds(seconds: int) -> None:
 
 
 def build(fed: Federation, run_id: str, metrics: Metrics, strategy: Any) -> Any:
-    """The Experiment, with `metrics` receiving every scalar beside Fed-BioMed's monitor."""
+    """The Experiment, saving a breakpoint each round, with `metrics` receiving every scalar
+    beside Fed-BioMed's monitor. Breakpoints of an earlier attempt at run_id are removed."""
+    import shutil
+
     from fedbiomed.researcher.aggregators.fedavg import FedAverage
+    from fedbiomed.researcher.config import config
     from fedbiomed.researcher.federated_workflows import Experiment
 
     from fedjourney.plan import FedJourneyPlan
 
+    shutil.rmtree(Path(config.vars["EXPERIMENTS_DIR"]) / run_id, ignore_errors=True)
     t, spec = fed.training, fed.feature_spec()
     exp = Experiment(
         tags=[t.tag],
@@ -79,9 +85,33 @@ def build(fed: Federation, run_id: str, metrics: Metrics, strategy: Any) -> Any:
         aggregator=FedAverage(),
         node_selection_strategy=strategy,
         tensorboard=False,
-        save_breakpoints=False,
+        save_breakpoints=True,
         experimentation_folder=run_id,
     )
+    _tee(exp, metrics)
+    return exp
+
+
+def resume(breakpoint: str, metrics: Metrics) -> Any:
+    """The Experiment as Fed-BioMed's breakpoint left it (model, aggregator, strategy,
+    replies, round), with `metrics` receiving every scalar from now on."""
+    from fedbiomed.researcher.federated_workflows import Experiment
+
+    exp = Experiment.load_breakpoint(breakpoint)
+    _tee(exp, metrics)
+    return exp
+
+
+def breakpoint_folder(exp: Any) -> str:
+    """The breakpoint Fed-BioMed saved at the end of the experiment's last round."""
+    from fedbiomed.researcher.filetools import choose_bkpt_file
+
+    folder, _ = choose_bkpt_file(exp.config.vars["EXPERIMENTS_DIR"],
+                                 exp.experimentation_folder(), exp.round_current() - 1)
+    return str(folder)
+
+
+def _tee(exp: Any, metrics: Metrics) -> None:
     monitor = exp.monitor().on_message_handler
 
     def both(msg: dict[str, Any]) -> None:
@@ -89,4 +119,3 @@ def build(fed: Federation, run_id: str, metrics: Metrics, strategy: Any) -> Any:
         metrics.on_scalar(msg)
 
     exp.requests.add_monitor_callback(exp.id, both)
-    return exp

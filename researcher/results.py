@@ -95,12 +95,14 @@ def final_table(rows: list[Row]) -> dict[str, dict[str, Any]]:
 
 
 def summary_markdown(run_id: str, rows: list[Row], fingerprints: dict[str, str],
-                     seconds: float) -> str:
+                     seconds: float, resumed_after: list[int] | None = None) -> str:
     """The run's summary: the final model per centre and the centres' fingerprints."""
     final = final_table(rows)
+    resumed = (f" Resumed from Fed-BioMed's breakpoint after round "
+               f"{', '.join(map(str, resumed_after))}." if resumed_after else "")
     lines = [f"# fedjourney run {run_id}", "",
              f"FedAverage over {len(final)} centres, "
-             f"{max(r['round'] for r in rows) - 1} rounds, {seconds:.1f} s.", "",
+             f"{max(r['round'] for r in rows) - 1} rounds, {seconds:.1f} s.{resumed}", "",
              "## Final global model on each centre's held-out split", "",
              "| centre | AUC | accuracy | BCE |", "|---|---|---|---|"]
     for node, m in final.items():

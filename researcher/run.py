@@ -20,8 +20,8 @@ from typing import Any
 
 from fedjourney import contract
 from fedjourney.config import Federation, load_federation
-from fedjourney.researcher import results
-from fedjourney.researcher.experiment import Metrics, bound_rounds, build
+from fedjourney.researcher import checkpoint, experiment, results
+from fedjourney.researcher.experiment import Metrics, bound_rounds
 from fedjourney.story import Story, quiet_fedbiomed, setup
 
 COMPONENT = Path(contract.STATE) / "researcher"
@@ -33,6 +33,7 @@ BROKEN_GRACE_S = 10  # after a node reports broken data, for the others to answe
 
 def main() -> int:
     HEALTH.unlink(missing_ok=True)
+    (RESULTS / contract.RUN_ENDED).unlink(missing_ok=True)  # an earlier run's
     config_path = Path(os.environ.get(contract.ENV_CONFIG, str(contract.CONFIG)))
     fed = load_federation(config_path)
     run_id = os.environ.get(contract.ENV_RUN_ID) or contract.new_run_id()
@@ -58,11 +59,18 @@ def _run(fed: Federation, config_path: Path, run_id: str, story: Story, verbose:
          ) -> int:
     started = time.monotonic()
     spec = fed.feature_spec()
+    resume = os.environ.get(contract.ENV_RESUME) == "1"
+    progress = checkpoint.load(run_id)
+    refusal = _cannot_start(run_id, resume, progress, config_path)
+    if refusal:
+        story.error(f"FAILED: {refusal}")
+        return 2
     partial = RESULTS / contract.partial_results(run_id)
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     story.info(f"run {run_id}: {len(fed.centres)} centres, {fed.training.rounds} rounds, "
-               f"spec {spec.fingerprint()}")
+               f"spec {spec.fingerprint()}" + (f"; resuming after round "
+                                               f"{progress.rounds_done}" if progress else ""))
 
     requests = _serve(story, verbose)
     if requests is None:
@@ -72,6 +80,7 @@ def _run(fed: Federation, config_path: Path, run_id: str, story: Story, verbose:
     if found is None:
         return 2
     names = {node_id: rec.label for node_id, rec in found.items()}
+    fingerprints = {rec.label: rec.fingerprint for rec in found.values()}
     story.info(f"all {len(found)} nodes answered after {time.monotonic() - started:.1f}s: "
                + ", ".join(sorted(names.values())))
     others = sorted(r.label for r in found.values() if r.spec_fingerprint != spec.fingerprint())
@@ -80,23 +89,35 @@ def _run(fed: Federation, config_path: Path, run_id: str, story: Story, verbose:
                     f"{spec.fingerprint()}: the federation config differs; see `docker compose "
                     "logs` of those nodes")
         return 3
-
-    from fedjourney.researcher.strategy import AtLeast
+    if progress and progress.fingerprints != fingerprints:
+        changed = sorted(k for k in fingerprints if progress.fingerprints.get(k) !=
+                         fingerprints[k])
+        story.error(f"FAILED: cannot resume run {run_id}: the data of {', '.join(changed)} "
+                    "changed since it began; start a new run")
+        return 2
 
     min_nodes = fed.training.min_nodes or len(fed.centres)
-    strategy = AtLeast(min_nodes)
     metrics = Metrics()
     deadline = int(os.environ.get(contract.ENV_ROUND_DEADLINE) or fed.training.round_deadline_s)
     bound_rounds(deadline)
     try:
-        exp = build(fed, run_id, metrics, strategy)
+        if progress:
+            exp = experiment.resume(progress.breakpoint, metrics)
+            progress.restore(metrics)
+            progress.resumed_after.append(progress.rounds_done)
+        else:
+            from fedjourney.researcher.strategy import AtLeast
+
+            exp = experiment.build(fed, run_id, metrics, AtLeast(min_nodes))
+            progress = checkpoint.Progress(run_id, checkpoint.config_digest(config_path),
+                                           fingerprints)
     except SystemExit as stop:
         story.error(f"FAILED: the experiment could not be set up (Fed-BioMed exit {stop.code})")
         return 3
+    strategy = exp.strategy()
     rounds = fed.training.rounds
-    round_seconds: dict[int, float] = {}
-    took_part: dict[int, list[str]] = {}
-    for r in range(1, rounds + 1):
+    spent = progress.seconds - (time.monotonic() - started)  # earlier attempts' time
+    for r in range(progress.rounds_done + 1, rounds + 1):
         metrics.round = r
         # A backstop: late nodes are left out at the deadline; this ends a round that
         # still does not return (aggregation, a wedged transport).
@@ -113,34 +134,58 @@ def _run(fed: Federation, config_path: Path, run_id: str, story: Story, verbose:
                 f"at least {min_nodes} needed; node states: {_node_states(requests, names)}")
             return 3
         watchdog.cancel()
-        round_seconds[r] = time.monotonic() - begun
-        took_part[r] = strategy.aggregated(r - 1)
-        dropped = _dropped(strategy.dropped.get(r - 1, {}), names)
-        story.at(run_id, r).info(f"round {r}/{rounds} aggregated in {round_seconds[r]:.2f}s"
+        progress.round_seconds[r] = time.monotonic() - begun
+        progress.took_part[r] = strategy.aggregated(r - 1)
+        progress.dropped[r] = strategy.dropped.get(r - 1, {})
+        progress.rounds_done, progress.breakpoint = r, experiment.breakpoint_folder(exp)
+        progress.seconds = spent + time.monotonic() - started
+        progress.record(metrics)
+        checkpoint.save(progress)
+        dropped = _dropped(progress.dropped[r], names)
+        story.at(run_id, r).info(f"round {r}/{rounds} aggregated in "
+                                 f"{progress.round_seconds[r]:.2f}s"
                                  + (f" without {dropped}" if dropped else ""))
 
     rows = results.metric_rows(run_id, rounds, metrics, exp.training_replies(), names,
-                               round_seconds, took_part)
-    fingerprints = {rec.label: rec.fingerprint for rec in found.values()}
+                               progress.round_seconds, progress.took_part)
     results.write_jsonl(rows, partial / "metrics.jsonl")
     exp.training_plan().export_model(str(partial / "model.pt"))
     results.learning_curve(rows, partial / "learning_curve.png")
     shutil.copy(config_path, partial / "federation.yaml")
     spec.dump(partial / "feature_spec.yaml")
     (partial / "fingerprints.json").write_text(json.dumps(fingerprints, indent=1) + "\n")
-    seconds = time.monotonic() - started
-    (partial / "summary.md").write_text(results.summary_markdown(run_id, rows, fingerprints,
-                                                                 seconds))
+    seconds = spent + time.monotonic() - started
+    (partial / "summary.md").write_text(results.summary_markdown(
+        run_id, rows, fingerprints, seconds, progress.resumed_after))
     (partial / "run.json").write_text(json.dumps({
         "run_id": run_id, "seconds": round(seconds, 2), "rounds": rounds,
-        "round_seconds": round_seconds, "spec_fingerprint": spec.fingerprint(),
-        "status": "finished"}, indent=1) + "\n")
+        "round_seconds": progress.round_seconds, "spec_fingerprint": spec.fingerprint(),
+        "resumed_after": progress.resumed_after, "status": "finished"}, indent=1) + "\n")
     partial.rename(RESULTS / run_id)  # complete, or not there at all
+    checkpoint.forget(run_id)
     story.info(f"results written to results/{run_id}/ ({seconds:.1f}s in all)")
     for node, m in results.final_table(rows).items():
         story.info(f"final model on {node}: AUC {results.fmt(m['auc'])}, "
                    f"accuracy {results.fmt(m['accuracy'])}")
     return 0
+
+
+def _cannot_start(run_id: str, resume: bool, progress: checkpoint.Progress | None,
+                  config_path: Path) -> str:
+    """Why this run id cannot run (or resume) here, or ""."""
+    if (RESULTS / run_id).exists():
+        return (f"run {run_id} has already finished (results/{run_id}/); choose another "
+                f"run id")
+    if resume and progress is None:
+        return (f"nothing to resume: no round of run {run_id} completed here (its progress "
+                f"is kept in the researcher-state volume)")
+    if not resume and progress is not None:
+        return (f"run {run_id} stopped after round {progress.rounds_done}: resume it with "
+                f"`scripts/run --resume {run_id}`, or choose another run id")
+    if progress and progress.config_sha256 != checkpoint.config_digest(config_path):
+        return (f"cannot resume run {run_id}: the federation config changed since it began; "
+                "resume with the same config, or start a new run")
+    return ""
 
 
 def _serve(story: Story, verbose: bool) -> Any:

@@ -17,10 +17,14 @@ from fedbiomed.researcher.strategies.strategy import Strategy
 class AtLeast(Strategy):  # type: ignore[misc]
     """Aggregate a round when at least `min_nodes` nodes trained successfully."""
 
-    def __init__(self, min_nodes: int) -> None:
+    def __init__(self, min_nodes: int = 1) -> None:
         super().__init__()
-        self.min_nodes = min_nodes
+        self._parameters = {"min_nodes": min_nodes}  # what Fed-BioMed's breakpoint keeps
         self.dropped: dict[int, dict[str, str]] = {}  # round -> {node id: why}
+
+    @property
+    def min_nodes(self) -> int:
+        return int(self._parameters["min_nodes"])
 
     def sample_nodes(self, from_nodes: list[str], round_i: int) -> list[str]:
         self._sampling_node_history[round_i] = list(from_nodes)

@@ -65,6 +65,7 @@ ENV_VERBOSE = "FEDJOURNEY_VERBOSE"
 ENV_NODE_DEADLINE = "FEDJOURNEY_NODE_DEADLINE"
 ENV_ROUND_DEADLINE = "FEDJOURNEY_ROUND_DEADLINE"
 ENV_KEEP = "FEDJOURNEY_KEEP"  # 1: nodes stay up after the run (more experiments, inspection)
+ENV_RESUME = "FEDJOURNEY_RESUME"  # 1: the researcher continues run FEDJOURNEY_RUN_ID
 
 
 # ---- run ids ----------------------------------------------------------------------------

@@ -41,9 +41,19 @@ for owner, names in ((Node, ["start_messaging", "start_protocol", "task_manager"
                              "is_connected", "send_error"]),
                      (Requests, ["search", "ping_nodes", "add_monitor_callback"]),
                      (Experiment, ["run_once", "training_replies", "training_plan", "monitor",
-                                   "id", "requests"])):
+                                   "id", "requests", "strategy", "load_breakpoint",
+                                   "experimentation_folder", "round_current"])):
     missing = [n for n in names if not hasattr(owner, n)]
     assert not missing, f"{owner.__name__} lost {missing}"
+
+# researcher/experiment.py breakpoint_folder and strategy.AtLeast: where a round's
+# breakpoint is, and the strategy state a breakpoint keeps (re-created with no argument).
+from fedbiomed.researcher.filetools import choose_bkpt_file  # noqa: E402
+from fedbiomed.researcher.strategies.strategy import Strategy  # noqa: E402
+
+assert list(inspect.signature(choose_bkpt_file).parameters) == [
+    "experiments_dir", "experimentation_folder", "round_"], "choose_bkpt_file changed"
+assert '"parameters": self._parameters' in inspect.getsource(Strategy.save_state_breakpoint)
 
 scratch = Path(tempfile.mkdtemp())
 fed = load_federation(sys.argv[1])

@@ -79,3 +79,96 @@ def test_with_min_nodes_a_lost_node_is_dropped_then_rejoins(k_of_n_stack: Stack)
     summary = (run / "summary.md").read_text()
     assert "- node-1 CHU de Lyon: 1-" in summary and "- node-0 Massachusetts General " \
         "Hospital: 1-60" in summary
+
+
+@pytest.fixture
+def resume_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    monkeypatch.setenv("FEDJOURNEY_KEEP", "1")  # the nodes outlive both researchers
+    with running(tmp_path, f"fjresume{os.getpid()}", "itest-resume-ref", rounds=30,
+                 epochs=10) as stack:
+        yield stack
+
+
+def _metrics(run: Path) -> list[dict[str, object]]:
+    """metrics.jsonl without what differs between runs by nature (ids, wall times)."""
+    timing = {"run_id", "round_seconds", "node_seconds", "training_seconds"}
+    return [{k: v for k, v in json.loads(line).items() if k not in timing}
+            for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_researcher_killed_mid_run_resumes_to_the_uninterrupted_results(
+        resume_stack: Stack) -> None:
+    """Reference: an uninterrupted run. Then the same experiment, its researcher killed
+    after round 3 and restarted with the same run id and FEDJOURNEY_RESUME=1 (what
+    `scripts/run --resume` sets): it continues from round 4 to the same metrics."""
+    stack = resume_stack
+    results = stack.compose_file.parent / "results"
+    assert stack.wait_exit("researcher", timeout=300) == 0, stack.logs("researcher")[-3000:]
+    assert stack.wait_exit("results", timeout=60) == 0
+    reference = _metrics(results / "itest-resume-ref")
+
+    again = {"FEDJOURNEY_RUN_ID": "itest-resume", "FEDJOURNEY_KEEP": "1"}
+    stack.compose("up", "-d", "--no-deps", "researcher", "results", env=again)
+    stack.kill_after_round("researcher", 3, 30)
+    assert not (results / "itest-resume").exists()
+    # Without --resume the run id is refused, naming the way out.
+    stack.compose("up", "-d", "--no-deps", "researcher", env=again)
+    assert stack.wait_exit("researcher", timeout=120) == 2
+    assert "scripts/run --resume itest-resume" in stack.logs("researcher")
+
+    stack.compose("up", "-d", "--no-deps", "researcher", "results",
+                  env={**again, "FEDJOURNEY_RESUME": "1"})
+    status = stack.wait_exit("researcher", timeout=300)
+    logs = stack.logs("researcher")
+    assert status == 0, logs[-3000:]
+    assert "resuming after round" in logs and "round 1/30 aggregated" not in logs
+    assert stack.wait_exit("results", timeout=60) == 0
+    resumed = results / "itest-resume"
+    _assert_close(_metrics(resumed), reference)
+    run = json.loads((resumed / "run.json").read_text())
+    assert run["resumed_after"] and run["resumed_after"][0] >= 3
+    assert sorted(map(int, run["round_seconds"])) == list(range(1, 31))
+    assert "Resumed from Fed-BioMed's breakpoint after round" in (
+        resumed / "summary.md").read_text()
+
+
+def _assert_close(got: list[dict[str, object]], want: list[dict[str, object]]) -> None:
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert g.keys() == w.keys()
+        for k in g:
+            if isinstance(w[k], float):
+                assert g[k] == pytest.approx(w[k], abs=1e-6, nan_ok=True), (k, g, w)
+            else:
+                assert g[k] == w[k], (k, g, w)
+
+
+@pytest.fixture
+def hang_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    monkeypatch.setenv("FEDJOURNEY_KEEP", "0")
+    with running(tmp_path, f"fjhang{os.getpid()}", "itest-hang", rounds=5, epochs=10,
+                 min_nodes=2, round_deadline_s=10) as stack:
+        yield stack
+
+
+def test_a_hung_node_is_dropped_at_the_round_deadline(hang_stack: Stack) -> None:
+    """node-2's processes stopped (SIGSTOP: its connection stays open, nothing answers):
+    with min_nodes 2 the next rounds go on without it once round_deadline_s has passed."""
+    stack = hang_stack
+    stack.wait_until(lambda: "round 1/5 aggregated" in stack.logs("researcher"), timeout=240,
+                     what="round 1")
+    stopped = stack.exec("node-2", "sh", "-c", 'for p in /proc/[0-9]*; do p=${p#/proc/}; '
+                         '[ "$p" = $$ ] || kill -STOP "$p" 2>/dev/null; done; true')
+    assert stopped.returncode == 0, stopped.stderr
+    status = stack.wait_exit("researcher", timeout=300)
+    logs = stack.logs("researcher")
+    assert status == 0, logs[-3000:]
+    assert stack.wait_exit("results", timeout=60) == 0
+    assert "without node-2 University College London Hospital (no reply)" in logs, logs[-3000:]
+    run = stack.compose_file.parent / "results" / "itest-hang"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    missed = [r for r in rows if r["node"].startswith("node-2") and not r["final"]
+              and not r["took_part"]]
+    assert missed, rows
+    # A round without it lasted the deadline, not Fed-BioMed's ~2 min to notice the hang.
+    assert all(10 <= r["round_seconds"] < 40 for r in missed), missed
