@@ -27,17 +27,23 @@ CONNECTED_MESSAGE = "Successfully connected to researcher server"
 REFUSALS = ("Training plan is not registered on this node", "is not approved by this node")
 
 
-def ensure_component(root: Path, alias: str, researcher: str, port: int) -> tuple[Any, bool]:
+def ensure_component(root: Path, alias: str, researcher: str, port: int,
+                     secure_aggregation: str = "allowed") -> tuple[Any, bool]:
     """(the node's config, whether it was created): a hospital's posture whatever the
-    defaults say — plan approval on, default plans off — dialling `researcher:port`."""
-    os.environ["FBM_SECURITY_TRAINING_PLAN_APPROVAL"] = "True"
-    os.environ["FBM_SECURITY_ALLOW_DEFAULT_TRAINING_PLANS"] = "False"
+    defaults say — plan approval on, default plans off, secure aggregation as the centre
+    says (allowed | required | refused) — dialling `researcher:port`."""
+    # Fed-BioMed reads these environment variables before its config file, on every read.
+    security = {"TRAINING_PLAN_APPROVAL": True, "ALLOW_DEFAULT_TRAINING_PLANS": False,
+                "SECURE_AGGREGATION": secure_aggregation != "refused",
+                "FORCE_SECURE_AGGREGATION": secure_aggregation == "required"}
+    for key, value in security.items():
+        os.environ[f"FBM_SECURITY_{key}"] = str(value)
     from fedbiomed.node.config import node_component
 
     created = not (root / ".fedbiomed").exists()
     cfg = node_component.initiate(root=str(root), alias=alias)
-    cfg.set("security", "training_plan_approval", "True")
-    cfg.set("security", "allow_default_training_plans", "False")
+    for key, value in security.items():
+        cfg.set("security", key.lower(), str(value))
     cfg.set("researcher", "ip", researcher)
     cfg.set("researcher", "port", str(port))
     cfg.write()

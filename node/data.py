@@ -37,7 +37,8 @@ def check_data(folder: Path, centre: Centre, spec: FeatureSpec, backend: str = "
     x, _, ids, hit = load_or_build(folder, spec, cache_dir, fingerprint, backend)
     record = DatasetRecord(centre_id=centre.id, centre=centre.name, country=centre.country,
                            region=centre.region, patients=len(ids), fingerprint=fingerprint,
-                           spec_fingerprint=spec.fingerprint())
+                           spec_fingerprint=spec.fingerprint(),
+                           secure_aggregation=centre.secure_aggregation)
     _write(record, record_path)
     return record, int(x.shape[1]), hit
 
@@ -48,7 +49,8 @@ def broken(centre: Centre, spec: FeatureSpec, reason: str, record_path: Path = R
     fingerprint): registered so the researcher can name it; the dataset refuses to load."""
     record = DatasetRecord(centre_id=centre.id, centre=centre.name, country=centre.country,
                            region=centre.region, patients=0, fingerprint="",
-                           spec_fingerprint=spec.fingerprint(), unhealthy=reason)
+                           spec_fingerprint=spec.fingerprint(), unhealthy=reason,
+                           secure_aggregation=centre.secure_aggregation)
     _write(record, record_path)
     return record
 

@@ -59,9 +59,11 @@ def main() -> int:
 
     quiet_fedbiomed(verbose)
     cfg, created = component.ensure_component(COMPONENT, contract.node_service(centre.id),
-                                              contract.RESEARCHER, contract.RESEARCHER_PORT)
+                                              contract.RESEARCHER, contract.RESEARCHER_PORT,
+                                              centre.secure_aggregation)
     story.info(f"Fed-BioMed node component {'created' if created else 'found'} "
-               f"({cfg.get('default', 'id')}); plan approval on, default plans off")
+               f"({cfg.get('default', 'id')}); plan approval on, default plans off, "
+               f"secure aggregation {centre.secure_aggregation}")
 
     where = folder if folder.is_dir() else Path(contract.DATA)
     dataset_id, done = component.register_dataset(cfg, record, where, fed.training.tag)

@@ -50,8 +50,9 @@ class Progress:
             metrics.validation[node].update(scores)
 
 
-def config_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def config_digest(path: Path, experiment: str) -> str:
+    """What a run began with: the researcher's view of the config and the experiment."""
+    return hashlib.sha256(path.read_bytes() + b"\0" + experiment.encode()).hexdigest()
 
 
 def path_of(run_id: str, folder: Path = FOLDER) -> Path:

@@ -7,7 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from fedjourney.config import Federation
+from fedjourney.config import Federation, Training
 
 
 class Metrics:
@@ -40,7 +40,8 @@ def bound_rounds(seconds: int) -> None:
     creates gets a StopOnTimeout: at the deadline the round stops waiting and keeps the
     replies it has (DiscardOnTimeout would not: 6.4.1's base policy still waits for
     every request); the node-selection strategy then accepts the round or not
-    (min_nodes). The one private touch of the researcher (the module attribute the
+    (min_nodes). The final validation job also gets the last round's secure-aggregation
+    arguments. The one private touch of the researcher (the module attribute the
     Experiment instantiates, and Job._policies): tests/integration/fedbiomed_contract.py
     checks both.
     """
@@ -49,47 +50,94 @@ def bound_rounds(seconds: int) -> None:
     from fedbiomed.researcher.requests import StopOnTimeout
 
     class BoundedTrainingJob(TrainingJob):  # type: ignore[misc]
+        secagg_arguments: Any = None  # the last training round's
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
+            # 6.4.1 builds the final validation job without the round's secure-aggregation
+            # arguments: a node that requires secagg would refuse it, silently.
+            if kwargs.get("do_training", True):
+                BoundedTrainingJob.secagg_arguments = kwargs.get("secagg_arguments")
+            elif kwargs.get("secagg_arguments") is None:
+                kwargs["secagg_arguments"] = BoundedTrainingJob.secagg_arguments
             super().__init__(*args, **kwargs)
             self._policies = [StopOnTimeout(seconds)]
 
     _experiment.TrainingJob = BoundedTrainingJob
 
 
-def build(fed: Federation, run_id: str, metrics: Metrics, strategy: Any) -> Any:
-    """The Experiment, saving a breakpoint each round, with `metrics` receiving every scalar
-    beside Fed-BioMed's monitor. Breakpoints of an earlier attempt at run_id are removed."""
+def build(fed: Federation, t: Training, run_id: str, metrics: Metrics, strategy: Any) -> Any:
+    """The Experiment `t` describes, saving a breakpoint each round, with `metrics` receiving
+    every scalar beside Fed-BioMed's monitor. Breakpoints of an earlier attempt at run_id
+    are removed."""
     import shutil
 
-    from fedbiomed.researcher.aggregators.fedavg import FedAverage
     from fedbiomed.researcher.config import config
     from fedbiomed.researcher.federated_workflows import Experiment
 
     from fedjourney.plan import FedJourneyPlan
 
     shutil.rmtree(Path(config.vars["EXPERIMENTS_DIR"]) / run_id, ignore_errors=True)
-    t, spec = fed.training, fed.feature_spec()
+    spec = fed.feature_spec()
     exp = Experiment(
         tags=[t.tag],
         training_plan_class=FedJourneyPlan,
         model_args={"n_features": len(spec.vocabulary), "hidden": t.hidden,
                     "spec": spec.to_dict(), "run_id": run_id,
-                    "held_out_percent": t.held_out_percent},
-        training_args={"epochs": t.epochs,
-                       "loader_args": {"batch_size": t.batch_size, "shuffle": False},
-                       "optimizer_args": {"lr": t.learning_rate},
-                       "test_ratio": t.held_out_percent / 100,
-                       "test_on_global_updates": True, "test_on_local_updates": False,
-                       "test_batch_size": 0, "log_interval": 1000, "random_seed": 0},
+                    "held_out_percent": t.held_out_percent,
+                    "optimizer": "sgd" if t.aggregator == "scaffold" else "adam"},
+        training_args=training_args(t),
         round_limit=t.rounds,
-        aggregator=FedAverage(),
+        aggregator=_aggregator(t),
         node_selection_strategy=strategy,
+        secagg=_secagg(t),
         tensorboard=False,
         save_breakpoints=True,
         experimentation_folder=run_id,
     )
     _tee(exp, metrics)
     return exp
+
+
+def training_args(t: Training) -> dict[str, Any]:
+    """Fed-BioMed's training arguments for the experiment `t`."""
+    args: dict[str, Any] = {
+        "epochs": t.epochs, "loader_args": {"batch_size": t.batch_size, "shuffle": False},
+        "optimizer_args": {"lr": t.learning_rate},
+        "test_ratio": t.held_out_percent / 100,
+        "test_on_global_updates": True, "test_on_local_updates": False,
+        "test_batch_size": 0, "log_interval": 1000,
+        # DP-SGD's noise must not be reproducible by whoever knows the seed.
+        "random_seed": None if t.dp else 0}
+    if t.num_updates:
+        args["num_updates"] = t.num_updates
+    if t.aggregator == "fedprox":
+        args["fedprox_mu"] = t.fedprox_mu
+    if t.dp:
+        # "central" in 6.4.1 noises each node's final weights (and the researcher's own
+        # copy of the model at every read): no accountant fits it, so only local DP-SGD.
+        args["dp_args"] = {"type": "local", "sigma": t.dp.sigma, "clip": t.dp.clip}
+    return args
+
+
+def _aggregator(t: Training) -> Any:
+    if t.aggregator == "scaffold":
+        from fedbiomed.researcher.aggregators.scaffold import Scaffold
+
+        return Scaffold(server_lr=1.0)
+    from fedbiomed.researcher.aggregators.fedavg import FedAverage
+
+    return FedAverage()  # FedProx is FedAverage of updates trained with a proximal term
+
+
+def _secagg(t: Training) -> Any:
+    if t.secagg == "off":
+        return False
+    from fedbiomed.common.constants import SecureAggregationSchemes
+    from fedbiomed.researcher.secagg import SecureAggregation
+
+    scheme = {"lom": SecureAggregationSchemes.LOM,
+              "joye-libert": SecureAggregationSchemes.JOYE_LIBERT}[t.secagg]
+    return SecureAggregation(scheme=scheme, clipping_range=t.secagg_clip)
 
 
 def resume(breakpoint: str, metrics: Metrics) -> Any:

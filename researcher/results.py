@@ -95,13 +95,17 @@ def final_table(rows: list[Row]) -> dict[str, dict[str, Any]]:
 
 
 def summary_markdown(run_id: str, rows: list[Row], fingerprints: dict[str, str],
-                     seconds: float, resumed_after: list[int] | None = None) -> str:
-    """The run's summary: the final model per centre and the centres' fingerprints."""
+                     seconds: float, resumed_after: list[int] | None = None,
+                     experiment: dict[str, Any] | None = None,
+                     privacy: dict[str, Any] | None = None) -> str:
+    """The run's summary: the experiment, the final model per centre, who took part, the
+    privacy spent (local DP) and the centres' fingerprints."""
     final = final_table(rows)
     resumed = (f" Resumed from Fed-BioMed's breakpoint after round "
                f"{', '.join(map(str, resumed_after))}." if resumed_after else "")
+    name = (experiment or {}).get("name", "default")
     lines = [f"# fedjourney run {run_id}", "",
-             f"FedAverage over {len(final)} centres, "
+             f"Experiment {name} ({settings(experiment)}) over {len(final)} centres, "
              f"{max(r['round'] for r in rows) - 1} rounds, {seconds:.1f} s.{resumed}", "",
              "## Final global model on each centre's held-out split", "",
              "| centre | AUC | accuracy | BCE |", "|---|---|---|---|"]
@@ -111,6 +115,15 @@ def summary_markdown(run_id: str, rows: list[Row], fingerprints: dict[str, str],
     lines += ["", "## Rounds each centre took part in", "",
               "A round aggregates (sample-weighted FedAverage) the nodes that answered it.", ""]
     lines += [f"- {node}: {spans(rounds)}" for node, rounds in participation(rows).items()]
+    if privacy:
+        lines += ["", "## Differential privacy", "",
+                  f"{privacy['mechanism']}: sigma {privacy['sigma']:g}, clip "
+                  f"{privacy['clip']:g}; epsilon at delta {privacy['delta']:g} "
+                  f"({privacy['accountant']}, every round a centre was asked to train):", ""]
+        lines += [f"- {node}: epsilon {eps:.3g}"
+                  for node, eps in privacy["epsilon_per_centre"].items()]
+        lines += ["", "Training losses and validation metrics are reported in the clear, "
+                  "outside this budget."]
     lines += ["", "Local-only and centralised baselines: `baselines.md` beside this file "
               "(written on the host by `fedjourney report`).", "",
               "## Dataset fingerprints (sha256 of each centre's files, computed on its "
@@ -144,3 +157,43 @@ def fmt(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.3f}"
+
+
+# Runs from before run.json recorded its experiment were all this.
+DEFAULT_EXPERIMENT = {"aggregator": "fedavg", "secagg": "off", "dp": "off"}
+
+
+def settings(experiment: Any) -> str:
+    """An experiment (run.json's `experiment`) in a few words: a text value starts a group,
+    the numbers after it are its parameters, e.g. 'fedprox mu=0.01, secagg lom, dp local
+    sigma=1 clip=1'."""
+    experiment = experiment or {}
+    if not isinstance(experiment, dict):
+        experiment = {"name": experiment}
+    # The aggregator leads; its numbers follow it when the mapping is flat (mu after fedprox).
+    lead = {} if "aggregator" in experiment else {"aggregator": "fedavg"}
+    merged = {**lead, **experiment, **{k: v for k, v in DEFAULT_EXPERIMENT.items()
+                                       if k not in experiment and k not in lead}}
+    groups: list[str] = []
+    for key, value in merged.items():
+        if key == "name" or value is None:
+            continue
+        if isinstance(value, dict):
+            groups.append(" ".join([key, *(_word(k, v) for k, v in value.items())]))
+        elif isinstance(value, str | bool) or not groups:
+            groups.append(_text(value) if key == "aggregator" else f"{key} {_text(value)}")
+        else:
+            groups[-1] += " " + _word(key, value)
+    name = experiment.get("name")
+    text = ", ".join(groups)
+    return f"{name}: {text}" if name and name != merged["aggregator"] else text
+
+
+def _word(key: str, value: Any) -> str:
+    return _text(value) if isinstance(value, str | bool) else f"{key}={_text(value)}"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from fedjourney import contract
-from fedjourney.config import Federation, load_federation
+from fedjourney.config import DEFAULT_EXPERIMENT, Federation, Training, load_federation
+from fedjourney.errors import FedjourneyError
 from fedjourney.researcher import checkpoint, experiment, results
 from fedjourney.researcher.experiment import Metrics, bound_rounds
 from fedjourney.story import Story, quiet_fedbiomed, setup
@@ -59,18 +60,25 @@ def _run(fed: Federation, config_path: Path, run_id: str, story: Story, verbose:
          ) -> int:
     started = time.monotonic()
     spec = fed.feature_spec()
+    name = os.environ.get(contract.ENV_EXPERIMENT) or DEFAULT_EXPERIMENT
+    try:
+        t = fed.experiment(name)
+    except FedjourneyError as exc:
+        story.error(f"FAILED: {exc}")
+        return 2
     resume = os.environ.get(contract.ENV_RESUME) == "1"
     progress = checkpoint.load(run_id)
-    refusal = _cannot_start(run_id, resume, progress, config_path)
+    refusal = _cannot_start(run_id, resume, progress, checkpoint.config_digest(config_path,
+                                                                               name))
     if refusal:
         story.error(f"FAILED: {refusal}")
         return 2
     partial = RESULTS / contract.partial_results(run_id)
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    story.info(f"run {run_id}: {len(fed.centres)} centres, {fed.training.rounds} rounds, "
-               f"spec {spec.fingerprint()}" + (f"; resuming after round "
-                                               f"{progress.rounds_done}" if progress else ""))
+    story.info(f"run {run_id}: experiment {name} ({results.settings(t.describe())}), "
+               f"{len(fed.centres)} centres, {t.rounds} rounds, spec {spec.fingerprint()}"
+               + (f"; resuming after round {progress.rounds_done}" if progress else ""))
 
     requests = _serve(story, verbose)
     if requests is None:
@@ -89,6 +97,10 @@ def _run(fed: Federation, config_path: Path, run_id: str, story: Story, verbose:
                     f"{spec.fingerprint()}: the federation config differs; see `docker compose "
                     "logs` of those nodes")
         return 3
+    stances = _stance_conflicts(found.values(), t)
+    if stances:
+        story.error(f"FAILED: {stances}; see `docker compose logs` of those nodes")
+        return 3
     if progress and progress.fingerprints != fingerprints:
         changed = sorted(k for k in fingerprints if progress.fingerprints.get(k) !=
                          fingerprints[k])
@@ -96,9 +108,9 @@ def _run(fed: Federation, config_path: Path, run_id: str, story: Story, verbose:
                     "changed since it began; start a new run")
         return 2
 
-    min_nodes = fed.training.min_nodes or len(fed.centres)
+    min_nodes = t.min_nodes or len(fed.centres)
     metrics = Metrics()
-    deadline = int(os.environ.get(contract.ENV_ROUND_DEADLINE) or fed.training.round_deadline_s)
+    deadline = int(os.environ.get(contract.ENV_ROUND_DEADLINE) or t.round_deadline_s)
     bound_rounds(deadline)
     try:
         if progress:
@@ -108,14 +120,14 @@ def _run(fed: Federation, config_path: Path, run_id: str, story: Story, verbose:
         else:
             from fedjourney.researcher.strategy import AtLeast
 
-            exp = experiment.build(fed, run_id, metrics, AtLeast(min_nodes))
-            progress = checkpoint.Progress(run_id, checkpoint.config_digest(config_path),
+            exp = experiment.build(fed, t, run_id, metrics, AtLeast(min_nodes))
+            progress = checkpoint.Progress(run_id, checkpoint.config_digest(config_path, name),
                                            fingerprints)
     except SystemExit as stop:
         story.error(f"FAILED: the experiment could not be set up (Fed-BioMed exit {stop.code})")
         return 3
     strategy = exp.strategy()
-    rounds = fed.training.rounds
+    rounds = t.rounds
     spent = progress.seconds - (time.monotonic() - started)  # earlier attempts' time
     for r in range(progress.rounds_done + 1, rounds + 1):
         metrics.round = r
@@ -155,11 +167,14 @@ def _run(fed: Federation, config_path: Path, run_id: str, story: Story, verbose:
     spec.dump(partial / "feature_spec.yaml")
     (partial / "fingerprints.json").write_text(json.dumps(fingerprints, indent=1) + "\n")
     seconds = spent + time.monotonic() - started
+    described = {"name": name, **t.describe()}
+    privacy = _privacy(t, rows, len(progress.resumed_after))
     (partial / "summary.md").write_text(results.summary_markdown(
-        run_id, rows, fingerprints, seconds, progress.resumed_after))
+        run_id, rows, fingerprints, seconds, progress.resumed_after, described, privacy))
     (partial / "run.json").write_text(json.dumps({
         "run_id": run_id, "seconds": round(seconds, 2), "rounds": rounds,
         "round_seconds": progress.round_seconds, "spec_fingerprint": spec.fingerprint(),
+        "experiment": described, **({"privacy": privacy} if privacy else {}),
         "resumed_after": progress.resumed_after, "status": "finished"}, indent=1) + "\n")
     partial.rename(RESULTS / run_id)  # complete, or not there at all
     checkpoint.forget(run_id)
@@ -170,8 +185,43 @@ def _run(fed: Federation, config_path: Path, run_id: str, story: Story, verbose:
     return 0
 
 
+def _stance_conflicts(records: Any, t: Training) -> str:
+    """The centres whose own secure-aggregation stance refuses this experiment, or ""."""
+    wrong = [f"{r.label} {'requires' if r.secure_aggregation == 'required' else 'refuses'} "
+             "secure aggregation" for r in sorted(records, key=lambda r: r.centre_id)
+             if (r.secure_aggregation == "required" and t.secagg == "off")
+             or (r.secure_aggregation == "refused" and t.secagg != "off")]
+    if not wrong:
+        return ""
+    fix = ("run an experiment with secagg" if t.secagg == "off"
+           else "run one without secagg")
+    return f"{'; '.join(wrong)} (this experiment: secagg {t.secagg}); {fix}"
+
+
+def _privacy(t: Training, rows: list[dict[str, Any]], resumes: int) -> dict[str, Any]:
+    """Local DP's epsilon per centre, counting every round it was asked to train (and, per
+    resume, one more: the interrupted round may have trained twice)."""
+    if not t.dp:
+        return {}
+    from fedjourney.researcher.privacy import epsilon
+
+    per_centre = {}
+    for node in sorted({r["node"] for r in rows}):
+        sizes = [r["samples"] for r in rows if r["node"] == node and not r["final"]]
+        known = [s for s in sizes if s]
+        if not known:
+            continue
+        filled = [s or known[-1] for s in sizes] + [max(known)] * resumes
+        per_centre[node] = round(epsilon(t.dp, t.batch_size, t.epochs, t.num_updates,
+                                         filled), 3)
+    return {"mechanism": "local DP-SGD (opacus, via Fed-BioMed dp_args)",
+            "accountant": "RDP (opacus)", "sigma": t.dp.sigma, "clip": t.dp.clip,
+            "delta": t.dp.delta, "epsilon": max(per_centre.values(), default=None),
+            "epsilon_per_centre": per_centre}
+
+
 def _cannot_start(run_id: str, resume: bool, progress: checkpoint.Progress | None,
-                  config_path: Path) -> str:
+                  config_digest: str) -> str:
     """Why this run id cannot run (or resume) here, or ""."""
     if (RESULTS / run_id).exists():
         return (f"run {run_id} has already finished (results/{run_id}/); choose another "
@@ -182,9 +232,9 @@ def _cannot_start(run_id: str, resume: bool, progress: checkpoint.Progress | Non
     if not resume and progress is not None:
         return (f"run {run_id} stopped after round {progress.rounds_done}: resume it with "
                 f"`scripts/run --resume {run_id}`, or choose another run id")
-    if progress and progress.config_sha256 != checkpoint.config_digest(config_path):
-        return (f"cannot resume run {run_id}: the federation config changed since it began; "
-                "resume with the same config, or start a new run")
+    if progress and progress.config_sha256 != config_digest:
+        return (f"cannot resume run {run_id}: the federation config or the experiment changed "
+                "since it began; resume with the same ones, or start a new run")
     return ""
 
 

@@ -10,7 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,9 @@ class Centre:
     age_max: int
     city: str | None = None
     source_folder: Path | None = None  # existing Synthea CSV output (on the config's host)
+    # The hospital's own stance (its node enforces it, through Fed-BioMed's settings):
+    # allowed, required (a run in the clear is refused) or refused.
+    secure_aggregation: str = "allowed"
 
     @property
     def folder_name(self) -> str:
@@ -55,9 +58,32 @@ class Centre:
         return f"{self.age_min}-{self.age_max}"
 
 
+AGGREGATORS = ("fedavg", "fedprox", "scaffold")
+# LOM runs offline here: its key exchange goes node to node through the researcher's gRPC
+# server (Fed-BioMed's overlay), with no external binary. Joye-Libert would too, but 6.4.1
+# opens its bundled biprime file read-write, which a non-root, read-only node cannot.
+SECAGG_SCHEMES = ("off", "lom")
+NOT_HERE = {"joye-libert": "Fed-BioMed 6.4.1 opens its bundled biprime file for writing, "
+                           "which fails in fedjourney's non-root, read-only nodes; use lom"}
+SECAGG_POSTURES = ("allowed", "required", "refused")  # a centre's own stance
+DEFAULT_EXPERIMENT = "default"  # the `training` section itself
+
+
+@dataclass(frozen=True)
+class Privacy:
+    """Local differential privacy (DP-SGD on each node, Fed-BioMed's `dp_args`): per-sample
+    gradients clipped to `clip`, Gaussian noise of std sigma * clip; epsilon is reported
+    for `delta`."""
+
+    sigma: float
+    clip: float
+    delta: float = 1e-5
+
+
 @dataclass(frozen=True)
 class Training:
-    """The federated experiment: the tutorial's Stage B settings."""
+    """The federated experiment: the tutorial's Stage B settings, and what a researcher
+    varies (aggregator, secure aggregation, differential privacy)."""
 
     rounds: int = 10
     epochs: int = 5
@@ -69,6 +95,27 @@ class Training:
     min_nodes: int | None = None  # a round goes on with this many nodes; None: every centre
     round_deadline_s: int = 600  # a round past this fails (or drops its late nodes)
     node_deadline_s: int = 300  # nodes must be ready within this, at start-up
+    aggregator: str = "fedavg"  # fedavg | fedprox | scaffold
+    fedprox_mu: float = 0.01  # fedprox: weight of the proximal term
+    num_updates: int | None = None  # local steps per round instead of epochs (scaffold)
+    secagg: str = "off"  # secure aggregation: off | lom
+    secagg_clip: int = 3  # secagg: parameters are clipped to +-this before quantization
+    dp: Privacy | None = None  # local differential privacy, or none
+
+    def describe(self) -> dict[str, Any]:
+        """What distinguishes this experiment (run.json's `experiment`)."""
+        out: dict[str, Any] = {"aggregator": self.aggregator}
+        if self.aggregator == "fedprox":
+            out["mu"] = self.fedprox_mu
+        if self.num_updates:
+            out["num_updates"] = self.num_updates
+        out["secagg"] = self.secagg
+        if self.secagg != "off":
+            out["clipping_range"] = self.secagg_clip
+        out["dp"] = "local" if self.dp else "off"
+        if self.dp:
+            out.update(sigma=self.dp.sigma, clip=self.dp.clip, delta=self.dp.delta)
+        return out
 
 
 @dataclass(frozen=True)
@@ -84,6 +131,23 @@ class Federation:
     training: Training = Training()
     features_backend: str = "polars"  # how the nodes build X (features.backend)
     view: str | None = None  # the role this is a view for (host/views.py); None: the whole
+    # Named variants of `training` (each already merged with it and validated).
+    experiments: dict[str, Training] = field(default_factory=dict)
+
+    def experiment(self, name: str | None) -> Training:
+        """The named experiment's settings; `default` (or None) is `training` itself."""
+        if name in (None, "", DEFAULT_EXPERIMENT):
+            return self.training
+        if name not in self.experiments:
+            known = ", ".join([DEFAULT_EXPERIMENT, *sorted(self.experiments)])
+            raise FedjourneyError(f"no experiment {name!r} in the federation config; known: "
+                                  f"{known}")
+        chosen = self.experiments[str(name)]
+        # Checked when chosen: a one-centre federation may still list it.
+        if chosen.secagg != "off" and len(self.centres) < 2:
+            raise FedjourneyError(f"experiment {name!r}: secagg needs at least 2 centres; "
+                                  "this federation has 1")
+        return chosen
 
     def feature_spec(self) -> FeatureSpec:
         """The researcher's FeatureSpec from the config's `features` section."""
@@ -103,7 +167,8 @@ class Federation:
     def centre_fingerprint(self, centre: Centre, engine: str, generator_version: str) -> str:
         """A hash of everything that determines a centre's generated files."""
         payload = {
-            "centre": asdict(centre),
+            # A centre's privacy stance does not change its records.
+            "centre": {k: v for k, v in asdict(centre).items() if k != "secure_aggregation"},
             "reference_date": self.reference_date.isoformat(),
             "history_years": self.history_years,
             "engine": engine,
@@ -143,8 +208,8 @@ def parse_federation(raw: Any, source: Path | None = None) -> Federation:
     where = str(source) if source else "config"
     if not isinstance(raw, dict):
         raise FedjourneyError(f"{where}: expected a mapping with 'federation' and 'centres'")
-    _no_unknown_keys(raw, {"version", "federation", "centres", "features", "training", "view"},
-                     where)
+    _no_unknown_keys(raw, {"version", "federation", "centres", "features", "training",
+                           "experiments", "view"}, where)
     # A role's view (host/views.py): the researcher's lists centres without how they are drawn.
     view = raw.get("view")
     listed_only = view == "researcher"
@@ -182,13 +247,56 @@ def parse_federation(raw: Any, source: Path | None = None) -> Federation:
             section = {"end": ref,  # calendar bins end at the reference date
                        **{k: v for k, v in section.items() if k != "backend"}}
         features = spec_from_dict(section, f"{where}: features")
-    training = _parse_training(raw.get("training") or {}, f"{where}: training")
+    training_raw = raw.get("training") or {}
+    training = _parse_training(training_raw, f"{where}: training")
+    experiments = _parse_experiments(raw.get("experiments"), training_raw, where)
     whole = view in (None, "researcher")  # a node's or generator's view holds one centre
-    if whole and training.min_nodes is not None and training.min_nodes > len(centres):
-        raise FedjourneyError(f"{where}: training.min_nodes is {training.min_nodes} but the "
-                              f"federation has {len(centres)} centres; lower it")
+    if whole:
+        for label, t in [("training", training),
+                         *((f"experiments.{n}", e) for n, e in experiments.items())]:
+            _check_federation_wide(t, len(centres), f"{where}: {label}")
     return Federation(name, ref, history, centres, source, features, training,
-                      features_backend=backend, view=str(view) if view else None)
+                      features_backend=backend, view=str(view) if view else None,
+                      experiments=experiments)
+
+
+def _parse_experiments(raw: Any, training: dict[str, Any], where: str) -> dict[str, Training]:
+    """`experiments: {name: {training settings that differ}}`, each merged with `training`."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise FedjourneyError(f"{where}: 'experiments' must be a mapping of names to training "
+                              "settings, e.g. {fedprox: {aggregator: fedprox}}")
+    out = {}
+    for name, overrides in raw.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}", name) \
+                or name == DEFAULT_EXPERIMENT:
+            raise FedjourneyError(f"{where}: experiment name {name!r} must be letters, digits, "
+                                  f"'-' or '_' (at most 32), and not {DEFAULT_EXPERIMENT!r}")
+        if not isinstance(overrides, dict):
+            raise FedjourneyError(f"{where}: experiments.{name} must be a mapping of training "
+                                  "settings")
+        for fixed in ("tag", "node_deadline_s"):  # the nodes' own settings, one per node
+            if fixed in overrides:
+                raise FedjourneyError(f"{where}: experiments.{name} cannot change {fixed}; "
+                                      "set it in training")
+        out[name] = _parse_training({**training, **overrides}, f"{where}: experiments.{name}")
+    return out
+
+
+def _check_federation_wide(t: Training, centres: int, label: str) -> None:
+    """Rules that need the number of centres (so not checked in a one-centre view)."""
+    if t.min_nodes is not None and t.min_nodes > centres:
+        raise FedjourneyError(f"{label}.min_nodes is {t.min_nodes} but the federation has "
+                              f"{centres} centres; lower it")
+    partial = t.min_nodes is not None and t.min_nodes < centres
+    # Masks cancel only in the sum over every party; SCAFFOLD's control variates likewise
+    # assume every node in every round (Fed-BioMed 6.4.1 crashes on a missing one).
+    for needs_all, what in ((t.secagg != "off", f"secagg {t.secagg}"),
+                            (t.aggregator == "scaffold", "aggregator scaffold")):
+        if needs_all and partial:
+            raise FedjourneyError(f"{label}: {what} needs every centre in every round; remove "
+                                  f"min_nodes (now {t.min_nodes} of {centres})")
 
 
 def _parse_training(raw: Any, label: str) -> Training:
@@ -199,20 +307,61 @@ def _parse_training(raw: Any, label: str) -> Training:
     values = {**defaults, **raw}
     limits = {"rounds": (1, 1000), "epochs": (1, 1000), "batch_size": (1, 100000),
               "hidden": (1, 4096), "held_out_percent": (1, 90), "min_nodes": (1, 10000),
-              "round_deadline_s": (5, 86400), "node_deadline_s": (5, 86400)}
+              "round_deadline_s": (5, 86400), "node_deadline_s": (5, 86400),
+              "num_updates": (1, 100000), "secagg_clip": (1, 1000)}
     for key, (lo, hi) in limits.items():
         v = values[key]
-        if key == "min_nodes" and v is None:
+        if key in ("min_nodes", "num_updates") and v is None:
             continue
         if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
             raise FedjourneyError(f"{label}.{key} must be a whole number from {lo} to {hi}, "
                                   f"got {v!r}")
-    lr = values["learning_rate"]
-    if not isinstance(lr, int | float) or isinstance(lr, bool) or not 0 < lr < 10:
-        raise FedjourneyError(f"{label}.learning_rate must be a number in (0, 10), got {lr!r}")
+    lr = _number(values["learning_rate"], f"{label}.learning_rate", 0, 10)
+    mu = _number(values["fedprox_mu"], f"{label}.fedprox_mu", 0, 1000)
     if not isinstance(values["tag"], str) or not values["tag"].strip():
         raise FedjourneyError(f"{label}.tag must be a non-empty text")
-    return Training(**{**values, "learning_rate": float(lr)})
+    for key, allowed in (("aggregator", AGGREGATORS), ("secagg", SECAGG_SCHEMES)):
+        if values[key] is False and key == "secagg":  # YAML reads a bare `off` as false
+            values[key] = "off"
+        if values[key] in NOT_HERE:
+            raise FedjourneyError(f"{label}.{key}: {values[key]} does not run here: "
+                                  f"{NOT_HERE[values[key]]}")
+        if values[key] not in allowed:
+            raise FedjourneyError(f"{label}.{key} must be one of {', '.join(allowed)}, got "
+                                  f"{values[key]!r}")
+    if values["aggregator"] == "scaffold" and values["num_updates"] is None:
+        raise FedjourneyError(f"{label}: aggregator scaffold counts local steps, not epochs; "
+                              "set num_updates (e.g. 20)")
+    dp = _parse_dp(values["dp"], f"{label}.dp")
+    if dp and values["aggregator"] != "fedavg":
+        # Opacus recomputes gradients from per-sample ones: FedProx's term and SCAFFOLD's
+        # correction would silently have no effect.
+        raise FedjourneyError(f"{label}: dp works with aggregator fedavg only (DP-SGD drops "
+                              f"{values['aggregator']}'s gradient term); choose one")
+    return Training(**{**values, "learning_rate": lr, "fedprox_mu": mu, "dp": dp})
+
+
+def _parse_dp(raw: Any, label: str) -> Privacy | None:
+    if raw in (None, False, "off"):
+        return None
+    if isinstance(raw, Privacy):  # already parsed (an experiment merged with training)
+        return raw
+    if not isinstance(raw, dict):
+        raise FedjourneyError(f"{label} must be off or a mapping {{sigma, clip, delta}}")
+    _no_unknown_keys(raw, {"sigma", "clip", "delta"}, label)
+    for key in ("sigma", "clip"):
+        if key not in raw:
+            raise FedjourneyError(f"{label} has no '{key}'; add it (e.g. sigma: 1.0, clip: 1.0)")
+    return Privacy(sigma=_number(raw["sigma"], f"{label}.sigma", 0, 1000),
+                   clip=_number(raw["clip"], f"{label}.clip", 0, 1000),
+                   delta=_number(raw.get("delta", 1e-5), f"{label}.delta", 0, 1))
+
+
+def _number(value: Any, label: str, lo: float, hi: float) -> float:
+    """A float in the open interval (lo, hi)."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not lo < value < hi:
+        raise FedjourneyError(f"{label} must be a number in ({lo:g}, {hi:g}), got {value!r}")
+    return float(value)
 
 
 def _parse_centre(entry: Any, index: int, where: str, base: Path,
@@ -221,7 +370,7 @@ def _parse_centre(entry: Any, index: int, where: str, base: Path,
     if not isinstance(entry, dict):
         raise FedjourneyError(f"{label} must be a mapping with name, country, population...")
     allowed = {"id", "name", "country", "region", "city", "population", "seed", "age_range",
-               "source"}
+               "source", "secure_aggregation"}
     _no_unknown_keys(entry, allowed, label)
     # An imported centre draws nobody: only its name is needed, the rest is checked if given.
     imported = "source" in entry or listed_only
@@ -250,6 +399,10 @@ def _parse_centre(entry: Any, index: int, where: str, base: Path,
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
         raise FedjourneyError(f"{label}: seed must be a whole number >= 0, got {seed!r}")
     age_min, age_max = _parse_age_range(entry.get("age_range", "0-100"), label)
+    posture = entry.get("secure_aggregation", "allowed")
+    if posture not in SECAGG_POSTURES:
+        raise FedjourneyError(f"{label}: secure_aggregation must be one of "
+                              f"{', '.join(SECAGG_POSTURES)}, got {posture!r}")
     city = entry.get("city")
     return Centre(
         id=cid,
@@ -263,6 +416,7 @@ def _parse_centre(entry: Any, index: int, where: str, base: Path,
         age_max=age_max,
         source_folder=_parse_source(entry["source"], label, base) if "source" in entry
         else None,
+        secure_aggregation=posture,
     )
 
 

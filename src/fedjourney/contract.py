@@ -66,6 +66,7 @@ ENV_NODE_DEADLINE = "FEDJOURNEY_NODE_DEADLINE"
 ENV_ROUND_DEADLINE = "FEDJOURNEY_ROUND_DEADLINE"
 ENV_KEEP = "FEDJOURNEY_KEEP"  # 1: nodes stay up after the run (more experiments, inspection)
 ENV_RESUME = "FEDJOURNEY_RESUME"  # 1: the researcher continues run FEDJOURNEY_RUN_ID
+ENV_EXPERIMENT = "FEDJOURNEY_EXPERIMENT"  # the config's named experiment to run (default)
 
 
 # ---- run ids ----------------------------------------------------------------------------
@@ -119,6 +120,9 @@ class DatasetRecord:
     # Why the node cannot serve (its data is broken), or "" when it can: a broken node still
     # registers so that the researcher fails at once, naming it, instead of at its deadline.
     unhealthy: str = ""
+    # The hospital's secure-aggregation stance (allowed | required | refused), which its node
+    # enforces; stated here so that the researcher refuses a mismatched run before round 1.
+    secure_aggregation: str = "allowed"
 
     @property
     def service(self) -> str:

@@ -15,7 +15,8 @@ from fedjourney.node.metrics import validation_metrics
 
 
 class FedJourneyPlan(TorchTrainingPlan):  # type: ignore[misc]
-    """The tutorial's MLP (K -> hidden -> 1, ReLU, sigmoid; Adam; BCE) on the FeatureSpec."""
+    """The tutorial's MLP (K -> hidden -> 1, ReLU, sigmoid; Adam, or SGD for SCAFFOLD; BCE)
+    on the FeatureSpec."""
 
     def init_dependencies(self) -> list[str]:
         return ["from typing import Any",
@@ -29,6 +30,9 @@ class FedJourneyPlan(TorchTrainingPlan):  # type: ignore[misc]
         return make_mlp(model_args["n_features"], model_args["hidden"])
 
     def init_optimizer(self, optimizer_args: dict[str, Any]) -> Any:
+        # SCAFFOLD's correction assumes plain SGD steps; the tutorial's MLP uses Adam.
+        if self.model_args().get("optimizer") == "sgd":
+            return torch.optim.SGD(self.model().parameters(), lr=optimizer_args["lr"])
         return torch.optim.Adam(self.model().parameters(), lr=optimizer_args["lr"])
 
     def training_data(self) -> Any:

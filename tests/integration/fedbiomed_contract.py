@@ -55,6 +55,21 @@ assert list(inspect.signature(choose_bkpt_file).parameters) == [
     "experiments_dir", "experimentation_folder", "round_"], "choose_bkpt_file changed"
 assert '"parameters": self._parameters' in inspect.getsource(Strategy.save_state_breakpoint)
 
+# researcher/experiment.py bound_rounds passes the round's secagg arguments on by name.
+assert {"do_training", "secagg_arguments"} <= set(
+    inspect.signature(TrainingJob.__init__).parameters), "TrainingJob's arguments changed"
+# researcher/privacy.py: a round's steps entered at once equal opacus' step-by-step count.
+from opacus.accountants import RDPAccountant  # noqa: E402
+
+from fedjourney.config import Privacy  # noqa: E402
+from fedjourney.researcher.privacy import epsilon  # noqa: E402
+
+stepwise = RDPAccountant()
+for _ in range(10 * 5 * 3):  # 10 rounds x 5 epochs x ceil(41 / 16) batches
+    stepwise.step(noise_multiplier=1.0, sample_rate=1 / 3)
+ours = epsilon(Privacy(sigma=1.0, clip=1.0, delta=1e-5), 16, 5, None, [41] * 10)
+assert abs(ours - stepwise.get_epsilon(delta=1e-5)) < 1e-9, (ours, stepwise.get_epsilon(1e-5))
+
 scratch = Path(tempfile.mkdtemp())
 fed = load_federation(sys.argv[1])
 centre = fed.centres[0]

@@ -2,6 +2,7 @@
 
   python3 -c "$(cat rogue_researcher.py)" plan   a plan whose source the nodes never approved
   python3 -c "$(cat rogue_researcher.py)" spec   the approved plan, another target (RACE)
+  python3 -c "$(cat rogue_researcher.py)" clear  the approved plan in the clear (no secagg)
 Prints REFUSED and exits 0 when the nodes refuse; exits 1 when they run it.
 """
 

@@ -140,6 +140,17 @@ class Stack:
         subprocess.run(["docker", "kill", self.container(service)], check=True,
                        capture_output=True)
 
+    def rogue(self, mode: str) -> str:
+        """Run rogue_researcher.py's `mode` in a researcher container (the stack's own
+        researcher must have left); its output, once the nodes refused (else fail)."""
+        script = Path(__file__).with_name("rogue_researcher.py").read_text()
+        done = self.compose("run", "--rm", "--no-deps", "--use-aliases", "-T",
+                            "--entrypoint", "python3", "researcher", "-c", script, mode,
+                            check=False, timeout=300)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert "REFUSED" in done.stdout
+        return done.stdout + done.stderr
+
     def copy_out(self, service: str, path: str, dest: Path) -> None:
         subprocess.run(["docker", "cp", f"{self.container(service)}:{path}", str(dest)],
                        check=True, capture_output=True)

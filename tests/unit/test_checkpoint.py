@@ -16,7 +16,7 @@ def _progress(config: Path) -> checkpoint.Progress:
     metrics.train_loss["n1"][1] = [0.7, 0.6]
     metrics.validation["n1"][1] = {"auc": 0.5, "loss": 0.69}
     metrics.validation["n1"][2] = {"auc": 0.6, "loss": 0.65}
-    progress = checkpoint.Progress("r1", checkpoint.config_digest(config),
+    progress = checkpoint.Progress("r1", checkpoint.config_digest(config, "default"),
                                    {"node-1 CHU": "ab" * 32}, rounds_done=2,
                                    breakpoint="/fbm/x/breakpoint_0001", seconds=3.5,
                                    round_seconds={1: 0.4, 2: 0.5},
@@ -50,7 +50,7 @@ def test_progress_survives_a_restart_exactly(tmp_path: Path) -> None:
     (True, False, False, False, "has already finished"),
     (False, True, False, False, "nothing to resume"),
     (False, False, True, False, "scripts/run --resume r1"),
-    (False, True, True, True, "the federation config changed"),
+    (False, True, True, True, "the federation config or the experiment changed"),
 ])
 def test_a_run_id_is_refused_with_the_way_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               finished: bool, resume: bool, has_progress: bool,
@@ -63,5 +63,6 @@ def test_a_run_id_is_refused_with_the_way_out(tmp_path: Path, monkeypatch: pytes
         (tmp_path / "r1").mkdir()
     if config_changed:
         config.write_text("centres: [changed]\n")
-    why = run._cannot_start("r1", resume, progress, config)
+    why = run._cannot_start("r1", resume, progress,
+                            checkpoint.config_digest(config, "default"))
     assert (expected in why) if expected else why == ""

@@ -9,6 +9,7 @@ import yaml
 
 from fedjourney.cli import main
 from fedjourney.config import load_federation
+from fedjourney.errors import FedjourneyError
 from tests.conftest import DEFAULT_CONFIG
 
 
@@ -35,6 +36,10 @@ def _set(index: int, key: str, value: object) -> object:
     return lambda cfg: cfg["centres"][index].__setitem__(key, value)
 
 
+def _experiment(name: str, **settings: object) -> object:
+    return lambda cfg: cfg.setdefault("experiments", {}).__setitem__(name, settings)
+
+
 BAD = {
     "unknown country": (_set(1, "country", "xx"), "unknown country 'xx'"),
     "population zero": (_set(0, "population", 0), "population must be a whole number > 0"),
@@ -53,6 +58,29 @@ BAD = {
     "round deadline too short": (
         lambda cfg: cfg["training"].__setitem__("round_deadline_s", 1),
         "training.round_deadline_s must be a whole number from 5"),
+    "unknown aggregator": (_experiment("x", aggregator="fedsgd"),
+                           "experiments.x.aggregator must be one of fedavg, fedprox, scaffold"),
+    "unknown secagg scheme": (_experiment("x", secagg="shamir"),
+                              "experiments.x.secagg must be one of off, lom"),
+    "joye-libert": (_experiment("x", secagg="joye-libert"),
+                    "joye-libert does not run here: Fed-BioMed 6.4.1 opens its bundled"),
+    "secagg with k-of-n": (_experiment("x", secagg="lom", min_nodes=2),
+                           "experiments.x: secagg lom needs every centre in every round"),
+    "scaffold with k-of-n": (_experiment("x", aggregator="scaffold", num_updates=5, min_nodes=2),
+                             "aggregator scaffold needs every centre in every round"),
+    "scaffold without num_updates": (_experiment("x", aggregator="scaffold"),
+                                     "set num_updates"),
+    "dp with fedprox": (_experiment("x", aggregator="fedprox", dp={"sigma": 1, "clip": 1}),
+                        "dp works with aggregator fedavg only"),
+    "dp without clip": (_experiment("x", dp={"sigma": 1.0}), "experiments.x.dp has no 'clip'"),
+    "dp with a negative sigma": (_experiment("x", dp={"sigma": -1, "clip": 1}),
+                                 "experiments.x.dp.sigma must be a number in (0, 1000)"),
+    "an experiment changing the tag": (_experiment("x", tag="other"),
+                                       "experiments.x cannot change tag"),
+    "an experiment named default": (_experiment("default", rounds=2),
+                                    "must be letters, digits"),
+    "an unknown secagg stance": (_set(1, "secure_aggregation", "maybe"),
+                                 "secure_aggregation must be one of allowed, required, refused"),
 }
 
 
@@ -97,3 +125,27 @@ def test_unwritable_output_folder(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_unknown_centre_selection(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["generate", "--out", str(tmp_path / "o"), "--centre", "Nowhere"]) == 2
     assert "no centre 'Nowhere'" in capsys.readouterr().err
+
+
+def test_experiments_are_training_with_what_differs() -> None:
+    fed = load_federation(DEFAULT_CONFIG)
+    assert fed.experiment(None) == fed.experiment("default") == fed.training
+    fedprox = fed.experiment("fedprox")
+    assert (fedprox.aggregator, fedprox.fedprox_mu, fedprox.rounds) == (
+        "fedprox", 0.01, fed.training.rounds)
+    dp = fed.experiment("dp").dp
+    assert dp is not None and (dp.sigma, dp.clip, dp.delta) == (1.0, 1.0, 1e-5)
+    assert fed.experiment("secagg").describe() == {
+        "aggregator": "fedavg", "secagg": "lom", "clipping_range": 3, "dp": "off"}
+    with pytest.raises(FedjourneyError, match=r"no experiment 'nope'.*known: default, dp"):
+        fed.experiment("nope")
+
+
+def test_a_centres_secagg_stance_does_not_change_its_records() -> None:
+    import dataclasses
+
+    fed = load_federation(DEFAULT_CONFIG)
+    centre = fed.centres[0]
+    required = dataclasses.replace(centre, secure_aggregation="required")
+    assert fed.centre_fingerprint(required, "builtin", "v") == fed.centre_fingerprint(
+        centre, "builtin", "v")

@@ -10,10 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from fedjourney.errors import FedjourneyError
-from fedjourney.researcher.results import Row, final_table, fmt
+from fedjourney.researcher.results import Row, final_table, fmt, settings
 
-# What every run so far did; run.json's "experiment" mapping, when there, says otherwise.
-DEFAULT_EXPERIMENT = {"aggregator": "fedavg", "secagg": "off", "dp": "off"}
 ROW_KEYS = {"node", "round", "final", "validation_auc", "validation_loss"}  # what compare reads
 
 
@@ -68,41 +66,6 @@ def load_run(path: Path) -> Run:
     return Run(str(info.get("run_id", name)), info, rows)
 
 
-def settings(info: dict[str, Any]) -> str:
-    """run.json's experiment in a few words: a text value starts a group, the numbers after
-    it are its parameters, e.g. 'fedprox mu=0.01, secagg lom, dp local sigma=1 clip=1'."""
-    experiment = info.get("experiment") or {}
-    if not isinstance(experiment, dict):
-        experiment = {"name": experiment}
-    # The aggregator leads; its numbers follow it when the mapping is flat (mu after fedprox).
-    lead = {} if "aggregator" in experiment else {"aggregator": "fedavg"}
-    merged = {**lead, **experiment, **{k: v for k, v in DEFAULT_EXPERIMENT.items()
-                                       if k not in experiment and k not in lead}}
-    groups: list[str] = []
-    for key, value in merged.items():
-        if key == "name" or value is None:
-            continue
-        if isinstance(value, dict):
-            groups.append(" ".join([key, *(_word(k, v) for k, v in value.items())]))
-        elif isinstance(value, str | bool) or not groups:
-            groups.append(_text(value) if key == "aggregator" else f"{key} {_text(value)}")
-        else:
-            groups[-1] += " " + _word(key, value)
-    name = experiment.get("name")
-    text = ", ".join(groups)
-    return f"{name}: {text}" if name and name != merged["aggregator"] else text
-
-
-def _word(key: str, value: Any) -> str:
-    return _text(value) if isinstance(value, str | bool) else f"{key}={_text(value)}"
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not math.isnan(value)
 
@@ -141,7 +104,8 @@ def table(runs: list[Run]) -> str:
         final = run.final
         round_seconds = run.info.get("round_seconds")
         per_round = list(round_seconds.values()) if isinstance(round_seconds, dict) else []
-        body.append([run.run_id, settings(run.info), str(run.info.get("rounds", "-")),
+        body.append([run.run_id, settings(run.info.get("experiment")),
+                     str(run.info.get("rounds", "-")),
                      _seconds(run.info.get("seconds"), 1),
                      _seconds(_mean(per_round), 2),
                      *([_epsilon(run.info)] if privacy else []),
@@ -190,7 +154,7 @@ def draw(runs: list[Run], path: Path) -> None:
             ax.plot(*zip(*mean, strict=True), lw=2.5, color="black", marker="o", ms=3,
                     label="mean of centres")
         ax.axhline(0.5, color="grey", lw=0.5, ls=":")
-        ax.set_title(f"{run.run_id}\n{settings(run.info)}", fontsize=8)
+        ax.set_title(f"{run.run_id}\n{settings(run.info.get('experiment'))}", fontsize=8)
         ax.set_xlabel("rounds aggregated")
     axes[0][0].set_ylabel("validation AUC of the global model")
     legend = {label: handle for ax in axes[0]  # every run's centres, once each

@@ -52,7 +52,7 @@ def render(fed: Federation, roles: str = ROLES, results_path: str = "./results")
     hostname: {c.RESEARCHER}
     environment:
       {c.ENV_CONFIG}: {c.CONFIG}
-{_env(f"{c.ENV_RUN_ID}=", f"{c.ENV_RESUME}=0", f"{c.ENV_VERBOSE}=0",
+{_env(f"{c.ENV_RUN_ID}=", f"{c.ENV_EXPERIMENT}=", f"{c.ENV_RESUME}=0", f"{c.ENV_VERBOSE}=0",
       f"{c.ENV_NODE_DEADLINE}=", f"{c.ENV_ROUND_DEADLINE}=")}\
     tmpfs: ["/tmp", "/home/fedjourney"]
     volumes:

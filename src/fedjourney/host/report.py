@@ -33,7 +33,9 @@ def report(fed: Federation, run_dir: Path, data_dir: Path, baselines_path: Path)
         generate(fed, data_dir, force=True)
     host = {contract.node_label(c.id, c.name): dataset_fingerprint(data_dir / c.folder_name)
             for c in fed.centres}
-    epochs = fed.training.rounds * fed.training.epochs
+    # The run's own experiment: its rounds and epochs set the baselines' training length.
+    t = fed.experiment((run.get("experiment") or {}).get("name"))
+    epochs = t.rounds * t.epochs
     spec = fed.feature_spec()
     baselines: dict[str, Any] | None = None
     if baselines_path.is_file():

@@ -1,10 +1,12 @@
 """Role-scoped views of the federation config: each container reads only what its role needs.
 
 - generator-N: the federation's dates and its own centre (seed, population, ages, source);
-- node-N: its own centre, the FeatureSpec and the training settings;
-- researcher: every centre's id, name, country and region, the FeatureSpec and the training
-  settings — no seed, population, ages or source, so it cannot regenerate any hospital's
-  records, and results/<run>/federation.yaml holds none.
+- node-N: its own centre (its secure-aggregation stance included), the FeatureSpec and the
+  training settings;
+- researcher: every centre's id, name, country and region, the FeatureSpec, the training
+  settings and the named experiments — no seed, population, ages, source or privacy stance
+  (each node states its own), so it cannot regenerate any hospital's records, and
+  results/<run>/federation.yaml holds none.
 The host keeps the full config (the baselines are computed there). The views are rendered
 with docker-compose.yml (`fedjourney compose --write`) and checked with it.
 """
@@ -40,8 +42,9 @@ def views(raw: dict[str, Any], fed: Federation) -> dict[str, dict[str, Any]]:
             "view": contract.node_service(centre.id), **common, "centres": [own], **shared}
     listed = [{k: getattr(c, k) for k in PUBLIC if getattr(c, k) not in (None, "")}
               for c in fed.centres]
+    experiments = {"experiments": raw["experiments"]} if raw.get("experiments") else {}
     out[contract.RESEARCHER] = {"view": contract.RESEARCHER, **common, "centres": listed,
-                                **shared}
+                                **shared, **experiments}
     return out
 
 

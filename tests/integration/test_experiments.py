@@ -1,0 +1,150 @@
+"""The config's named experiments on real containers: each runs through compose on the kept
+nodes and leaves complete results; secure aggregation gives the clear run's model up to its
+quantization; DP records its epsilon; a hospital that requires secure aggregation refuses a
+run in the clear, at the researcher and at its own node."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from pytest_docker.plugin import get_docker_services
+
+from tests.integration.stack import Stack, compose_command, small_federation, write_compose
+
+ROUNDS = 3
+EXPERIMENTS = ("secagg", "dp", "fedprox", "scaffold", "one-round", "one-round-secagg")
+KEEP = {"FEDJOURNEY_KEEP": "1"}
+
+
+def _run(stack: Stack, experiment: str, run_id: str = "") -> Path:
+    """One experiment on the kept nodes (what `scripts/run --again --experiment` does)."""
+    run_id = run_id or f"itest-exp-{experiment}"
+    stack.compose("up", "-d", "--no-deps", "researcher", "results",
+                  env={**KEEP, "FEDJOURNEY_RUN_ID": run_id,
+                       "FEDJOURNEY_EXPERIMENT": experiment})
+    status = stack.wait_exit("researcher", timeout=300)
+    assert status == 0, stack.logs("researcher")[-3000:]
+    assert stack.wait_exit("results", timeout=60) == 0
+    return stack.compose_file.parent / "results" / run_id
+
+
+@pytest.fixture(scope="module")
+def kept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The small federation's nodes up and kept, after the default experiment ran."""
+    folder = tmp_path_factory.mktemp("experiments")
+    config, _ = small_federation(folder, rounds=ROUNDS, epochs=2)
+    # One aggregation each, in the clear and masked: their models differ by quantization only.
+    raw = yaml.safe_load(config.read_text())
+    raw["experiments"].update({"one-round": {"rounds": 1},
+                               "one-round-secagg": {"rounds": 1, "secagg": "lom"}})
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    compose = write_compose(folder, config)
+    stack = Stack(compose, f"fjexp{os.getpid()}")
+    os.environ.update(KEEP, FEDJOURNEY_RUN_ID="itest-exp-default", FEDJOURNEY_EXPERIMENT="")
+    try:
+        with get_docker_services(compose_command(), str(compose), stack.project, ["up -d"],
+                                 ["down -v"]):
+            assert stack.wait_exit("researcher", timeout=400) == 0, \
+                stack.logs("researcher")[-3000:]
+            assert stack.wait_exit("results", timeout=60) == 0
+            yield stack
+    finally:
+        for name in ("FEDJOURNEY_EXPERIMENT", "FEDJOURNEY_RUN_ID"):
+            os.environ.pop(name, None)
+
+
+@pytest.fixture(scope="module")
+def runs(kept: Stack) -> dict[str, Path]:
+    out = {"default": kept.compose_file.parent / "results" / "itest-exp-default"}
+    for name in EXPERIMENTS:
+        out[name] = _run(kept, name)
+    return out
+
+
+def _run_json(run: Path) -> dict[str, object]:
+    info: dict[str, object] = json.loads((run / "run.json").read_text())
+    return info
+
+
+def _final(run: Path) -> dict[str, float]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["node"]: r["validation_auc"] for r in rows if r["final"]}
+
+
+def test_each_experiment_finishes_with_complete_results(runs: dict[str, Path]) -> None:
+    for name, run in runs.items():
+        info = _run_json(run)
+        assert info["status"] == "finished"
+        assert len(info["round_seconds"]) == (1 if name.startswith("one-round") else ROUNDS)
+        assert info["experiment"]["name"] == name
+        assert len(_final(run)) == 3 and all(v is not None for v in _final(run).values()), name
+        assert f"Experiment {name} (" in (run / "summary.md").read_text()
+    assert _run_json(runs["fedprox"])["experiment"]["mu"] == 0.01
+    scaffold = _run_json(runs["scaffold"])["experiment"]
+    assert scaffold["aggregator"] == "scaffold"
+
+
+def test_secure_aggregation_gives_the_clear_model_up_to_quantization(
+        runs: dict[str, Path]) -> None:
+    """Masks cancel in the sum: what remains is Fed-BioMed's fixed-point encoding of each
+    update over +-clipping_range 3. It truncates to 2^13 levels (up to one level down) and
+    decodes with 2^13 - 1 (a bias up to one level up), so one aggregation stays within two
+    levels (1.5e-3) per parameter; later rounds train on from that difference."""
+    torch = pytest.importorskip("torch")
+    level = 2 * 3 / (2 ** 13 - 1)
+    for clear_run, masked_run, bound in (("one-round", "one-round-secagg", 2 * level),
+                                         ("default", "secagg", None)):
+        clear = torch.load(runs[clear_run] / "model.pt")
+        masked = torch.load(runs[masked_run] / "model.pt")
+        worst = max(float((clear[k] - masked[k]).abs().max()) for k in clear)
+        print(f"{masked_run}: max |secagg - clear| = {worst:.2e}")
+        assert worst > 0  # the run was masked, not silently in the clear
+        if bound is not None:
+            assert worst <= bound + 1e-7, (masked_run, worst, bound)
+    assert _run_json(runs["secagg"])["experiment"]["secagg"] == "lom"
+    auc = {name: sum(_final(runs[name]).values()) / 3 for name in ("default", "secagg")}
+    assert abs(auc["default"] - auc["secagg"]) < 0.02, auc
+
+
+def test_differential_privacy_records_its_epsilon(runs: dict[str, Path]) -> None:
+    privacy = _run_json(runs["dp"])["privacy"]
+    assert isinstance(privacy, dict)
+    assert privacy["sigma"] == 1.0 and privacy["clip"] == 1.0 and privacy["delta"] == 1e-5
+    per_centre = privacy["epsilon_per_centre"]
+    assert len(per_centre) == 3 and all(0 < e < 1000 for e in per_centre.values())
+    assert privacy["epsilon"] == max(per_centre.values())
+    summary = (runs["dp"] / "summary.md").read_text()
+    assert "## Differential privacy" in summary and "RDP (opacus)" in summary
+    assert "privacy" not in _run_json(runs["default"])
+
+
+def test_a_hospital_that_requires_secure_aggregation_refuses_a_clear_run(
+        kept: Stack, runs: dict[str, Path]) -> None:
+    stack = kept
+    view = stack.compose_file.parent / "roles" / "node-2.yaml"
+    config = yaml.safe_load(view.read_text())
+    config["centres"][0]["secure_aggregation"] = "required"
+    view.write_text(yaml.safe_dump(config, sort_keys=False))
+    stack.compose("up", "-d", "--no-deps", "--force-recreate", "node-2", env=KEEP)
+    # (Healthy only once a researcher answers: the runs below wait for it themselves.)
+    stack.wait_until(lambda: "secure aggregation required" in stack.logs("node-2"),
+                     timeout=120, what="node-2 back, requiring secure aggregation")
+
+    # The researcher reads the stance the node registered and refuses before round 1...
+    stack.compose("up", "-d", "--no-deps", "researcher",
+                  env={**KEEP, "FEDJOURNEY_RUN_ID": "itest-exp-clear",
+                       "FEDJOURNEY_EXPERIMENT": ""})
+    assert stack.wait_exit("researcher", timeout=300) == 3
+    assert "node-2 University College London Hospital requires secure aggregation" in \
+        stack.logs("researcher")
+    # ...and the node itself refuses a researcher that sends a clear task anyway.
+    refused = stack.rogue("clear")
+    assert "secure aggregation" in refused + stack.logs("node-2"), refused[-3000:]
+    # Under secure aggregation it takes part, its final validation included.
+    run = _run(stack, "secagg", "itest-exp-secagg-required")
+    assert _final(run)["node-2 University College London Hospital"] is not None
