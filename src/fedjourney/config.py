@@ -143,10 +143,7 @@ class Federation:
             raise FedjourneyError(f"no experiment {name!r} in the federation config; known: "
                                   f"{known}")
         chosen = self.experiments[str(name)]
-        # Checked when chosen: a one-centre federation may still list it.
-        if chosen.secagg != "off" and len(self.centres) < 2:
-            raise FedjourneyError(f"experiment {name!r}: secagg needs at least 2 centres; "
-                                  "this federation has 1")
+        _check_federation_wide(chosen, len(self.centres), f"experiment {name!r}")
         return chosen
 
     def feature_spec(self) -> FeatureSpec:
@@ -250,11 +247,10 @@ def parse_federation(raw: Any, source: Path | None = None) -> Federation:
     training_raw = raw.get("training") or {}
     training = _parse_training(training_raw, f"{where}: training")
     experiments = _parse_experiments(raw.get("experiments"), training_raw, where)
-    whole = view in (None, "researcher")  # a node's or generator's view holds one centre
-    if whole:
-        for label, t in [("training", training),
-                         *((f"experiments.{n}", e) for n, e in experiments.items())]:
-            _check_federation_wide(t, len(centres), f"{where}: {label}")
+    if view in (None, "researcher"):  # a node's or generator's view holds one centre
+        # Named experiments are checked when chosen (Federation.experiment): one that
+        # inherits a training.min_nodes it cannot use must not make the whole config invalid.
+        _check_federation_wide(training, len(centres), f"{where}: training")
     return Federation(name, ref, history, centres, source, features, training,
                       features_backend=backend, view=str(view) if view else None,
                       experiments=experiments)
@@ -295,8 +291,12 @@ def _check_federation_wide(t: Training, centres: int, label: str) -> None:
     for needs_all, what in ((t.secagg != "off", f"secagg {t.secagg}"),
                             (t.aggregator == "scaffold", "aggregator scaffold")):
         if needs_all and partial:
-            raise FedjourneyError(f"{label}: {what} needs every centre in every round; remove "
-                                  f"min_nodes (now {t.min_nodes} of {centres})")
+            raise FedjourneyError(f"{label}: {what} needs every centre in every round; set "
+                                  f"its min_nodes to {centres} or remove it (now "
+                                  f"{t.min_nodes} of {centres})")
+    if t.secagg != "off" and centres < 2:
+        raise FedjourneyError(f"{label}: secagg needs at least 2 centres; this federation has "
+                              f"{centres}")
 
 
 def _parse_training(raw: Any, label: str) -> Training:

@@ -45,17 +45,16 @@ def kept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     config.write_text(yaml.safe_dump(raw, sort_keys=False))
     compose = write_compose(folder, config)
     stack = Stack(compose, f"fjexp{os.getpid()}")
-    os.environ.update(KEEP, FEDJOURNEY_RUN_ID="itest-exp-default", FEDJOURNEY_EXPERIMENT="")
-    try:
+    settings = {**KEEP, "FEDJOURNEY_RUN_ID": "itest-exp-default", "FEDJOURNEY_EXPERIMENT": ""}
+    with pytest.MonkeyPatch.context() as env:  # the other modules' stacks must not inherit
+        for name, value in settings.items():
+            env.setenv(name, value)
         with get_docker_services(compose_command(), str(compose), stack.project, ["up -d"],
                                  ["down -v"]):
             assert stack.wait_exit("researcher", timeout=400) == 0, \
                 stack.logs("researcher")[-3000:]
             assert stack.wait_exit("results", timeout=60) == 0
             yield stack
-    finally:
-        for name in ("FEDJOURNEY_EXPERIMENT", "FEDJOURNEY_RUN_ID"):
-            os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="module")

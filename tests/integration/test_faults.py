@@ -146,8 +146,9 @@ def _assert_close(got: list[dict[str, object]], want: list[dict[str, object]]) -
 @pytest.fixture
 def hang_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     monkeypatch.setenv("FEDJOURNEY_KEEP", "0")
-    with running(tmp_path, f"fjhang{os.getpid()}", "itest-hang", rounds=5, epochs=10,
-                 min_nodes=2, round_deadline_s=10) as stack:
+    # Rounds of a few seconds (many epochs): the stop lands inside a round, not after them.
+    with running(tmp_path, f"fjhang{os.getpid()}", "itest-hang", rounds=4, epochs=150,
+                 min_nodes=2, round_deadline_s=20) as stack:
         yield stack
 
 
@@ -155,7 +156,7 @@ def test_a_hung_node_is_dropped_at_the_round_deadline(hang_stack: Stack) -> None
     """node-2's processes stopped (SIGSTOP: its connection stays open, nothing answers):
     with min_nodes 2 the next rounds go on without it once round_deadline_s has passed."""
     stack = hang_stack
-    stack.wait_until(lambda: "round 1/5 aggregated" in stack.logs("researcher"), timeout=240,
+    stack.wait_until(lambda: "round 1/4 aggregated" in stack.logs("researcher"), timeout=240,
                      what="round 1")
     stopped = stack.exec("node-2", "sh", "-c", 'for p in /proc/[0-9]*; do p=${p#/proc/}; '
                          '[ "$p" = $$ ] || kill -STOP "$p" 2>/dev/null; done; true')
@@ -170,5 +171,7 @@ def test_a_hung_node_is_dropped_at_the_round_deadline(hang_stack: Stack) -> None
     missed = [r for r in rows if r["node"].startswith("node-2") and not r["final"]
               and not r["took_part"]]
     assert missed, rows
-    # A round without it lasted the deadline, not Fed-BioMed's ~2 min to notice the hang.
-    assert all(10 <= r["round_seconds"] < 40 for r in missed), missed
+    # The first round without it lasted the deadline, not Fed-BioMed's ~2 min to notice the
+    # hang; later ones no longer (the researcher then fails its requests sooner).
+    seconds = [(r["round"], r["round_seconds"]) for r in missed]
+    assert 20 <= seconds[0][1] < 50 and all(s < 50 for _, s in seconds), seconds

@@ -64,10 +64,8 @@ BAD = {
                               "experiments.x.secagg must be one of off, lom"),
     "joye-libert": (_experiment("x", secagg="joye-libert"),
                     "joye-libert does not run here: Fed-BioMed 6.4.1 opens its bundled"),
-    "secagg with k-of-n": (_experiment("x", secagg="lom", min_nodes=2),
-                           "experiments.x: secagg lom needs every centre in every round"),
-    "scaffold with k-of-n": (_experiment("x", aggregator="scaffold", num_updates=5, min_nodes=2),
-                             "aggregator scaffold needs every centre in every round"),
+    "secagg with k-of-n": (lambda cfg: cfg["training"].update(secagg="lom", min_nodes=2),
+                           "training: secagg lom needs every centre in every round"),
     "scaffold without num_updates": (_experiment("x", aggregator="scaffold"),
                                      "set num_updates"),
     "dp with fedprox": (_experiment("x", aggregator="fedprox", dp={"sigma": 1, "clip": 1}),
@@ -149,3 +147,18 @@ def test_a_centres_secagg_stance_does_not_change_its_records() -> None:
     required = dataclasses.replace(centre, secure_aggregation="required")
     assert fed.centre_fingerprint(required, "builtin", "v") == fed.centre_fingerprint(
         centre, "builtin", "v")
+
+
+def test_an_experiment_is_checked_when_chosen(tmp_path: Path) -> None:
+    """training.min_nodes 2 is valid; the shipped scaffold and secagg experiments, which
+    inherit it, are refused only when chosen, with the fix."""
+    cfg = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    cfg["training"]["min_nodes"] = 2
+    path = tmp_path / "federation.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    fed = load_federation(path)
+    assert fed.experiment("fedprox").min_nodes == 2
+    for name, what in (("scaffold", "aggregator scaffold"), ("secagg", "secagg lom")):
+        with pytest.raises(FedjourneyError, match=f"experiment '{name}': {what} needs every "
+                           "centre in every round; set its min_nodes to 3"):
+            fed.experiment(name)
