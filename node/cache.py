@@ -17,6 +17,7 @@ from fedjourney.features import FeatureSpec, build, model_input
 
 
 def cache_path(cache_dir: Path, spec: FeatureSpec, data_fingerprint: str) -> Path:
+    # The fingerprint covers the target: a condition and cutoff get their own file.
     return cache_dir / f"features-{spec.fingerprint()}-{data_fingerprint[:16]}.npz"
 
 

@@ -15,8 +15,14 @@ import polars as pl
 from fedjourney.config import Centre
 from fedjourney.contract import OWN_FILES, DatasetRecord
 from fedjourney.errors import FedjourneyError
-from fedjourney.features import FeatureSpec
-from fedjourney.features.reading import checked_csv
+from fedjourney.features import ConditionTarget, FeatureSpec, Target
+from fedjourney.features.reading import (
+    CONDITION_COLUMNS,
+    checked_csv,
+    conditions_csv,
+    patient_columns,
+    read_patients,
+)
 from fedjourney.fingerprint import dataset_fingerprint
 from fedjourney.generator.output import read_meta
 from fedjourney.node.cache import load_or_build
@@ -70,23 +76,40 @@ def validate(folder: Path, spec: FeatureSpec) -> None:
             raise FedjourneyError(f"{path}: a link pointing out of the centre folder; the "
                                   "node reads only its own centre")
     target = spec.target
-    positive = (pl.col(target.column) == target.positive).sum().alias("_positives")
-    for name, columns in (("patients", ["Id", target.column]),
-                          ("observations", ["PATIENT", "DATE", "CODE"])):
-        path = checked_csv(folder, name, columns)
-        try:
-            # Every column parsed: a row with extra fields is only seen past the last one.
-            counts = pl.scan_csv(path, infer_schema=False).select(
-                pl.len().alias("_rows"), *([positive] if name == "patients" else []),
-                pl.all().null_count()
-            ).collect(engine="streaming").row(0, named=True)
-        except pl.exceptions.ComputeError as exc:
-            raise FedjourneyError(f"{path}: {_csv_problem(str(exc))}") from None
+    files = [("patients", ["Id", *patient_columns(spec)]),
+             ("observations", ["PATIENT", "DATE", "CODE"])]
+    if isinstance(target, ConditionTarget):
+        conditions_csv(folder, target)  # missing: says the target needs it
+        files.append(("conditions", CONDITION_COLUMNS))
+    for name, columns in files:
+        counts = _counts(checked_csv(folder, name, columns), spec, name == "patients")
         if lacking := max(counts[c] for c in columns):
-            raise FedjourneyError(f"{path}: {lacking} rows lack {', '.join(columns)} "
-                                  "(a ragged or truncated row)")
-        if name == "patients":
-            _check_classes(path, counts["_rows"], counts["_positives"], spec)
+            raise FedjourneyError(f"{folder / f'{name}.csv'}: {lacking} rows lack "
+                                  f"{', '.join(columns)} (a ragged or truncated row)")
+        if name == "patients" and isinstance(target, Target):
+            _check_classes(folder / "patients.csv", counts["_rows"], counts["_positives"],
+                           spec)
+        elif name == "patients" and not counts["_rows"]:
+            raise FedjourneyError(f"{folder / 'patients.csv'}: no patients")
+    if isinstance(target, ConditionTarget):
+        # The population and labels as the tensor will have them (the same code).
+        labels = read_patients(folder, spec).target
+        _check_classes(folder / "conditions.csv", labels.len(), int(labels.sum()), spec)
+
+
+def _counts(path: Path, spec: FeatureSpec, patients: bool) -> dict[str, int]:
+    """Rows, nulls per column and (patients.csv, column target) positives, every column
+    parsed: a row with extra fields is only seen past the last one."""
+    target = spec.target
+    positive = ([(pl.col(target.column) == target.positive).sum().alias("_positives")]
+                if patients and isinstance(target, Target) else [])
+    try:
+        row: dict[str, int] = pl.scan_csv(path, infer_schema=False).select(
+            pl.len().alias("_rows"), *positive, pl.all().null_count()
+        ).collect(engine="streaming").row(0, named=True)
+    except pl.exceptions.ComputeError as exc:
+        raise FedjourneyError(f"{path}: {_csv_problem(str(exc))}") from None
+    return row
 
 
 def _csv_problem(polars_message: str) -> str:
@@ -98,12 +121,12 @@ def _csv_problem(polars_message: str) -> str:
 
 
 def _check_classes(path: Path, rows: int, positives: int, spec: FeatureSpec) -> None:
-    target = spec.target
+    at = "" if spec.cutoff is None else " at the cutoff (alive, not yet diagnosed)"
     if rows == 0:
-        raise FedjourneyError(f"{path}: no patients")
+        raise FedjourneyError(f"{path}: no patients{at}")
     if positives in (0, rows):
-        raise FedjourneyError(f"{path}: all {rows} patients are in one class of the target "
-                              f"({target.column} == {target.positive}: "
+        raise FedjourneyError(f"{path}: all {rows} patients{at} are in one class of the "
+                              f"target ({spec.target.describe()}: "
                               f"{'all' if positives else 'none'}); a model needs both")
 
 

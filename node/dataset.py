@@ -37,7 +37,7 @@ class CentreDataset(CustomDataset):  # type: ignore[misc]
             raise FedjourneyError(reason)
         if spec.fingerprint() != record.spec_fingerprint:
             reason = (f"REFUSED: the researcher's FeatureSpec {spec.fingerprint()} (target "
-                      f"{spec.target.column}) is not this hospital's {record.spec_fingerprint}")
+                      f"{spec.target.name}) is not this hospital's {record.spec_fingerprint}")
             story.warning(reason)
             raise FedjourneyError(reason)
         x, y, ids, hit = load_or_build(Path(self.path), spec, CACHE, record.fingerprint)

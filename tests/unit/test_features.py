@@ -17,7 +17,14 @@ import yaml
 from fedjourney.cli import main
 from fedjourney.config import load_federation, parse_federation
 from fedjourney.errors import FedjourneyError
-from fedjourney.features import FeatureSet, FeatureSpec, build, load_spec, model_input
+from fedjourney.features import (
+    ConditionTarget,
+    FeatureSet,
+    FeatureSpec,
+    build,
+    load_spec,
+    model_input,
+)
 from fedjourney.features.spec import AGGREGATIONS, spec_from_dict
 from fedjourney.features.vocabulary import code_counts, top_codes
 from tests.conftest import DEFAULT_CONFIG
@@ -92,6 +99,34 @@ def test_backends_agree_on_real_synthea(reference: Path, sample: str, spec: Feat
     assert fs.events_outside_window > 0
     if spec.alignment == "patient":
         assert fs.summary()["patients_with_events"] == len(fs.y)
+
+
+# A clinical target: hypertension first diagnosed from 2022-01-01 (features before it).
+CONDITION_VARIANTS = [dataclasses.replace(v, target=ConditionTarget("59621000",
+                                                                    dt.date(2022, 1, 1)))
+                      for v in VARIANTS]
+
+
+@pytest.mark.parametrize("spec", CONDITION_VARIANTS, ids=lambda s: f"{s.alignment}-{s.values}")
+def test_backends_agree_on_a_condition_target(default_federation: Path, spec: FeatureSpec
+                                              ) -> None:
+    for centre in ("center_0", "center_1", "center_2"):
+        fs = _backends_agree(default_federation / centre, spec)
+        assert 0 < fs.y.sum() < len(fs.y) and fs.summary()["patients_excluded"] > 0
+
+
+@pytest.mark.parametrize("spec", CONDITION_VARIANTS, ids=lambda s: f"{s.alignment}-{s.values}")
+@pytest.mark.parametrize("sample", ["sample_ma10", "sample_ca"])
+def test_backends_agree_on_a_condition_target_in_real_synthea(reference: Path, sample: str,
+                                                              spec: FeatureSpec) -> None:
+    folder = reference / "synthea-samples" / sample
+    last = pl.scan_csv(folder / "observations.csv", infer_schema=False).select(
+        pl.col("DATE").str.slice(0, 10).str.to_date().max()).collect().item()
+    # Stress (finding), frequent in both samples; predicted two years before their end.
+    target = ConditionTarget("73595000", last - dt.timedelta(days=730))
+    fs = _backends_agree(folder, dataclasses.replace(spec, end=last + dt.timedelta(days=1),
+                                                     target=target))
+    assert fs.summary()["patients_excluded"] > 0
 
 
 def test_backend_is_chosen_in_the_config_and_not_part_of_the_spec() -> None:

@@ -9,10 +9,16 @@ import numpy as np
 import numpy.typing as npt
 
 from fedjourney.features.backends import BACKENDS, check_backend
-from fedjourney.features.spec import FeatureSpec, load_spec, spec_from_dict
+from fedjourney.features.spec import (
+    ConditionTarget,
+    FeatureSpec,
+    Target,
+    load_spec,
+    spec_from_dict,
+)
 
-__all__ = ["BACKENDS", "FeatureSet", "FeatureSpec", "build", "check_backend", "load_spec",
-           "model_input", "spec_from_dict"]
+__all__ = ["BACKENDS", "ConditionTarget", "FeatureSet", "FeatureSpec", "Target", "build",
+           "check_backend", "load_spec", "model_input", "spec_from_dict"]
 
 
 @dataclass(frozen=True)
@@ -25,12 +31,17 @@ class FeatureSet:
     feature_names: list[str]
     events_in_vocabulary: int
     events_outside_window: int
+    # A condition target's patients left out (diagnosed before the cutoff, unborn or dead
+    # then); None for a patients.csv target, whose population is every patient.
+    patients_excluded: int | None = None
 
     def summary(self) -> dict[str, object]:
         """The figures the tutorial prints about its tensor."""
         n, m, k = self.X.shape
         nonzero = int(np.count_nonzero(self.X))
         with_events = int(np.count_nonzero(self.X.reshape(n, -1).any(axis=1))) if n else 0
+        excluded = {} if self.patients_excluded is None else {
+            "patients_excluded": self.patients_excluded}
         return {
             "shape": [n, m, k],
             "patients": n,
@@ -42,6 +53,7 @@ class FeatureSet:
             "positive_rate": round(float(self.y.mean()), 4) if n else 0.0,
             "events_in_vocabulary": self.events_in_vocabulary,
             "events_outside_window": self.events_outside_window,
+            **excluded,
         }
 
 
@@ -55,6 +67,7 @@ def build(folder: Path | str, spec: FeatureSpec, backend: str = "polars") -> Fea
         feature_names=spec.feature_names,
         events_in_vocabulary=built.events_in_vocabulary,
         events_outside_window=built.events_outside_window,
+        patients_excluded=None if spec.cutoff is None else built.patients.excluded.len(),
     )
 
 

@@ -1,8 +1,9 @@
 """The two interchangeable ways to turn a centre folder into X (N, M, K).
 
 Both read the same rows and put them on the same clock (`_events`): in-vocabulary
-observations, DATE parsed, and under "patient" alignment each patient's events moved so that
-their first observation falls on spec.start. On that clock every grid is
+observations of the population (with a condition target: dated before its cutoff, of
+patients at risk then), DATE parsed, and under "patient" alignment each patient's events
+moved so that their first observation falls on spec.start. On that clock every grid is
 [spec.start, spec.start + n_bins * bin_days) and bin m is the m-th `bin_days` stretch of it,
 for both alignments. They differ in who builds the tensor from there:
 - `polars`: integer bin and code indices and a group-by, straight into numpy;
@@ -49,9 +50,12 @@ def _datetime(day: dt.date) -> pl.Expr:
 
 
 def _index(patients: Patients) -> pl.DataFrame:
-    """Patient id -> pix, the patient's row in patients.csv (and in X)."""
-    return pl.DataFrame({"PATIENT": patients.ids, "pix": pl.arange(
-        0, patients.ids.len(), eager=True, dtype=pl.UInt32)})
+    """Patient id -> pix, the patient's row in X (null for one outside the population),
+    and `known` (in patients.csv)."""
+    n, ids = patients.ids.len(), pl.concat([patients.ids, patients.excluded])
+    pix = pl.arange(0, ids.len(), eager=True, dtype=pl.UInt32)
+    return pl.DataFrame({"PATIENT": ids, "pix": pix, "known": True}).with_columns(
+        pl.when(pl.col("pix") < n).then(pl.col("pix")).alias("pix"))
 
 
 def _events(folder: Path, spec: FeatureSpec) -> tuple[Patients, pl.LazyFrame]:
@@ -59,11 +63,13 @@ def _events(folder: Path, spec: FeatureSpec) -> tuple[Patients, pl.LazyFrame]:
 
     Columns: PATIENT, CODE, cix (code index), DATE and DATE0 (text as recorded; DATE0 is
     the patient's first observation of any code under "patient" alignment), t (DATE on the
-    clock), pix (null when the patient is not in patients.csv) and bad (t or pix is null).
-    Codes are filtered before any date is parsed: a 10,000-patient centre is 6.5 M rows.
+    clock), pix, known (null when the patient is not in patients.csv) and bad (t or known is
+    null). Rows of patients outside the population are dropped, unless bad. Without a
+    cutoff, codes are filtered before any date is parsed: a 10,000-patient centre is 6.5 M
+    rows.
     """
     patients = read_patients(folder, spec)
-    events = scan_events(folder)
+    events = scan_events(folder, before=spec.cutoff)  # nothing from the cutoff on
     codes = pl.LazyFrame({"CODE": list(spec.vocabulary), "cix": pl.arange(
         0, len(spec.vocabulary), eager=True, dtype=pl.UInt32)})
     used = events.join(codes, on="CODE", how="inner")
@@ -75,9 +81,9 @@ def _events(folder: Path, spec: FeatureSpec) -> tuple[Patients, pl.LazyFrame]:
         used = used.join(first, on="PATIENT", how="left").with_columns(
             (parse_timestamp(pl.col("DATE")) - parse_timestamp(pl.col("DATE0"))
              + _datetime(spec.start)).alias("t"))
-    used = used.join(_index(patients).lazy(), on="PATIENT", how="left")
-    return patients, used.with_columns((pl.col("t").is_null() | pl.col("pix").is_null())
-                                       .alias("bad"))
+    used = used.join(_index(patients).lazy(), on="PATIENT", how="left").with_columns(
+        (pl.col("t").is_null() | pl.col("known").is_null()).alias("bad"))
+    return patients, used.filter(pl.col("bad") | pl.col("pix").is_not_null())
 
 
 def _stop_on_problems(found: bool, used: pl.LazyFrame, folder: Path) -> None:
@@ -86,9 +92,9 @@ def _stop_on_problems(found: bool, used: pl.LazyFrame, folder: Path) -> None:
     patient's identifier or a raw value of a record."""
     if not found:
         return
-    bad = used.filter(pl.col("bad")).select("PATIENT", "pix").collect()
+    bad = used.filter(pl.col("bad")).select("PATIENT", "known").collect()
     path = folder / "observations.csv"
-    unknown = bad.filter(pl.col("pix").is_null())
+    unknown = bad.filter(pl.col("known").is_null())
     if unknown.height:
         raise FedjourneyError(f"{path}: {unknown['PATIENT'].n_unique()} patients "
                               f"({unknown.height} rows) are not in patients.csv")

@@ -11,6 +11,12 @@ Time alignment (`alignment`):
   default (time starts at the pool's earliest event) gives each centre its own origin.
 - "patient": bin m covers [first + m * bin_days, first + (m + 1) * bin_days), where `first`
   is the patient's first observation of any code: trajectories aligned on entry into care.
+
+Targets (`target`): `{column, positive}` reads patients.csv (the tutorial's GENDER == M);
+`{condition, cutoff}` is a clinical prediction made at `cutoff` (see ConditionTarget). For
+the latter the calendar grid ends at the cutoff instead of `end`, and observations dated on
+or after it are never read (reading.scan_events): nothing recorded once the outcome may be
+known can reach X.
 """
 
 from __future__ import annotations
@@ -39,6 +45,42 @@ class Target:
     column: str = "GENDER"
     positive: str = "M"
 
+    @property
+    def name(self) -> str:
+        """What the target is, in a few words (logs, refusals)."""
+        return self.column
+
+    def describe(self) -> str:
+        return f"{self.column} == {self.positive}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ConditionTarget:
+    """A clinical target, predicted at `cutoff` from what is recorded before it.
+
+    Label 1 when the patient's first diagnosis of `condition` (conditions.csv: rows with
+    that CODE, earliest START) falls in [cutoff, end), 0 when it is never recorded (or only
+    from `end` on). The population is the patients alive at the cutoff (BIRTHDATE before it,
+    no DEATHDATE before it) and not yet diagnosed: a patient diagnosed before the cutoff is
+    left out, as the diagnosis and its follow-up would be in the features.
+    """
+
+    condition: str  # a SNOMED code of conditions.csv's CODE column, e.g. 44054006
+    cutoff: dt.date
+
+    @property
+    def name(self) -> str:
+        return f"condition {self.condition} at {self.cutoff.isoformat()}"
+
+    def describe(self) -> str:
+        return f"condition {self.condition} first diagnosed on or after {self.cutoff}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"condition": self.condition, "cutoff": self.cutoff.isoformat()}
+
 
 @dataclass(frozen=True)
 class FeatureSpec:
@@ -51,7 +93,7 @@ class FeatureSpec:
     alignment: str = "calendar"
     values: str = "counts"
     aggregation: str = "mean"
-    target: Target = field(default_factory=Target)
+    target: Target | ConditionTarget = field(default_factory=Target)
     source: str = "observations"
     version: int = SPEC_VERSION
 
@@ -71,6 +113,8 @@ class FeatureSpec:
                                      ("aggregation", self.aggregation, AGGREGATIONS)):
             if value not in allowed:
                 problems.append(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if isinstance(self.target, ConditionTarget):
+            problems += _condition_problems(self.target, self.end)
         if self.source != "observations":
             problems.append(f"source must be 'observations', got {self.source!r}")
         if self.version != SPEC_VERSION:
@@ -89,14 +133,22 @@ class FeatureSpec:
         return [f"CODE_{c}" for c in self.vocabulary]
 
     @property
+    def cutoff(self) -> dt.date | None:
+        """A condition target's prediction date: no observation from it on is read."""
+        return self.target.cutoff if isinstance(self.target, ConditionTarget) else None
+
+    @property
     def start(self) -> dt.date:
-        """First day covered by calendar bins."""
-        return self.end - dt.timedelta(days=self.bin_days * self.n_bins)
+        """First day covered by calendar bins (they end at the cutoff, else at `end`)."""
+        last = self.cutoff or self.end
+        return last - dt.timedelta(days=self.bin_days * self.n_bins)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["vocabulary"] = list(self.vocabulary)
         out["end"] = self.end.isoformat()
+        # GENDER's form is asdict's, as before condition targets: its fingerprint is kept.
+        out["target"] = self.target.to_dict()
         return out
 
     def fingerprint(self) -> str:
@@ -124,9 +176,6 @@ def spec_from_dict(raw: Any, where: str = "feature spec") -> FeatureSpec:
     vocab = raw.get("vocabulary")
     if not isinstance(vocab, list) or not all(isinstance(c, str | int) for c in vocab):
         raise FedjourneyError(f"{where}: vocabulary must be a list of observation codes")
-    target = raw.get("target") or {}
-    if not isinstance(target, dict) or set(target) - {"column", "positive"}:
-        raise FedjourneyError(f"{where}: target must be {{column: ..., positive: ...}}")
     try:
         end = raw["end"] if isinstance(raw.get("end"), dt.date) else dt.date.fromisoformat(
             str(raw.get("end")))
@@ -145,10 +194,43 @@ def spec_from_dict(raw: Any, where: str = "feature spec") -> FeatureSpec:
         alignment=str(raw.get("alignment", "calendar")),
         values=str(raw.get("values", "counts")),
         aggregation=str(raw.get("aggregation", "mean")),
-        target=Target(**{k: str(v) for k, v in target.items()}),
+        target=_target(raw.get("target") or {}, where),
         source=str(raw.get("source", "observations")),
         **ints,
     )
+
+
+def _target(raw: Any, where: str) -> Target | ConditionTarget:
+    """`{column: ..., positive: ...}` or `{condition: <SNOMED code>, cutoff: YYYY-MM-DD}`."""
+    forms = ("target must be {column: GENDER, positive: M} or "
+             "{condition: <SNOMED code of conditions.csv>, cutoff: YYYY-MM-DD}")
+    if not isinstance(raw, dict):
+        raise FedjourneyError(f"{where}: {forms}")
+    if set(raw) <= {"column", "positive"}:
+        return Target(**{k: str(v) for k, v in raw.items()})
+    if set(raw) != {"condition", "cutoff"}:
+        raise FedjourneyError(f"{where}: {forms}")
+    cutoff = raw["cutoff"]
+    try:  # YAML reads an unquoted date as a date already
+        day = cutoff if type(cutoff) is dt.date else dt.date.fromisoformat(str(cutoff))
+    except ValueError:
+        raise FedjourneyError(f"{where}: target.cutoff must be a date YYYY-MM-DD, got "
+                              f"{cutoff!r}") from None
+    code = raw["condition"]  # unquoted in YAML, a SNOMED code reads as a number
+    valid = isinstance(code, str | int) and not isinstance(code, bool)
+    return ConditionTarget(condition=str(code).strip() if valid else "", cutoff=day)
+
+
+def _condition_problems(target: ConditionTarget, end: dt.date) -> list[str]:
+    problems = []
+    if not target.condition or any(c.isspace() for c in target.condition):
+        problems.append(f"target.condition must be one code of conditions.csv (e.g. "
+                        f"44054006), got {target.condition!r}")
+    if not target.cutoff < end:
+        problems.append(f"target.cutoff {target.cutoff} must be before end {end} (the "
+                        "reference date), the outcome being looked for between the two; "
+                        "choose an earlier cutoff")
+    return problems
 
 
 def load_spec(path: Path) -> FeatureSpec:

@@ -3,11 +3,14 @@
 Each centre reports, per observation code, how many of its patients have it and how many
 events there are — with small cells suppressed (codes seen in fewer than `min_patients`
 patients are not reported). The researcher merges the reports and keeps the top K codes by
-patients across centres. Ties break on the code, so the result is deterministic.
+patients across centres. Ties break on the code, so the result is deterministic. Given
+`before` (a condition target's cutoff), a report counts only the observations dated before
+it: a code recorded once the outcome may be known cannot win a place in the vocabulary.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -19,9 +22,11 @@ from fedjourney.features.reading import scan_events
 MIN_PATIENTS = 5
 
 
-def code_counts(folder: Path, min_patients: int = MIN_PATIENTS) -> dict[str, dict[str, int]]:
-    """A centre's aggregate report: {code: {"patients": n, "events": n}}."""
-    counts = (scan_events(folder).group_by("CODE")
+def code_counts(folder: Path, min_patients: int = MIN_PATIENTS, before: dt.date | None = None
+                ) -> dict[str, dict[str, int]]:
+    """A centre's aggregate report: {code: {"patients": n, "events": n}}, from the
+    observations dated before `before` when given."""
+    counts = (scan_events(folder, before).group_by("CODE")
               .agg(pl.col("PATIENT").n_unique().alias("patients"), pl.len().alias("events"))
               .filter(pl.col("patients") >= min_patients).sort("CODE").collect())
     return {row["CODE"]: {"patients": row["patients"], "events": row["events"]}
