@@ -26,6 +26,7 @@ from fedjourney.features.reading import (
 from fedjourney.fingerprint import dataset_fingerprint
 from fedjourney.generator.output import read_meta
 from fedjourney.node.cache import load_or_build
+from fedjourney.node.profile import profile
 
 RECORD = Path(OWN_FILES) / "dataset.json"
 CACHE = Path(OWN_FILES) / "cache"
@@ -40,11 +41,12 @@ def check_data(folder: Path, centre: Centre, spec: FeatureSpec, backend: str = "
         raise FedjourneyError(f"no complete centre at {folder} (did its generator finish?)")
     validate(folder, spec)
     fingerprint = dataset_fingerprint(folder)
-    x, _, ids, hit = load_or_build(folder, spec, cache_dir, fingerprint, backend)
+    x, y, ids, hit = load_or_build(folder, spec, cache_dir, fingerprint, backend)
     record = DatasetRecord(centre_id=centre.id, centre=centre.name, country=centre.country,
                            region=centre.region, patients=len(ids), fingerprint=fingerprint,
                            spec_fingerprint=spec.fingerprint(),
-                           secure_aggregation=centre.secure_aggregation)
+                           secure_aggregation=centre.secure_aggregation,
+                           profile=profile(x, y, ids, folder, spec))
     _write(record, record_path)
     return record, int(x.shape[1]), hit
 

@@ -97,9 +97,10 @@ def final_table(rows: list[Row]) -> dict[str, dict[str, Any]]:
 def summary_markdown(run_id: str, rows: list[Row], fingerprints: dict[str, str],
                      seconds: float, resumed_after: list[int] | None = None,
                      experiment: dict[str, Any] | None = None,
-                     privacy: dict[str, Any] | None = None) -> str:
+                     privacy: dict[str, Any] | None = None,
+                     heterogeneity: list[str] | None = None) -> str:
     """The run's summary: the experiment, the final model per centre, who took part, the
-    privacy spent (local DP) and the centres' fingerprints."""
+    privacy spent (local DP), how the centres differ and their fingerprints."""
     final = final_table(rows)
     resumed = (f" Resumed from Fed-BioMed's breakpoint after round "
                f"{', '.join(map(str, resumed_after))}." if resumed_after else "")
@@ -124,6 +125,8 @@ def summary_markdown(run_id: str, rows: list[Row], fingerprints: dict[str, str],
                   for node, eps in privacy["epsilon_per_centre"].items()]
         lines += ["", "Training losses and validation metrics are reported in the clear, "
                   "outside this budget."]
+    if heterogeneity:
+        lines += ["", *heterogeneity]
     lines += ["", "Local-only and centralised baselines: `baselines.md` beside this file "
               "(written on the host by `fedjourney report`).", "",
               "## Dataset fingerprints (sha256 of each centre's files, computed on its "

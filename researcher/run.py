@@ -21,7 +21,7 @@ from typing import Any
 from fedjourney import contract
 from fedjourney.config import DEFAULT_EXPERIMENT, Federation, Training, load_federation
 from fedjourney.errors import FedjourneyError
-from fedjourney.researcher import checkpoint, experiment, results
+from fedjourney.researcher import checkpoint, experiment, heterogeneity, results
 from fedjourney.researcher.experiment import Metrics, bound_rounds
 from fedjourney.story import Story, quiet_fedbiomed, setup
 
@@ -170,7 +170,8 @@ def _run(fed: Federation, config_path: Path, run_id: str, story: Story, verbose:
     described = {"name": name, **t.describe()}
     privacy = _privacy(t, rows, len(progress.resumed_after))
     (partial / "summary.md").write_text(results.summary_markdown(
-        run_id, rows, fingerprints, seconds, progress.resumed_after, described, privacy))
+        run_id, rows, fingerprints, seconds, progress.resumed_after, described, privacy,
+        heterogeneity.report(list(found.values()))))
     (partial / "run.json").write_text(json.dumps({
         "run_id": run_id, "seconds": round(seconds, 2), "rounds": rounds,
         "round_seconds": progress.round_seconds, "spec_fingerprint": spec.fingerprint(),

@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import re
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -123,6 +123,8 @@ class DatasetRecord:
     # The hospital's secure-aggregation stance (allowed | required | refused), which its node
     # enforces; stated here so that the researcher refuses a mismatched run before round 1.
     secure_aggregation: str = "allowed"
+    # The centre in aggregates only (node/profile.py): the run's heterogeneity report.
+    profile: dict[str, Any] = field(default_factory=dict)
 
     @property
     def service(self) -> str:

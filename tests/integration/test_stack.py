@@ -53,6 +53,8 @@ def test_run_succeeds_with_complete_consistent_results(finished_run: Path,
     summary = (finished_run / "summary.md").read_text()
     for centre in fed.centres:
         assert centre.name in summary
+    # Each node's aggregates: the heterogeneity report (no identifier: see below).
+    assert "## Heterogeneity of the federation" in summary and "Jensen-Shannon" in summary
 
 
 def test_fingerprints_computed_on_nodes_match_the_config(finished_run: Path, tmp_path: Path,

@@ -1,0 +1,53 @@
+"""How the centres differ, from the aggregates each node published with its dataset record
+(node/profile.py): size, class balance, ages, the codes they record most, and how far apart
+their code distributions are (Jensen-Shannon distance, base 2: 0 same, 1 disjoint)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from fedjourney.contract import DatasetRecord
+
+TOP_CODES = 3
+
+
+def report(records: list[DatasetRecord]) -> list[str]:
+    """summary.md's heterogeneity section (markdown lines); [] when no node sent a profile."""
+    profiled = sorted((r for r in records if r.profile), key=lambda r: r.centre_id)
+    if not profiled:
+        return []
+    lines = ["## Heterogeneity of the federation (aggregates published by the nodes)", "",
+             "| centre | patients | positive | age (quartiles) | most recorded codes "
+             "(share of patients) |", "|---|---|---|---|---|"]
+    for r in profiled:
+        p = r.profile
+        positives = p.get("positives")
+        share = f"{positives / p['patients']:.0%}" if positives is not None else "suppressed"
+        age = "-".join(map(str, p["age"])) if p.get("age") else "suppressed"
+        top = sorted(((v, c) for c, v in p["code_prevalence"].items() if v is not None),
+                     reverse=True)[:TOP_CODES]
+        codes = ", ".join(f"{c} ({v:.0%})" for v, c in top) or "suppressed"
+        lines.append(f"| {r.label} | {p['patients']} | {share} | {age} | {codes} |")
+    pairs = distances(profiled)
+    if pairs:
+        lines += ["", "Jensen-Shannon distance between centres' code distributions "
+                  "(suppressed cells as 0):", ""]
+        lines += [f"- {a} / {b}: {d:.3f}" for (a, b), d in pairs.items()]
+    return [*lines, ""]
+
+
+def distances(records: list[DatasetRecord]) -> dict[tuple[str, str], float]:
+    """Pairwise Jensen-Shannon distance of the centres' code-prevalence vectors."""
+    from scipy.spatial.distance import jensenshannon
+
+    def vector(r: DatasetRecord) -> list[float]:
+        prevalence: dict[str, Any] = r.profile["code_prevalence"]
+        return [float(v or 0.0) for _, v in sorted(prevalence.items())]
+
+    out = {}
+    for a, b in itertools.combinations(records, 2):
+        va, vb = vector(a), vector(b)
+        if sum(va) and sum(vb) and len(va) == len(vb):
+            out[(a.label, b.label)] = float(jensenshannon(va, vb, base=2))
+    return out

@@ -1,0 +1,72 @@
+"""The centres' profiles (aggregates computed on each node) and the heterogeneity report the
+researcher writes from them: sane figures, small cells suppressed, no identifiers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import polars as pl
+
+from fedjourney.config import load_federation
+from fedjourney.node.data import check_data
+from fedjourney.researcher.heterogeneity import distances, report
+from tests.conftest import DEFAULT_CONFIG
+
+FED = load_federation(DEFAULT_CONFIG)
+
+
+def _records(default_federation: Path, tmp_path: Path) -> list:  # type: ignore[type-arg]
+    return [check_data(default_federation / c.folder_name, c, FED.feature_spec(), "polars",
+                       tmp_path / f"rec-{c.id}.json", tmp_path / "cache")[0]
+            for c in FED.centres]
+
+
+def test_a_profile_is_aggregates_only(default_federation: Path, tmp_path: Path) -> None:
+    records = _records(default_federation, tmp_path)
+    for record, centre in zip(records, FED.centres, strict=True):
+        p = record.profile
+        patients = pl.read_csv(default_federation / centre.folder_name / "patients.csv",
+                               infer_schema=False)
+        assert p["patients"] == record.patients
+        assert p["positives"] is None or 5 <= p["positives"] <= p["patients"] - 5
+        q1, median, q3 = p["age"]
+        assert centre.age_min - 1 <= q1 <= median <= q3 <= centre.age_max + 11
+        assert set(p["code_prevalence"]) == set(FED.feature_spec().vocabulary)
+        shares = [v for v in p["code_prevalence"].values() if v is not None]
+        assert shares and all(5 / p["patients"] <= v <= 1 for v in shares)
+        published = json.dumps(p)
+        assert not [i for i in patients["Id"].to_list() if i in published]
+
+
+def test_small_cells_are_suppressed(default_federation: Path) -> None:
+    import numpy as np
+
+    from fedjourney.node.profile import profile
+
+    centre, spec = FED.centres[0], FED.feature_spec()
+    ids = pl.read_csv(default_federation / centre.folder_name / "patients.csv",
+                      infer_schema=False)["Id"].to_numpy()[:20]
+    x = np.zeros((20, len(spec.vocabulary)), dtype=np.float32)
+    x[:4, 0] = 1  # 4 patients: suppressed
+    x[:5, 1] = 2  # 5 patients: published
+    y = np.zeros(20, dtype=np.float32)
+    y[:3] = 1  # 3 positives: suppressed
+    p = profile(x, y, ids, default_federation / centre.folder_name, spec)
+    prevalence = list(p["code_prevalence"].values())
+    assert prevalence[0] is None and prevalence[1] == 0.25 and prevalence[2] is None
+    assert p["positives"] is None and p["patients"] == 20 and len(p["age"]) == 3
+
+
+def test_the_report_names_each_centre_and_how_far_apart_they_are(
+        default_federation: Path, tmp_path: Path) -> None:
+    records = _records(default_federation, tmp_path)
+    text = "\n".join(report(records))
+    for r in records:
+        assert f"| {r.label} | {r.patients} |" in text
+    pairs = distances(records)
+    assert len(pairs) == 3 and all(0 < d < 1 for d in pairs.values())
+    same = replace(records[0], centre_id=9, centre="Twin")
+    assert distances([records[0], same])[(records[0].label, same.label)] == 0
+    assert report([replace(r, profile={}) for r in records]) == []
