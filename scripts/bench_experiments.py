@@ -29,7 +29,6 @@ def main() -> int:
         fed.experiment(name)  # an unknown name stops here, in one line
     (ROOT / "results").mkdir(exist_ok=True)
     compose("down", "-v")
-    compose("up", "--no-start")
     base = f"bench-{new_run_id()}"
     print(f"{'experiment':<12} {'up->results':>12} {'round (mean)':>13} {'vs default':>11} "
           f"{'epsilon':>8}  settings")
