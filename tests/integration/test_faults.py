@@ -171,7 +171,7 @@ def test_a_hung_node_is_dropped_at_the_round_deadline(hang_stack: Stack) -> None
     missed = [r for r in rows if r["node"].startswith("node-2") and not r["final"]
               and not r["took_part"]]
     assert missed, rows
-    # The first round without it lasted the deadline, not Fed-BioMed's ~2 min to notice the
-    # hang; later ones no longer (the researcher then fails its requests sooner).
+    # A round without it ends by the deadline, not after Fed-BioMed's ~2 min to notice the
+    # hang (sooner when the researcher's transport already failed its request).
     seconds = [(r["round"], r["round_seconds"]) for r in missed]
-    assert 20 <= seconds[0][1] < 50 and all(s < 50 for _, s in seconds), seconds
+    assert all(s < 50 for _, s in seconds), seconds
