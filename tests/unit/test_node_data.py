@@ -30,16 +30,17 @@ CONDITION = dataclasses.replace(FED.feature_spec(), target=ConditionTarget(
 @pytest.mark.parametrize("kind", sorted(BROKEN))
 def test_a_broken_centre_is_refused_in_one_line_without_identifiers(
         kind: str, default_federation: Path, tmp_path: Path) -> None:
+    _refused_in_one_line(default_federation, BROKEN[kind], FED.feature_spec(), tmp_path)
+
+
+def _refused_in_one_line(generated: Path, broken: tuple[Callable[[Path], None], str],
+                         spec: FeatureSpec, tmp_path: Path) -> None:
+    """A copy of the centre, broken one way, is refused in one line naming `expected`."""
     folder = tmp_path / CENTRE.folder_name
-    shutil.copytree(default_federation / CENTRE.folder_name, folder)
+    shutil.copytree(generated / CENTRE.folder_name, folder)
     ids = pl.read_csv(folder / "patients.csv", infer_schema=False)["Id"].to_list()
-    break_it, expected = BROKEN[kind]
+    break_it, expected = broken
     break_it(folder)
-    _refused_in_one_line(folder, FED.feature_spec(), expected, ids, tmp_path)
-
-
-def _refused_in_one_line(folder: Path, spec: FeatureSpec, expected: str, ids: list[str],
-                         tmp_path: Path) -> None:
     with pytest.raises(FedjourneyError) as err:
         check_data(folder, CENTRE, spec, "polars", tmp_path / "own" / "rec.json",
                    tmp_path / "own" / "cache")
@@ -88,12 +89,7 @@ BROKEN_FOR_CONDITION: dict[str, tuple[Callable[[Path], None], str]] = {
 @pytest.mark.parametrize("kind", sorted(BROKEN_FOR_CONDITION))
 def test_a_centre_broken_for_a_condition_target_is_refused_in_one_line(
         kind: str, default_federation: Path, tmp_path: Path) -> None:
-    folder = tmp_path / CENTRE.folder_name
-    shutil.copytree(default_federation / CENTRE.folder_name, folder)
-    ids = pl.read_csv(folder / "patients.csv", infer_schema=False)["Id"].to_list()
-    break_it, expected = BROKEN_FOR_CONDITION[kind]
-    break_it(folder)
-    _refused_in_one_line(folder, CONDITION, expected, ids, tmp_path)
+    _refused_in_one_line(default_federation, BROKEN_FOR_CONDITION[kind], CONDITION, tmp_path)
 
 
 def test_a_condition_target_has_its_own_record_and_cache(default_federation: Path,
