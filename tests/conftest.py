@@ -12,6 +12,7 @@ from fedjourney.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "data" / "federation.yaml"
+STUDY_CONFIG = ROOT / "data" / "study.yaml"  # the study scenario
 # Real Synthea outputs and headers live outside the repository (the workplace's shared/,
 # beside this checkout, also in CI); FEDJOURNEY_REFERENCE points elsewhere.
 REFERENCE = Path(os.environ.get("FEDJOURNEY_REFERENCE", ROOT.parent / "shared" / "reference"))

@@ -13,6 +13,8 @@ from fedjourney.config import DEFAULT_CONFIG, Centre, load_federation, load_raw
 from fedjourney.errors import FedjourneyError
 
 DEFAULT_OUT = Path("data/generated")
+# `--write`/`--check` without FILE: the config's own place (host/compose.py layout()).
+_DEFAULT_PLACE = Path("<the config's>")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,10 +90,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Print the compose file for the federation, or write it with --write.",
     )
     comp.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    comp.add_argument("--write", type=Path, nargs="?", const=Path("docker-compose.yml"),
-                      metavar="FILE", help="write it and the role views it mounts "
-                      "(default: docker-compose.yml, data/roles/)")
-    comp.add_argument("--check", type=Path, nargs="?", const=Path("docker-compose.yml"),
+    comp.add_argument("--write", type=Path, nargs="?", const=_DEFAULT_PLACE,
+                      metavar="FILE", help="write it and the role views it mounts (default: "
+                      "docker-compose.yml and data/roles/; for data/NAME.yaml, data/NAME/)")
+    comp.add_argument("--check", type=Path, nargs="?", const=_DEFAULT_PLACE,
                       metavar="FILE", help="exit 2 when FILE or its role views are stale")
 
     logs = sub.add_parser(
@@ -228,15 +230,18 @@ def _compose(args: argparse.Namespace) -> int:
 
     fed = load_federation(args.config)
     raw = load_raw(args.config)
+    given = args.check or args.write
+    where = compose.layout(args.config, None if given is _DEFAULT_PLACE else given)
     if args.check:
-        wrong = compose.stale(fed, raw, args.check)
+        wrong = compose.stale(fed, raw, where)
         if wrong:
             raise FedjourneyError(f"{', '.join(wrong)} do(es) not match {args.config}; run "
-                                  "fedjourney compose --write")
-        print(f"{args.check} and its role views match {args.config}")
+                                  f"fedjourney compose --config {args.config} --write")
+        print(f"{where.path} and its role views match {args.config}")
     elif args.write:
-        compose.write(fed, raw, args.write)
-        print(f"wrote {args.write} and {compose.ROLES}/ ({len(fed.centres)} centres)")
+        where.path.parent.mkdir(parents=True, exist_ok=True)
+        compose.write(fed, raw, where)
+        print(f"wrote {where.path} and {where.roles_dir}/ ({len(fed.centres)} centres)")
     else:
         sys.stdout.write(compose.render(fed))
     return 0

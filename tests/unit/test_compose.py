@@ -12,19 +12,29 @@ from fedjourney.config import load_federation, load_raw
 from fedjourney.contract import CONFIG
 from fedjourney.host import compose
 from fedjourney.host.compose import render
-from tests.conftest import DEFAULT_CONFIG, ROOT, write_config
+from tests.conftest import DEFAULT_CONFIG, ROOT, STUDY_CONFIG, write_config
 
 
-def test_committed_compose_file_and_role_views_match_the_config() -> None:
-    stale = compose.stale(load_federation(DEFAULT_CONFIG), load_raw(DEFAULT_CONFIG),
-                          ROOT / "docker-compose.yml")
-    assert stale == [], f"{stale} stale: run `fedjourney compose --write`"
+@pytest.mark.parametrize("config", [DEFAULT_CONFIG, STUDY_CONFIG], ids=lambda p: p.name)
+def test_committed_compose_files_and_role_views_match_their_config(config: Path) -> None:
+    where = compose.layout(config)
+    stale = compose.stale(load_federation(config), load_raw(config), where)
+    assert stale == [], f"{stale} stale: run `fedjourney compose --config {config} --write`"
+
+
+def test_a_scenario_renders_into_its_own_folder_and_lands_in_the_same_results() -> None:
+    where = compose.layout(STUDY_CONFIG)
+    assert where.path == ROOT / "data" / "study" / "docker-compose.yml"
+    assert (where.path.parent / where.results).resolve() == (ROOT / "results").resolve()
+    rendered = yaml.safe_load(where.path.read_text())
+    assert "../../results:/host-results" in rendered["services"]["results"]["volumes"]
+    assert f"./roles/node-0.yaml:{CONFIG}:ro" in rendered["services"]["node-0"]["volumes"]
 
 
 def test_each_role_sees_only_what_it_needs(tmp_path: Path) -> None:
     config = write_config(tmp_path / "f.yaml")
     fed = load_federation(config)
-    compose.write(fed, load_raw(config), tmp_path / "docker-compose.yml")
+    compose.write(fed, load_raw(config), compose.Layout(tmp_path / "docker-compose.yml"))
     roles = tmp_path / "data" / "roles"
     researcher = load_federation(roles / "researcher.yaml")
     assert [c.name for c in researcher.centres] == [c.name for c in fed.centres]

@@ -12,18 +12,20 @@ service copies finished runs to the host's ./results/.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fedjourney import contract as c
-from fedjourney.config import Centre, Federation
+from fedjourney.config import DEFAULT_CONFIG, Centre, Federation
 from fedjourney.host import views
 
 HEADER = """\
-# GENERATED from data/federation.yaml by `fedjourney compose` -- do not edit by hand:
-# change the config, then run `fedjourney compose --write` (a test checks they agree).
-# Valid for Compose v2 (`docker compose`) and docker-compose 1.29.
+# GENERATED from the federation config by `fedjourney compose` -- do not edit by hand:
+# change the config, then run `fedjourney compose [--config FILE] --write` (a test checks
+# they agree). Valid for Compose v2 (`docker compose`) and docker-compose 1.29.
 #   docker compose up       one experiment end to end; returns by itself, results in ./results/
+#                           (-f data/NAME/docker-compose.yml for the scenario data/NAME.yaml)
 #   FEDJOURNEY_KEEP=1 ...   the nodes stay up afterwards (inspection, more experiments)
 # scripts/run does the same, building the images first and returning the run's status.
 """
@@ -169,16 +171,45 @@ def _node(centre: Centre, roles: str, generators: str) -> str:
 """
 
 
-def write(fed: Federation, raw: dict[str, Any], path: Path) -> None:
-    """Write the compose file at path and the role views it mounts beside it."""
-    views.write(raw, fed, path.parent / ROLES)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(render(fed), encoding="utf-8")
-    tmp.replace(path)
+@dataclass(frozen=True)
+class Layout:
+    """Where a rendered compose file lives, and, relative to it, the role views it mounts
+    and the host folder its runs land in."""
+
+    path: Path
+    roles: str = ROLES
+    results: str = "./results"
+
+    @property
+    def roles_dir(self) -> Path:
+        return self.path.parent / self.roles
 
 
-def stale(fed: Federation, raw: dict[str, Any], path: Path) -> list[str]:
-    """What differs from the config: the compose file at path, or role views beside it."""
-    wrong = [] if path.is_file() and path.read_text(encoding="utf-8") == render(fed) \
-        else [str(path)]
-    return wrong + [f"{ROLES}/{name}" for name in views.stale(raw, fed, path.parent / ROLES)]
+def layout(config: Path, path: Path | None = None) -> Layout:
+    """The compose file of a config. The default config renders ./docker-compose.yml; a
+    scenario beside it (data/study.yaml) renders data/study/docker-compose.yml with its role
+    views in data/study/roles/, its runs landing in the same ./results/. An explicit path
+    keeps everything beside it (role views in ./data/roles/, results in ./results/)."""
+    if path is not None:
+        return Layout(path)
+    if config.resolve() == DEFAULT_CONFIG.resolve():
+        return Layout(Path("docker-compose.yml"))
+    return Layout(config.parent / config.stem / "docker-compose.yml", roles="./roles",
+                  results="../../results" if config.parent.name == "data" else "./results")
+
+
+def write(fed: Federation, raw: dict[str, Any], where: Layout) -> None:
+    """Write the compose file and the role views it mounts."""
+    views.write(raw, fed, where.roles_dir)
+    tmp = where.path.with_name(where.path.name + ".partial")
+    tmp.write_text(render(fed, where.roles, where.results), encoding="utf-8")
+    tmp.replace(where.path)
+
+
+def stale(fed: Federation, raw: dict[str, Any], where: Layout) -> list[str]:
+    """What differs from the config: the compose file, or its role views."""
+    text = render(fed, where.roles, where.results)
+    wrong = [] if where.path.is_file() and where.path.read_text(encoding="utf-8") == text \
+        else [str(where.path)]
+    return wrong + [str(where.roles_dir / name)
+                    for name in views.stale(raw, fed, where.roles_dir)]
