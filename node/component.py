@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fedjourney.contract import DatasetRecord
+from fedjourney.node import metrics
 from fedjourney.story import Story
 
 # fedbiomed/transport/client.py, GrpcClient._connect, 6.4.1
@@ -122,9 +123,19 @@ class RunningNode:
     def __init__(self, cfg: Any, story: Story) -> None:
         from fedbiomed.node.node import Node
 
+        class SecaggAwareNode(Node):  # type: ignore[misc]
+            """Records, for node/metrics.py, whether each request it parses will run under
+            secure aggregation: Fed-BioMed's own rule (SecaggRound), from the request's
+            secure-aggregation arguments and this node's settings."""
+
+            def parser_task_train(self, msg: Any) -> Any:
+                metrics.begin_request(bool(msg.get_param("secagg_arguments")) and
+                                      self._config.getbool("security", "secure_aggregation"))
+                return super().parser_task_train(msg)
+
         self._watch = _Watch(story)
         logging.getLogger("fedbiomed").addHandler(self._watch)
-        self.node = Node(cfg, {"gpu": False})
+        self.node = SecaggAwareNode(cfg, {"gpu": False})
         self.stopping = threading.Event()
 
     def start(self) -> None:

@@ -46,6 +46,7 @@ def check_data(folder: Path, centre: Centre, spec: FeatureSpec, backend: str = "
                            region=centre.region, patients=len(ids), fingerprint=fingerprint,
                            spec_fingerprint=spec.fingerprint(),
                            secure_aggregation=centre.secure_aggregation,
+                           metrics_under_secagg=centre.metrics_under_secagg,
                            profile=profile(x, y, ids, folder, spec))
     _write(record, record_path)
     return record, int(x.shape[1]), hit
@@ -58,7 +59,8 @@ def broken(centre: Centre, spec: FeatureSpec, reason: str, record_path: Path = R
     record = DatasetRecord(centre_id=centre.id, centre=centre.name, country=centre.country,
                            region=centre.region, patients=0, fingerprint="",
                            spec_fingerprint=spec.fingerprint(), unhealthy=reason,
-                           secure_aggregation=centre.secure_aggregation)
+                           secure_aggregation=centre.secure_aggregation,
+                           metrics_under_secagg=centre.metrics_under_secagg)
     _write(record, record_path)
     return record
 

@@ -1,4 +1,13 @@
-"""Validation of the global model on the node's held-out patients (the plan's testing_step)."""
+"""Validation of the global model on the node's held-out patients (the plan's testing_step),
+and the centre's posture for it under secure aggregation.
+
+Fed-BioMed sends validation metrics in the clear even when the model updates are masked: a
+per-centre loss and AUC the secure sum was meant to hide. A centre whose posture is
+`metrics_under_secagg: withheld` (the default) sends, in a secure-aggregation request, only
+the marker contract.METRICS_WITHHELD. Whether a request is under secure aggregation is the
+node's own knowledge (component.RunningNode records it from each request Fed-BioMed
+parses), not a claim of the researcher's.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +15,49 @@ from typing import Any
 
 import numpy as np
 
+from fedjourney.contract import METRICS_WITHHELD
 from fedjourney.model import accuracy, auc
 from fedjourney.story import narrator
 
 
+class _Posture:
+    """This node's stance and whether the request being served is under secure aggregation
+    (Fed-BioMed serves one request at a time, in its task thread)."""
+
+    def __init__(self) -> None:
+        self.withhold = True
+        self.under_secagg = False
+
+
+_POSTURE = _Posture()
+
+
+def set_posture(metrics_under_secagg: str) -> None:
+    """The centre's `metrics_under_secagg` (withheld | clear), set once at start-up."""
+    _POSTURE.withhold = metrics_under_secagg != "clear"
+
+
+def begin_request(under_secagg: bool) -> None:
+    """Called as each training or validation request is parsed."""
+    _POSTURE.under_secagg = under_secagg
+
+
 def validation_metrics(output: Any, target: Any, settings: dict[str, Any],
                        round_: int | None) -> dict[str, float]:
-    """BCE loss, AUC and accuracy of the global model on the held-out split; told."""
+    """BCE loss, AUC and accuracy of the global model on the held-out split; told. Under
+    secure aggregation, unless the centre sends them in the clear, only the marker."""
     import torch
 
+    story = narrator().at(settings.get("run_id"), round_)
+    if _POSTURE.withhold and _POSTURE.under_secagg:
+        story.info(f"validation metrics withheld: secure aggregation round, and this centre "
+                   f"sends its metrics in the clear only when its config says "
+                   f"metrics_under_secagg: clear ({len(target)} held-out patients)")
+        return {METRICS_WITHHELD: 1.0}
     loss = float(torch.nn.functional.binary_cross_entropy(output, target))
     score = output.detach().numpy().ravel().astype(np.float32)
     truth = target.detach().numpy().ravel().astype(np.float32)
     metrics = {"loss": loss, "auc": auc(truth, score), "accuracy": accuracy(truth, score)}
-    narrator().at(settings.get("run_id"), round_).info(
-        f"validation on {len(truth)} held-out patients: loss {loss:.4f}, "
-        f"AUC {metrics['auc']:.3f}, accuracy {metrics['accuracy']:.3f}")
+    story.info(f"validation on {len(truth)} held-out patients: loss {loss:.4f}, "
+               f"AUC {metrics['auc']:.3f}, accuracy {metrics['accuracy']:.3f}")
     return metrics

@@ -22,7 +22,7 @@ from fedjourney.config import Centre, load_federation
 from fedjourney.contract import DatasetRecord
 from fedjourney.errors import FedjourneyError
 from fedjourney.features import FeatureSpec
-from fedjourney.node import component
+from fedjourney.node import component, metrics
 from fedjourney.node.data import broken, check_data
 from fedjourney.plan import FedJourneyPlan
 from fedjourney.story import Story, quiet_fedbiomed, setup
@@ -58,12 +58,14 @@ def main() -> int:
                          f"({type(exc).__name__} while reading it)")
 
     quiet_fedbiomed(verbose)
+    metrics.set_posture(centre.metrics_under_secagg)
     cfg, created = component.ensure_component(COMPONENT, contract.node_service(centre.id),
                                               contract.RESEARCHER, contract.RESEARCHER_PORT,
                                               centre.secure_aggregation)
     story.info(f"Fed-BioMed node component {'created' if created else 'found'} "
                f"({cfg.get('default', 'id')}); plan approval on, default plans off, "
-               f"secure aggregation {centre.secure_aggregation}")
+               f"secure aggregation {centre.secure_aggregation}, validation metrics under it "
+               f"{centre.metrics_under_secagg}")
 
     where = folder if folder.is_dir() else Path(contract.DATA)
     dataset_id, done = component.register_dataset(cfg, record, where, fed.training.tag)

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from fedjourney.contract import METRICS_WITHHELD
 from fedjourney.researcher.experiment import Metrics
 
 Row = dict[str, Any]
@@ -46,6 +47,8 @@ def metric_rows(run_id: str, rounds: int, metrics: Metrics,
                 "validation_loss": valid.get("loss"),
                 "validation_auc": valid.get("auc"),
                 "validation_accuracy": valid.get("accuracy"),
+                # The centre's posture under secure aggregation kept them (node/metrics.py).
+                "validation_withheld": METRICS_WITHHELD in valid,
                 "samples": reply.get("sample_size") if isinstance(reply, dict) else None,
                 "training_seconds": timing.get("rtime_training"),
                 "node_seconds": timing.get("rtime_total"),
@@ -90,7 +93,8 @@ def learning_curve(rows: list[Row], path: Path) -> None:
 def final_table(rows: list[Row]) -> dict[str, dict[str, Any]]:
     """The final global model on each centre's held-out split."""
     return {r["node"]: {"auc": r["validation_auc"], "accuracy": r["validation_accuracy"],
-                        "loss": r["validation_loss"]}
+                        "loss": r["validation_loss"],
+                        "withheld": bool(r.get("validation_withheld"))}
             for r in rows if r["final"]}
 
 
@@ -111,8 +115,13 @@ def summary_markdown(run_id: str, rows: list[Row], fingerprints: dict[str, str],
              "## Final global model on each centre's held-out split", "",
              "| centre | AUC | accuracy | BCE |", "|---|---|---|---|"]
     for node, m in final.items():
-        lines.append(f"| {node} | {fmt(m['auc'])} | {fmt(m['accuracy'])} | "
-                     f"{fmt(m['loss'])} |")
+        cells = ("withheld | withheld | withheld" if m["withheld"] else
+                 f"{fmt(m['auc'])} | {fmt(m['accuracy'])} | {fmt(m['loss'])}")
+        lines.append(f"| {node} | {cells} |")
+    if any(m["withheld"] for m in final.values()):
+        lines += ["", "withheld: under secure aggregation that centre's node sends no "
+                  "validation metric (its config's `metrics_under_secagg`, `withheld` unless "
+                  "it says `clear`)."]
     lines += ["", "## Rounds each centre took part in", "",
               "A round aggregates (sample-weighted FedAverage) the nodes that answered it.", ""]
     lines += [f"- {node}: {spans(rounds)}" for node, rounds in participation(rows).items()]

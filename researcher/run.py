@@ -181,8 +181,10 @@ def _run(fed: Federation, config_path: Path, run_id: str, story: Story, verbose:
     checkpoint.forget(run_id)
     story.info(f"results written to results/{run_id}/ ({seconds:.1f}s in all)")
     for node, m in results.final_table(rows).items():
-        story.info(f"final model on {node}: AUC {results.fmt(m['auc'])}, "
-                   f"accuracy {results.fmt(m['accuracy'])}")
+        story.info(f"final model on {node}: " + (
+            "validation metrics withheld (the centre's posture under secure aggregation)"
+            if m["withheld"] else
+            f"AUC {results.fmt(m['auc'])}, accuracy {results.fmt(m['accuracy'])}"))
     return 0
 
 

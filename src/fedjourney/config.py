@@ -47,6 +47,9 @@ class Centre:
     # The hospital's own stance (its node enforces it, through Fed-BioMed's settings):
     # allowed, required (a run in the clear is refused) or refused.
     secure_aggregation: str = "allowed"
+    # Under secure aggregation, whether its node sends the global model's validation metrics
+    # in the clear (Fed-BioMed always would) or withholds them: withheld unless it says so.
+    metrics_under_secagg: str = "withheld"
 
     @property
     def folder_name(self) -> str:
@@ -66,6 +69,8 @@ SECAGG_SCHEMES = ("off", "lom")
 NOT_HERE = {"joye-libert": "Fed-BioMed 6.4.1 opens its bundled biprime file for writing, "
                            "which fails in fedjourney's non-root, read-only nodes; use lom"}
 SECAGG_POSTURES = ("allowed", "required", "refused")  # a centre's own stance
+METRICS_POSTURES = ("withheld", "clear")  # its validation metrics under secure aggregation
+STANCE = ("secure_aggregation", "metrics_under_secagg")  # a centre's privacy stance
 DEFAULT_EXPERIMENT = "default"  # the `training` section itself
 
 
@@ -165,7 +170,7 @@ class Federation:
         """A hash of everything that determines a centre's generated files."""
         payload = {
             # A centre's privacy stance does not change its records.
-            "centre": {k: v for k, v in asdict(centre).items() if k != "secure_aggregation"},
+            "centre": {k: v for k, v in asdict(centre).items() if k not in STANCE},
             "reference_date": self.reference_date.isoformat(),
             "history_years": self.history_years,
             "engine": engine,
@@ -370,7 +375,7 @@ def _parse_centre(entry: Any, index: int, where: str, base: Path,
     if not isinstance(entry, dict):
         raise FedjourneyError(f"{label} must be a mapping with name, country, population...")
     allowed = {"id", "name", "country", "region", "city", "population", "seed", "age_range",
-               "source", "secure_aggregation"}
+               "source", *STANCE}
     _no_unknown_keys(entry, allowed, label)
     # An imported centre draws nobody: only its name is needed, the rest is checked if given.
     imported = "source" in entry or listed_only
@@ -403,6 +408,10 @@ def _parse_centre(entry: Any, index: int, where: str, base: Path,
     if posture not in SECAGG_POSTURES:
         raise FedjourneyError(f"{label}: secure_aggregation must be one of "
                               f"{', '.join(SECAGG_POSTURES)}, got {posture!r}")
+    metrics = entry.get("metrics_under_secagg", "withheld")
+    if metrics not in METRICS_POSTURES:
+        raise FedjourneyError(f"{label}: metrics_under_secagg must be one of "
+                              f"{', '.join(METRICS_POSTURES)}, got {metrics!r}")
     city = entry.get("city")
     return Centre(
         id=cid,
@@ -417,6 +426,7 @@ def _parse_centre(entry: Any, index: int, where: str, base: Path,
         source_folder=_parse_source(entry["source"], label, base) if "source" in entry
         else None,
         secure_aggregation=posture,
+        metrics_under_secagg=metrics,
     )
 
 

@@ -105,6 +105,11 @@ STORY_LINE = re.compile(r"(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) "
 NO_VALUE = "-"  # run or round outside any run or round
 
 
+# The only validation "metric" a node sends under secure aggregation when its centre
+# withholds its metrics (node/metrics.py); the researcher reports them as withheld.
+METRICS_WITHHELD = "withheld_under_secagg"
+
+
 # ---- the dataset a node registers, as the researcher's search returns it ---------------
 @dataclass(frozen=True)
 class DatasetRecord:
@@ -123,6 +128,8 @@ class DatasetRecord:
     # The hospital's secure-aggregation stance (allowed | required | refused), which its node
     # enforces; stated here so that the researcher refuses a mismatched run before round 1.
     secure_aggregation: str = "allowed"
+    # Its validation metrics under secure aggregation: withheld (the default) or clear.
+    metrics_under_secagg: str = "withheld"
     # The centre in aggregates only (node/profile.py): the run's heterogeneity report.
     profile: dict[str, Any] = field(default_factory=dict)
 

@@ -55,6 +55,19 @@ assert list(inspect.signature(choose_bkpt_file).parameters) == [
     "experiments_dir", "experimentation_folder", "round_"], "choose_bkpt_file changed"
 assert '"parameters": self._parameters' in inspect.getsource(Strategy.save_state_breakpoint)
 
+# node/component.py SecaggAwareNode: every training/validation request goes through
+# parser_task_train, and a round is under secure aggregation exactly when the request
+# carries secagg arguments and the node's settings allow it (else it is refused).
+from fedbiomed.node.secagg import SecaggRound  # noqa: E402
+
+assert "self.parser_task_train(item)" in inspect.getsource(Node.task_manager), \
+    "Node.task_manager no longer parses train requests with parser_task_train"
+assert 'secagg_arguments=item.get_param("secagg_arguments")' in \
+    inspect.getsource(Node.task_manager).replace(" ", ""), "secagg arguments moved"
+secagg_rule = inspect.getsource(SecaggRound.__init__)
+assert "if secagg_arguments:" in secagg_rule and "if not self._secagg_active:" in \
+    secagg_rule, "SecaggRound's rule for a secure-aggregation round changed"
+
 # researcher/experiment.py bound_rounds passes the round's secagg arguments on by name.
 assert {"do_training", "secagg_arguments"} <= set(
     inspect.signature(TrainingJob.__init__).parameters), "TrainingJob's arguments changed"

@@ -1,6 +1,7 @@
 """The config's named experiments on real containers: each runs through compose on the kept
 nodes and leaves complete results; secure aggregation gives the clear run's model up to its
-quantization; DP records its epsilon; a hospital that requires secure aggregation refuses a
+quantization; a hospital withholds its validation metrics under it unless it sends them in
+the clear; DP records its epsilon; a hospital that requires secure aggregation refuses a
 run in the clear, at the researcher and at its own node."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -70,9 +72,17 @@ def _run_json(run: Path) -> dict[str, object]:
     return info
 
 
+def _rows(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
 def _final(run: Path) -> dict[str, float]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return {r["node"]: r["validation_auc"] for r in rows if r["final"]}
+    return {r["node"]: r["validation_auc"] for r in _rows(run) if r["final"]}
+
+
+# The shipped config's UCLH keeps the default posture: under secure aggregation its node
+# withholds its validation metrics; MGH and Lyon send theirs in the clear.
+UCLH = "node-2 University College London Hospital"
 
 
 def test_each_experiment_finishes_with_complete_results(runs: dict[str, Path]) -> None:
@@ -81,7 +91,10 @@ def test_each_experiment_finishes_with_complete_results(runs: dict[str, Path]) -
         assert info["status"] == "finished"
         assert len(info["round_seconds"]) == (1 if name.startswith("one-round") else ROUNDS)
         assert info["experiment"]["name"] == name
-        assert len(_final(run)) == 3 and all(v is not None for v in _final(run).values()), name
+        final = _final(run)
+        withheld = {UCLH} if "secagg" in name else set()
+        assert len(final) == 3, name
+        assert {n for n, auc in final.items() if auc is None} == withheld, (name, final)
         assert f"Experiment {name} (" in (run / "summary.md").read_text()
     assert _run_json(runs["fedprox"])["experiment"]["mu"] == 0.01
     scaffold = _run_json(runs["scaffold"])["experiment"]
@@ -106,8 +119,30 @@ def test_secure_aggregation_gives_the_clear_model_up_to_quantization(
         if bound is not None:
             assert worst <= bound + 1e-7, (masked_run, worst, bound)
     assert _run_json(runs["secagg"])["experiment"]["secagg"] == "lom"
-    auc = {name: sum(_final(runs[name]).values()) / 3 for name in ("default", "secagg")}
+    auc = {name: sum(v for n, v in _final(runs[name]).items() if n != UCLH) / 2
+           for name in ("default", "secagg")}
     assert abs(auc["default"] - auc["secagg"]) < 0.02, auc
+
+
+def test_a_hospital_withholds_its_validation_metrics_under_secure_aggregation(
+        kept: Stack, runs: dict[str, Path]) -> None:
+    """UCLH's node sends no validation metric in a masked run (every round and the final
+    model), though it trained in every round; in the clear it sends them as before."""
+    masked = [r for r in _rows(runs["secagg"]) if r["node"] == UCLH]
+    assert all(r["validation_withheld"] and r["validation_auc"] is None and
+               r["validation_loss"] is None for r in masked), masked
+    assert all(r["took_part"] for r in masked if not r["final"])
+    assert all(r["validation_auc"] is not None and not r["validation_withheld"]
+               for r in _rows(runs["secagg"]) if r["node"] != UCLH)
+    assert all(r["validation_auc"] is not None
+               for r in _rows(runs["default"]) if r["node"] == UCLH)
+    assert "| node-2 University College London Hospital | withheld |" in \
+        (runs["secagg"] / "summary.md").read_text()
+    node_story = kept.logs("node-2")
+    assert "run=itest-exp-secagg " in node_story
+    told = [line for line in node_story.splitlines() if "run=itest-exp-secagg " in line]
+    assert any("validation metrics withheld" in line for line in told)
+    assert not any("validation on " in line for line in told), told
 
 
 def test_differential_privacy_records_its_epsilon(runs: dict[str, Path]) -> None:
@@ -146,4 +181,6 @@ def test_a_hospital_that_requires_secure_aggregation_refuses_a_clear_run(
     assert "secure aggregation" in refused + stack.logs("node-2"), refused[-3000:]
     # Under secure aggregation it takes part, its final validation included.
     run = _run(stack, "secagg", "itest-exp-secagg-required")
-    assert _final(run)["node-2 University College London Hospital"] is not None
+    final = [r for r in _rows(run) if r["node"] == UCLH and r["final"]]
+    assert final and final[0]["validation_withheld"]
+    assert all(r["took_part"] for r in _rows(run) if r["node"] == UCLH and not r["final"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,11 @@ def test_each_role_sees_only_what_it_needs(tmp_path: Path) -> None:
     for centre in fed.centres:
         node = load_federation(roles / f"node-{centre.id}.yaml")
         generator = load_federation(roles / f"generator-{centre.id}.yaml")
-        assert node.centres == generator.centres == (centre,)
+        assert node.centres == (centre,)
+        # The generator's view draws the same centre, without the hospital's privacy stance.
+        assert generator.centres == (dataclasses.replace(
+            centre, secure_aggregation="allowed", metrics_under_secagg="withheld"),)
+        assert "metrics_under_secagg" not in (roles / f"generator-{centre.id}.yaml").read_text()
         assert node.training == fed.training and generator.features is None
         # The generator's view draws exactly the centre the full config draws.
         assert generator.centre_fingerprint(centre, "builtin", "v") == \

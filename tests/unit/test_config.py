@@ -79,6 +79,8 @@ BAD = {
                                     "must be letters, digits"),
     "an unknown secagg stance": (_set(1, "secure_aggregation", "maybe"),
                                  "secure_aggregation must be one of allowed, required, refused"),
+    "an unknown metrics posture": (_set(0, "metrics_under_secagg", "sometimes"),
+                                   "metrics_under_secagg must be one of withheld, clear"),
 }
 
 
@@ -139,14 +141,22 @@ def test_experiments_are_training_with_what_differs() -> None:
         fed.experiment("nope")
 
 
-def test_a_centres_secagg_stance_does_not_change_its_records() -> None:
+def test_a_centres_privacy_stance_does_not_change_its_records(tmp_path: Path) -> None:
     import dataclasses
 
     fed = load_federation(DEFAULT_CONFIG)
     centre = fed.centres[0]
-    required = dataclasses.replace(centre, secure_aggregation="required")
-    assert fed.centre_fingerprint(required, "builtin", "v") == fed.centre_fingerprint(
+    stance = dataclasses.replace(centre, secure_aggregation="required",
+                                 metrics_under_secagg="withheld")
+    assert fed.centre_fingerprint(stance, "builtin", "v") == fed.centre_fingerprint(
         centre, "builtin", "v")
+    # Unless a centre sends its metrics in the clear under secure aggregation, it withholds.
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    for entry in raw["centres"]:
+        entry.pop("metrics_under_secagg", None)
+    (tmp_path / "f.yaml").write_text(yaml.safe_dump(raw))
+    assert {c.metrics_under_secagg for c in load_federation(tmp_path / "f.yaml").centres} \
+        == {"withheld"}
 
 
 def test_an_experiment_is_checked_when_chosen(tmp_path: Path) -> None:

@@ -133,7 +133,7 @@ def test_metric_rows_line_up_rounds_and_final_validation() -> None:
     assert rows[1]["validation_auc"] == pytest.approx(0.25)
     assert rows[0]["round_seconds"] == 0.5 and rows[3]["train_loss"] is None
     assert results.final_table(rows) == {"node-0 MGH": {"auc": 0.125, "accuracy": 0.1,
-                                                        "loss": 0.15}}
+                                                        "loss": 0.15, "withheld": False}}
 
 
 def test_summary_and_baselines_have_one_writer_each(tmp_path: Path) -> None:
@@ -151,3 +151,43 @@ def test_summary_and_baselines_have_one_writer_each(tmp_path: Path) -> None:
     assert "| **federated (FedAverage)** | 0.125 |" in text
     results.learning_curve(rows, tmp_path / "curve.png")
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("posture", ["withheld", "clear"])
+@pytest.mark.parametrize("under_secagg", [True, False])
+def test_a_node_withholds_its_metrics_under_secagg_unless_its_centre_sends_them_clear(
+        posture: str, under_secagg: bool) -> None:
+    import torch
+
+    from fedjourney.contract import METRICS_WITHHELD
+    from fedjourney.node import metrics as node_metrics
+
+    node_metrics.set_posture(posture)
+    node_metrics.begin_request(under_secagg)
+    try:
+        out = node_metrics.validation_metrics(torch.tensor([[0.9], [0.2], [0.6]]),
+                                              torch.tensor([[1.0], [0.0], [0.0]]), {}, 2)
+    finally:
+        node_metrics.begin_request(False)
+    if under_secagg and posture == "withheld":
+        assert out == {METRICS_WITHHELD: 1.0}
+    else:
+        assert set(out) == {"loss", "auc", "accuracy"} and out["auc"] == pytest.approx(1.0)
+
+
+def test_withheld_metrics_are_reported_as_withheld_not_as_missing() -> None:
+    from fedjourney.contract import METRICS_WITHHELD
+
+    metrics, replies = _metrics(2)
+    for _ in ("round 2", "final"):
+        metrics.on_scalar({"node_id": "n1", "train": False, "test_on_global_updates": True,
+                           "metric": {METRICS_WITHHELD: 1.0}})
+    rows = results.metric_rows("run", 2, metrics, replies,
+                               {"n0": "node-0 MGH", "n1": "node-1 Lyon"}, {})
+    final = results.final_table(rows)
+    assert final["node-1 Lyon"] == {"auc": None, "accuracy": None, "loss": None,
+                                    "withheld": True}
+    assert not final["node-0 MGH"]["withheld"]
+    summary = results.summary_markdown("run", rows, {}, 1.0)
+    assert "| node-1 Lyon | withheld | withheld | withheld |" in summary
+    assert "metrics_under_secagg" in summary

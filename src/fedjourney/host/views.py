@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from fedjourney import contract
-from fedjourney.config import Federation
+from fedjourney.config import STANCE, Federation
 
 HEADER = ("# GENERATED from data/federation.yaml by `fedjourney compose --write` -- do not edit:"
           "\n# what the {role} container may read of the federation.\n")
@@ -36,8 +36,10 @@ def views(raw: dict[str, Any], fed: Federation) -> dict[str, dict[str, Any]]:
         own.setdefault("id", centre.id)
         if centre.source_folder is not None:
             own["source"] = {"folder": str(centre.source_folder)}
+        # A generator draws records: the hospital's privacy stance is its node's business.
+        drawn = {k: v for k, v in own.items() if k not in STANCE}
         out[contract.generator_service(centre.id)] = {
-            "view": contract.generator_service(centre.id), **common, "centres": [own]}
+            "view": contract.generator_service(centre.id), **common, "centres": [drawn]}
         out[contract.node_service(centre.id)] = {
             "view": contract.node_service(centre.id), **common, "centres": [own], **shared}
     listed = [{k: getattr(c, k) for k in PUBLIC if getattr(c, k) not in (None, "")}
