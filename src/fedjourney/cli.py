@@ -95,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
                       "docker-compose.yml and data/roles/; for data/NAME.yaml, data/NAME/)")
     comp.add_argument("--check", type=Path, nargs="?", const=_DEFAULT_PLACE,
                       metavar="FILE", help="exit 2 when FILE or its role views are stale")
+    comp.add_argument("--swarm", action="store_true",
+                      help="the Docker Swarm stack file instead (`docker stack deploy`; "
+                      "default FILE: docker-stack.yml beside the compose file)")
 
     logs = sub.add_parser(
         "logs",
@@ -226,24 +229,26 @@ def _prototype(args: argparse.Namespace) -> int:
 
 
 def _compose(args: argparse.Namespace) -> int:
-    from fedjourney.host import compose
+    from fedjourney.host import compose, swarm
 
     fed = load_federation(args.config)
     raw = load_raw(args.config)
     given = args.check or args.write
-    where = compose.layout(args.config, None if given is _DEFAULT_PLACE else given)
+    rendering = swarm if args.swarm else compose
+    where = rendering.layout(args.config, None if given is _DEFAULT_PLACE else given)
     if args.check:
-        wrong = compose.stale(fed, raw, where)
+        wrong = compose.stale(fed, raw, where, rendering.render)
         if wrong:
+            how = f" --swarm --write {where.path}" if args.swarm else " --write"
             raise FedjourneyError(f"{', '.join(wrong)} do(es) not match {args.config}; run "
-                                  f"fedjourney compose --config {args.config} --write")
+                                  f"fedjourney compose --config {args.config}{how}")
         print(f"{where.path} and its role views match {args.config}")
     elif args.write:
         where.path.parent.mkdir(parents=True, exist_ok=True)
-        compose.write(fed, raw, where)
+        compose.write(fed, raw, where, rendering.render)
         print(f"wrote {where.path} and {where.roles_dir}/ ({len(fed.centres)} centres)")
     else:
-        sys.stdout.write(compose.render(fed))
+        sys.stdout.write(rendering.render(fed))
     return 0
 
 

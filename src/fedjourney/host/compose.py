@@ -8,10 +8,15 @@ Fed-BioMed node that mounts it read-only plus its own state volume, and a networ
 just that node and the researcher. The networks are internal (no route to the internet)
 and no two nodes share one, so there is no network path between centres. The `results`
 service copies finished runs to the host's ./results/.
+
+The pieces below that are not compose syntax (images, commands, environment, scratch
+folders, volume and network names, health check) are shared with the Swarm stack
+(host/swarm.py), so that the two renderings cannot drift apart.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +35,92 @@ HEADER = """\
 # scripts/run does the same, building the images first and returning the run's status.
 """
 
+GENERATOR_IMAGE = "fedjourney/generator:latest"
+NODE_IMAGE = "fedjourney/node:latest"
+RESEARCHER_IMAGE = "fedjourney/researcher:latest"  # the researcher's and the collector's
+SCRATCH = ("/tmp",)  # the tmpfs of a read-only role
+HOME_SCRATCH = ("/tmp", "/home/fedjourney")  # Fed-BioMed also writes in its user's home
+COLLECT = '["python3", "-m", "fedjourney.researcher.collect"]'
+COLLECTOR_USER = "0:0"
+COLLECTOR_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER")
+RESEARCHER_STATE = f"{c.RESEARCHER}-state"
+RESULTS_VOLUME = "results"
+HEALTH_START_S = 180  # the images' allowance for a role's start-up (images/node/Dockerfile)
+
+# The settings below are mapping lines indented for their place under a top-level key.
+LOGGING = """\
+  logging:
+    driver: json-file
+    options: {max-size: "10m", max-file: "3"}
+"""
+HEALTHCHECK = f"""\
+  test: ["CMD", "fedjourney-healthcheck"]
+  interval: 5s
+  timeout: 5s
+  retries: 3
+  start_period: {HEALTH_START_S}s
+"""
+
 
 def _env(*names: str) -> str:
     return "".join(f"      {n}: ${{{n}:-{d}}}\n" for n, d in (x.split("=") for x in names))
+
+
+def flow(items: tuple[str, ...]) -> str:
+    """Items as the inside of a YAML flow sequence of quoted strings."""
+    return ", ".join(f'"{x}"' for x in items)
+
+
+def node_environment(centre: Centre) -> str:
+    """The lines of a node's `environment:` mapping."""
+    return (f"      {c.ENV_CONFIG}: {c.CONFIG}\n      {c.ENV_CENTRE_ID}: \"{centre.id}\"\n"
+            + _env(f"{c.ENV_KEEP}=0", f"{c.ENV_VERBOSE}=0", f"{c.ENV_NODE_DEADLINE}="))
+
+
+def researcher_environment() -> str:
+    """The lines of the researcher's `environment:` mapping."""
+    return f"      {c.ENV_CONFIG}: {c.CONFIG}\n" + _env(
+        f"{c.ENV_RUN_ID}=", f"{c.ENV_EXPERIMENT}=", f"{c.ENV_RESUME}=0", f"{c.ENV_VERBOSE}=0",
+        f"{c.ENV_NODE_DEADLINE}=", f"{c.ENV_ROUND_DEADLINE}=")
+
+
+def collector_environment() -> str:
+    """The lines of the results collector's `environment:` mapping."""
+    return _env(f"{c.ENV_RUN_ID}=")
+
+
+def generator_command(centre: Centre) -> str:
+    """A generator's `command:` line(s)."""
+    source_arg = f', "--source", "{c.SOURCE}"' if centre.source_folder else ""
+    return f"""\
+    command: ["fedjourney", "generate", "--config", "{c.CONFIG}",
+              "--centre", "{centre.id}", "--out", "{c.DATA}"{source_arg}]
+"""
+
+
+def source_mount(centre: Centre) -> str | None:
+    """The bind mount of an imported centre's Synthea folder, if it has one."""
+    return f"{centre.source_folder}:{c.SOURCE}:ro" if centre.source_folder else None
+
+
+def centre_network(centre: Centre) -> str:
+    return f"centre-{centre.id}"
+
+
+def data_volume(centre: Centre) -> str:
+    return f"centre-{centre.id}-data"
+
+
+def state_volume(service: str) -> str:
+    return f"{service}-state"
+
+
+def volumes(fed: Federation) -> list[str]:
+    """Every named volume, in the order the files list them."""
+    out = []
+    for centre in fed.centres:
+        out += [data_volume(centre), state_volume(c.node_service(centre.id))]
+    return [*out, RESEARCHER_STATE, RESULTS_VOLUME]
 
 
 ROLES = "./data/roles"  # the role views (host/views.py), beside docker-compose.yml
@@ -46,21 +134,19 @@ def render(fed: Federation, roles: str = ROLES, results_path: str = "./results")
     done = "{condition: service_completed_successfully}"
     generators = "".join(f"      {c.generator_service(x.id)}: {done}\n" for x in fed.centres)
     out += [_node(centre, roles, generators) for centre in fed.centres]
-    networks = ", ".join(_network(x) for x in fed.centres)
+    networks = ", ".join(centre_network(x) for x in fed.centres)
     out.append(f"""\
   {c.RESEARCHER}:
     <<: *role
-    image: fedjourney/researcher:latest
+    image: {RESEARCHER_IMAGE}
     hostname: {c.RESEARCHER}
     environment:
-      {c.ENV_CONFIG}: {c.CONFIG}
-{_env(f"{c.ENV_RUN_ID}=", f"{c.ENV_EXPERIMENT}=", f"{c.ENV_RESUME}=0", f"{c.ENV_VERBOSE}=0",
-      f"{c.ENV_NODE_DEADLINE}=", f"{c.ENV_ROUND_DEADLINE}=")}\
-    tmpfs: ["/tmp", "/home/fedjourney"]
+{researcher_environment()}\
+    tmpfs: [{flow(HOME_SCRATCH)}]
     volumes:
       - {roles}/{c.RESEARCHER}.yaml:{c.CONFIG}:ro
-      - researcher-state:{c.STATE}
-      - results:{c.RESULTS}
+      - {RESEARCHER_STATE}:{c.STATE}
+      - {RESULTS_VOLUME}:{c.RESULTS}
     networks: [{networks}]
     # Nothing starts when a generator fails (e.g. an invalid config).
     depends_on:
@@ -69,79 +155,60 @@ def render(fed: Federation, roles: str = ROLES, results_path: str = "./results")
 
   {c.RESULTS_COLLECTOR}:
     <<: *role
-    image: fedjourney/researcher:latest
-    command: ["python3", "-m", "fedjourney.researcher.collect"]
+    image: {RESEARCHER_IMAGE}
+    command: {COLLECT}
     # Root with only the rights to hand files to the owner of ./results (the user who
     # cloned the repository), no network, the results volume read-only.
-    user: "0:0"
-    cap_add: [CHOWN, DAC_OVERRIDE, FOWNER]
+    user: "{COLLECTOR_USER}"
+    cap_add: [{", ".join(COLLECTOR_CAPS)}]
     network_mode: none
     environment:
-{_env(f"{c.ENV_RUN_ID}=")}\
-    tmpfs: ["/tmp"]
+{collector_environment()}\
+    tmpfs: [{flow(SCRATCH)}]
     volumes:
-      - results:{c.RESULTS}:ro
+      - {RESULTS_VOLUME}:{c.RESULTS}:ro
       - {results_path}:{c.HOST_RESULTS}
     depends_on:
 {generators}
 networks:
 """)
-    out += [f"  {_network(x)}:\n    internal: true  # {x.name}: its node and the researcher, "
-            "no route out\n" for x in fed.centres]
+    out += [f"  {centre_network(x)}:\n    internal: true  # {x.name}: its node and the "
+            "researcher, no route out\n" for x in fed.centres]
     out.append("\nvolumes:\n")
-    out += [f"  {_data(x)}: {{}}\n  {c.node_service(x.id)}-state: {{}}\n" for x in fed.centres]
-    out.append("  researcher-state: {}\n  results: {}\n")
+    out += [f"  {name}: {{}}\n" for name in volumes(fed)]
     return "".join(out)
 
 
-_COMMON = """
+_COMMON = f"""
 # Settings every role shares. Images run tini as PID 1 and a non-root user (10001).
 x-role: &role
   read_only: true
   security_opt: ["no-new-privileges:true"]
   cap_drop: [ALL]
   restart: "no"
-  logging:
-    driver: json-file
-    options: {max-size: "10m", max-file: "3"}
-
+{LOGGING}
 # Healthy when the role's start-up wrote its health file (see images/base/rootfs).
 x-health: &health
-  test: ["CMD", "fedjourney-healthcheck"]
-  interval: 5s
-  timeout: 5s
-  retries: 3
-  start_period: 180s
-
+{HEALTHCHECK}
 services:
 """
 
 
-def _network(centre: Centre) -> str:
-    return f"centre-{centre.id}"
-
-
-def _data(centre: Centre) -> str:
-    return f"centre-{centre.id}-data"
-
-
 def _generator(centre: Centre, roles: str) -> str:
-    source = getattr(centre, "source_folder", None)
-    source_arg = f', "--source", "{c.SOURCE}"' if source else ""
-    source_mount = f"\n      - {source}:{c.SOURCE}:ro" if source else ""
+    source = source_mount(centre)
+    source_line = f"\n      - {source}" if source else ""
     return f"""\
   {c.generator_service(centre.id)}:
     <<: *role
-    image: fedjourney/generator:latest
+    image: {GENERATOR_IMAGE}
     # One-shot, one per centre: it can only reach its own centre's volume. It skips a
     # complete centre, so a second `up` regenerates nothing.
-    command: ["fedjourney", "generate", "--config", "{c.CONFIG}",
-              "--centre", "{centre.id}", "--out", "{c.DATA}"{source_arg}]
+{generator_command(centre)}\
     network_mode: none
-    tmpfs: ["/tmp"]
+    tmpfs: [{flow(SCRATCH)}]
     volumes:
       - {roles}/{c.generator_service(centre.id)}.yaml:{c.CONFIG}:ro
-      - {_data(centre)}:{c.DATA}{source_mount}
+      - {data_volume(centre)}:{c.DATA}{source_line}
 
 """
 
@@ -151,18 +218,16 @@ def _node(centre: Centre, roles: str, generators: str) -> str:
     return f"""\
   {service}:
     <<: *role
-    image: fedjourney/node:latest
+    image: {NODE_IMAGE}
     hostname: {service}
     environment:
-      {c.ENV_CONFIG}: {c.CONFIG}
-      {c.ENV_CENTRE_ID}: "{centre.id}"
-{_env(f"{c.ENV_KEEP}=0", f"{c.ENV_VERBOSE}=0", f"{c.ENV_NODE_DEADLINE}=")}\
-    tmpfs: ["/tmp", "/home/fedjourney"]
+{node_environment(centre)}\
+    tmpfs: [{flow(HOME_SCRATCH)}]
     volumes:
       - {roles}/{service}.yaml:{c.CONFIG}:ro
-      - {_data(centre)}:{c.DATA}:ro
-      - {service}-state:{c.STATE}
-    networks: [{_network(centre)}]
+      - {data_volume(centre)}:{c.DATA}:ro
+      - {state_volume(service)}:{c.STATE}
+    networks: [{centre_network(centre)}]
     # Every centre's data first: one bad centre stops `up` before any node starts.
     depends_on:
 {generators}\
@@ -198,17 +263,25 @@ def layout(config: Path, path: Path | None = None) -> Layout:
                   results="../../results" if config.parent.name == "data" else "./results")
 
 
-def write(fed: Federation, raw: dict[str, Any], where: Layout) -> None:
-    """Write the compose file and the role views it mounts."""
+# A renderer: (federation, role views folder, results folder), both relative to the file.
+Renderer = Callable[[Federation, str, str], str]
+
+
+def write(fed: Federation, raw: dict[str, Any], where: Layout,
+          renderer: Renderer = render) -> None:
+    """Write the compose file (or another rendering of the config) and the role views it
+    mounts."""
     views.write(raw, fed, where.roles_dir)
     tmp = where.path.with_name(where.path.name + ".partial")
-    tmp.write_text(render(fed, where.roles, where.results), encoding="utf-8")
+    tmp.write_text(renderer(fed, where.roles, where.results), encoding="utf-8")
     tmp.replace(where.path)
 
 
-def stale(fed: Federation, raw: dict[str, Any], where: Layout) -> list[str]:
-    """What differs from the config: the compose file, or its role views."""
-    text = render(fed, where.roles, where.results)
+def stale(fed: Federation, raw: dict[str, Any], where: Layout,
+          renderer: Renderer = render) -> list[str]:
+    """What differs from the config: the compose file (or other rendering), or its role
+    views."""
+    text = renderer(fed, where.roles, where.results)
     wrong = [] if where.path.is_file() and where.path.read_text(encoding="utf-8") == text \
         else [str(where.path)]
     return wrong + [str(where.roles_dir / name)
