@@ -21,24 +21,45 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import yaml
+
+from fedjourney.config import Federation, load_federation, load_raw
 from fedjourney.contract import new_run_id
+from fedjourney.host.compose import Layout, write
 from fedjourney.host.logs import Filters, compose_command, select
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "fjbench"
 
 
-def compose(*args: str, env: dict[str, str] | None = None, quiet: bool = True
+def compose(*args: str, env: dict[str, str] | None = None, quiet: bool = True,
+            file: Path = ROOT / "docker-compose.yml", project: str = PROJECT
             ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*compose_command(), "-f", str(ROOT / "docker-compose.yml"), "-p",
-                           PROJECT, *args], capture_output=quiet, text=True, check=True,
-                          env={**os.environ, **(env or {})}, timeout=1800)
+    """`docker compose -f file -p project args...` (the default federation's by default)."""
+    return subprocess.run([*compose_command(), "-f", str(file), "-p", project, *args],
+                          capture_output=quiet, text=True, check=True,
+                          env={**os.environ, **(env or {})}, timeout=3600)
 
 
-def connected_at(started_wall: float) -> float | None:
+def rendered(raw: dict[str, Any], folder: Path) -> tuple[Federation, Path]:
+    """A benchmark's own federation: raw written to folder/federation.yaml, its compose file
+    and role views beside it, its runs landing in the repository's ./results/."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "federation.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    fed = load_federation(config)
+    where = Layout(folder / "docker-compose.yml", roles="./roles",
+                   results=str(ROOT / "results"))
+    write(fed, load_raw(config), where)
+    return fed, where.path
+
+
+def connected_at(started_wall: float, file: Path = ROOT / "docker-compose.yml",
+                 project: str = PROJECT) -> float | None:
     """Seconds from `up` to the last node's 'connected ... healthy' story line."""
-    logs = compose("logs", "--no-color").stdout.splitlines()
+    logs = compose("logs", "--no-color", file=file, project=project).stdout.splitlines()
     times = [dt.datetime.strptime(r.time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
              for r in select(logs, Filters()) if "connected to the researcher" in r.message]
     return max(times).timestamp() - started_wall if times else None

@@ -1,0 +1,151 @@
+"""Study benchmark: every experiment of the study scenario over several data seeds, against
+the local-only and centralised baselines: AUC per centre, mean +- sd over seeds, and each
+experiment's time from `up` to results.
+
+Seed k shifts every centre's seed by 1000 * k (k = 0 is data/study.yaml as shipped); each
+seed is its own compose project, rendered into .cache/bench-study/seed-k/. Each experiment
+is one attached `docker compose up` (containers recreated, the centres' data kept), which
+returns by itself with the results in ./results/. The baselines are `fedjourney report`'s:
+the prototype's models trained on the host for rounds x epochs epochs, on data regenerated
+from the same config (checked against the nodes' fingerprints).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench_stack import compose, rendered
+
+from fedjourney.config import DEFAULT_EXPERIMENT, Federation, load_federation, load_raw
+from fedjourney.contract import new_run_id
+from fedjourney.host.report import report
+from fedjourney.researcher.results import final_table
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / ".cache" / "bench-study"
+LABELS = {"local": "local only (own centre)", "centralised": "centralised (pooled)",
+          DEFAULT_EXPERIMENT: "FedAverage", "fedprox": "FedProx", "scaffold": "SCAFFOLD",
+          "secagg": "FedAverage + secagg (LOM)", "dp": "FedAverage + local DP"}
+
+
+def seeded(config: Path, k: int) -> tuple[Federation, Path]:
+    """The config with every centre's seed shifted by 1000 * k, and its compose file."""
+    raw = load_raw(config)
+    for centre in raw["centres"]:
+        centre["seed"] += 1000 * k
+    return rendered(raw, WORK / f"seed-{k}")
+
+
+def run_seed(k: int, config: Path, names: list[str]) -> dict[str, Any]:
+    """Every experiment on seed k, then the baselines: AUC per centre and timings."""
+    fed, file = seeded(config, k)
+    project = f"fjstudy{k}"
+    compose("down", "-v", file=file, project=project)
+    out: dict[str, Any] = {"auc": {}, "up_s": {}, "round_s": {}, "privacy": None}
+    base = f"study-{new_run_id()}-s{k}"
+    try:
+        for name in names:
+            run_id = f"{base}-{name}"
+            started = time.monotonic()
+            compose("up", "--force-recreate", file=file, project=project,
+                    env={"FEDJOURNEY_RUN_ID": run_id, "FEDJOURNEY_EXPERIMENT": name,
+                         "FEDJOURNEY_KEEP": "0"})
+            run_dir = ROOT / "results" / run_id
+            if not run_dir.is_dir():
+                raise SystemExit(f"seed {k}, {name}: no results (docker compose -p {project} "
+                                 f"-f {file} logs researcher)")
+            out["up_s"][name] = time.monotonic() - started
+            run = json.loads((run_dir / "run.json").read_text())
+            rounds = [float(s) for s in run["round_seconds"].values()]
+            out["round_s"][name] = sum(rounds) / len(rounds)
+            if run.get("privacy"):
+                out["privacy"] = run["privacy"]
+            rows = [json.loads(line) for line in
+                    (run_dir / "metrics.jsonl").read_text().splitlines()]
+            out["auc"][name] = {node.split(" ", 1)[1]: m["auc"]
+                                for node, m in final_table(rows).items()}
+            print(f"  seed {k} {name:<9} up->results {out['up_s'][name]:6.1f} s, "
+                  f"round {out['round_s'][name]:.2f} s, mean AUC "
+                  f"{statistics.fmean(out['auc'][name].values()):.3f}", flush=True)
+    finally:
+        compose("down", "-v", file=file, project=project)
+    # The baselines of the first run (they do not depend on the experiment beyond its
+    # rounds x epochs, which every experiment here shares).
+    first = ROOT / "results" / f"{base}-{names[0]}"
+    report(fed, first, WORK / f"seed-{k}" / "data", WORK / f"seed-{k}" / "baselines.json")
+    table = json.loads((WORK / f"seed-{k}" / "baselines.json").read_text())["baselines"]
+    out["auc"]["local"] = {c.name: table[f"local: {c.name}"][c.name]["auc"]
+                           for c in fed.centres}
+    out["auc"]["centralised"] = {c.name: table["centralised (pooled)"][c.name]["auc"]
+                                 for c in fed.centres}
+    return out
+
+
+def _cell(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.3f}"
+    return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def markdown(fed: Federation, seeds: list[dict[str, Any]], names: list[str]) -> str:
+    """AUC per centre and over centres (mean ± sd over seeds), then the timings."""
+    centres = [c.name for c in fed.centres]
+    lines = ["| model | " + " | ".join(centres) + " | mean of centres |",
+             "|---|" + "---|" * (len(centres) + 1)]
+    for method in ["local", "centralised", *names]:
+        cells = [_cell([s["auc"][method][c] for s in seeds]) for c in centres]
+        means = [statistics.fmean(s["auc"][method][c] for c in centres) for s in seeds]
+        lines.append(f"| {LABELS.get(method, method)} | " + " | ".join(cells)
+                     + f" | **{_cell(means)}** |")
+    lines += ["", "| experiment | up -> results | mean round | vs FedAverage |",
+              "|---|---|---|---|"]
+    reference = statistics.fmean(s["round_s"][names[0]] for s in seeds)
+    for name in names:
+        up = statistics.fmean(s["up_s"][name] for s in seeds)
+        round_s = statistics.fmean(s["round_s"][name] for s in seeds)
+        lines.append(f"| {LABELS.get(name, name)} | {up:.0f} s | {round_s:.2f} s | "
+                     f"x{round_s / reference:.2f} |")
+    spent = [s["privacy"] for s in seeds if (s["privacy"] or {}).get("epsilon") is not None]
+    if spent:
+        lines.append(f"\nLocal DP: epsilon {statistics.fmean(p['epsilon'] for p in spent):.1f} "
+                     f"at delta {spent[0].get('delta')} (mean over seeds).")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=ROOT / "data" / "study.yaml")
+    parser.add_argument("--seeds", type=int, default=3, help="data seeds (default 3)")
+    parser.add_argument("experiments", nargs="*", metavar="NAME",
+                        help="experiments to run (default: all of the config's)")
+    args = parser.parse_args()
+    fed = load_federation(args.config)
+    names = args.experiments or [DEFAULT_EXPERIMENT, *fed.experiments]
+    for name in names:
+        fed.experiment(name)  # an unknown name stops here, in one line
+    (ROOT / "results").mkdir(exist_ok=True)
+    shutil.rmtree(WORK, ignore_errors=True)
+    started = time.monotonic()
+    seeds = []
+    for k in range(args.seeds):
+        print(f"seed {k} ({len(fed.centres)} centres, {len(names)} experiments)", flush=True)
+        seeds.append(run_seed(k, args.config, names))
+    text = markdown(fed, seeds, names)
+    out = ROOT / "results" / f"study-{new_run_id()}.md"
+    out.write_text(f"# Study benchmark: {args.config.name}, {args.seeds} seeds\n\n{text}")
+    (out.with_suffix(".json")).write_text(json.dumps(seeds, indent=1) + "\n")
+    print(f"\nAUC on each centre's held-out patients, mean ± sd over {args.seeds} data seeds "
+          f"(final global model; baselines trained rounds x epochs epochs):\n\n{text}")
+    print(f"wrote {out} ({(time.monotonic() - started) / 60:.0f} min in all)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
