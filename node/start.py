@@ -22,6 +22,7 @@ from fedjourney.config import Centre, load_federation
 from fedjourney.contract import DatasetRecord
 from fedjourney.errors import FedjourneyError
 from fedjourney.features import FeatureSpec
+from fedjourney.generator.output import read_meta
 from fedjourney.node import component, metrics
 from fedjourney.node.data import broken, check_data
 from fedjourney.plan import FedJourneyPlan
@@ -47,6 +48,7 @@ def main() -> int:
     started = time.monotonic()
 
     spec = fed.feature_spec()
+    _wait_for_data(folder, story, contract.generator_service(centre.id), deadline)
     try:
         record, n_features, hit = check_data(folder, centre, spec, fed.features_backend)
         story.info(f"data checked: {record.patients} patients, {n_features} features "
@@ -82,6 +84,10 @@ def main() -> int:
     story.info(f"start-up took {time.monotonic() - started:.1f}s; connecting to "
                f"{contract.RESEARCHER}:{contract.RESEARCHER_PORT}")
 
+    if not _resolves(contract.RESEARCHER, story, deadline):
+        story.error(f"UNHEALTHY: the researcher's name {contract.RESEARCHER!r} does not "
+                    f"resolve after {deadline:.0f}s; stopping")
+        return 2
     node = component.RunningNode(cfg, story)
     on_signal = 2 if record.unhealthy else 0
     signal.signal(signal.SIGTERM, lambda *_: node.stop(on_signal))
@@ -92,6 +98,38 @@ def main() -> int:
                      daemon=True).start()
     node.serve()
     return 1  # serve() returns only if Fed-BioMed's task manager died
+
+
+def _wait_for_data(folder: Path, story: Story, generator: str, deadline: float) -> None:
+    """Under compose the generator has finished before the node starts (depends_on); Swarm
+    starts every role at once, so wait for the centre to be complete (its generator writes
+    the metadata file last), at most `deadline` seconds: after it, check_data names what is
+    missing."""
+    if read_meta(folder) is not None:
+        return
+    story.info(f"waiting for {generator} to finish the centre's data (at most "
+               f"{deadline:.0f}s)")
+    until = time.monotonic() + deadline
+    while read_meta(folder) is None and time.monotonic() < until:
+        time.sleep(PROBE_EVERY_S)  # a file on the node's own volume: a cheap probe
+
+
+def _resolves(host: str, story: Story, deadline: float) -> bool:
+    """Whether host resolves, waiting up to deadline. Fed-BioMed's client gives up for good
+    on a name that does not resolve; under Swarm, which starts every role at once, the
+    researcher's name exists only once its task runs."""
+    until, told = time.monotonic() + deadline, False
+    while True:
+        try:
+            socket.getaddrinfo(host, None)
+            return True
+        except OSError:
+            if time.monotonic() >= until:
+                return False
+            if not told:
+                story.info(f"waiting for the researcher's address ({host}) to exist")
+                told = True
+            time.sleep(PROBE_EVERY_S)
 
 
 def _broken(story: Story, centre: Centre, spec: FeatureSpec, reason: str

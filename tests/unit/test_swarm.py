@@ -70,7 +70,7 @@ def test_each_centre_runs_on_its_own_host_and_the_researcher_on_the_manager(
     for centre in fed.centres:
         for name in (generator_service(centre.id), node_service(centre.id)):
             assert services[name]["deploy"]["placement"]["constraints"] == \
-                [f"node.labels.centre == {centre.id}"]
+                [f"node.labels.fedjourney.centre-{centre.id} == true"]
     for name in ("researcher", "results"):
         assert services[name]["deploy"]["placement"]["constraints"] == MANAGER
 
@@ -214,3 +214,10 @@ def test_cli_prints_the_stack_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == swarm.render(load_federation(DEFAULT_CONFIG))
     assert main(["compose", "--config", str(DEFAULT_CONFIG)]) == 0
     assert capsys.readouterr().out == compose.render(load_federation(DEFAULT_CONFIG))
+
+
+@pytest.mark.parametrize("committed", [DEFAULT_CONFIG, STUDY_CONFIG], ids=lambda p: p.name)
+def test_the_committed_stack_files_match_their_config(committed: Path) -> None:
+    stale = compose.stale(load_federation(committed), load_raw(committed),
+                          swarm.layout(committed), swarm.render)
+    assert stale == [], f"{stale} stale: run `fedjourney compose --swarm --write`"

@@ -3,8 +3,9 @@ federation over several hosts (the researcher on the manager, each centre on its
 
 The same services, images, commands, users, environment, volumes and health checks as
 docker-compose.yml (host/compose.py renders both from the same pieces), placed by node
-label: centre N's generator and node on the host labelled centre=N, the researcher and the
-results collector on the manager. What `docker stack deploy` does differently, and how:
+label: centre N's generator and node on the host labelled fedjourney.centre-N=true, the
+researcher and the results collector on the manager. What `docker stack deploy` does
+differently, and how:
 
 - depends_on: ignored by Swarm, and its `condition:` form is rejected by the 3.x schema.
   Left out: start-up order is the roles' own job.
@@ -26,7 +27,9 @@ results collector on the manager. What `docker stack deploy` does differently, a
   Configs are immutable: after a view changed, `docker stack rm` before deploying again.
 - Named volumes are local to the host a task runs on, which is what we want: a centre's
   data and its node's state never leave its host. Tasks sharing a volume are placed
-  together: one host per centre label, and the researcher and collector on the manager
+  together: one host per centre label, and the researcher and collector on the manager.
+  A label key per centre (not one `centre=N` key) lets one host carry several centres: a
+  one-host swarm, or a hospital that hosts two.
   (a swarm with one manager).
 - Overlay networks are encrypted (IPsec between hosts) and internal, with the compose
   file's topology: no network path between centres.
@@ -69,7 +72,7 @@ from fedjourney.host.compose import (
 
 STACK_FILE = "docker-stack.yml"  # beside docker-compose.yml
 VERSION = "3.8"
-CENTRE_LABEL = "centre"  # the node label that says which centre a host is
+CENTRE_LABEL = "fedjourney.centre-{id}"  # a host carries centre N when it is "true"
 MANAGER = "node.role == manager"
 COLLECTOR_NETWORK = f"{c.RESULTS_COLLECTOR}-collector"
 
@@ -79,7 +82,7 @@ HEADER = """\
 # A Docker Swarm stack: the researcher on the manager, each centre on a host of its own.
 #   docker swarm init                                 on the researcher's host (the manager)
 #   docker swarm join --token ...                     on each centre's host
-#   docker node update --label-add centre=N <node>    once per centre id N, from the manager
+#   docker node update --label-add fedjourney.centre-N=true <node>   per centre id N
 #   docker stack deploy --resolve-image never -c <this file> <stack>     on the manager
 # The images must exist on every host (scripts/build-images there), ./results beside this
 # file on the manager. Swarm ignores depends_on: start-up order is the roles' own job.
@@ -120,7 +123,7 @@ def generator_network(centre: Centre) -> str:
 
 
 def centre_constraint(centre: Centre) -> str:
-    return f"node.labels.{CENTRE_LABEL} == {centre.id}"
+    return f"node.labels.{CENTRE_LABEL.format(id=centre.id)} == true"
 
 
 def view_config(service: str) -> str:
