@@ -1,0 +1,120 @@
+"""Scale benchmark: the default federation's experiment over N centres on this one host, for
+each N given (default 3, 10, 20): time until every node is connected, `up` -> results,
+mean round wall time, and each node container's memory: idle (the nodes kept up after the
+run, between experiments) and peak over its life, plus the total of every container.
+
+Centre i of N copies one of the default config's centres (countries and age mixes cycle),
+with its own seed; populations and training are the default config's. Each N is its own
+compose project, rendered into .cache/bench-scale/n-N/. Nothing is polled: `docker wait`
+on the researcher and the collector, the nodes' own log timestamps for readiness, and one
+reading of each container's memory cgroup (v1 or v2) once the run is over: `rss`/`anon`
+is the container's anonymous memory (what it holds on its own), `usage` adds the page
+cache it brought in (image files, mostly shared between nodes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+from bench_stack import ROOT, compose, connected_at, rendered
+
+from fedjourney.config import load_raw
+from fedjourney.contract import new_run_id
+
+WORK = ROOT / ".cache" / "bench-scale"
+MIB = 2 ** 20
+# cgroup v2 then v1: the usage, peak and stat files, and the stat key of anonymous memory.
+CGROUPS = (("memory.current", "memory.peak", "memory.stat", "anon"),
+           ("memory/memory.usage_in_bytes", "memory/memory.max_usage_in_bytes",
+            "memory/memory.stat", "rss"))
+
+
+def memory(container: str) -> dict[str, float]:
+    """{"anon", "usage", "peak"} in MiB, read once inside the container's cgroup."""
+    for usage, peak, stat, anon in CGROUPS:
+        out = subprocess.run(["docker", "exec", container, "sh", "-c",
+                              f"cd /sys/fs/cgroup && cat {usage} {peak} {stat}"],
+                             capture_output=True, text=True, check=False)
+        if out.returncode == 0:
+            lines = out.stdout.splitlines()
+            values = dict(line.split() for line in lines[2:] if " " in line)
+            return {"usage": int(lines[0]) / MIB, "peak": int(lines[1]) / MIB,
+                    "anon": int(values[anon]) / MIB}
+    raise SystemExit(f"no memory cgroup readable in {container}")
+
+
+def federation(n: int) -> dict[str, Any]:
+    """The default config with n centres (the default three, cycled, each with its seed)."""
+    raw: dict[str, Any] = load_raw(ROOT / "data" / "federation.yaml")
+    base = raw["centres"]
+    raw["centres"] = []
+    for i in range(n):
+        centre = copy.deepcopy(base[i % len(base)])
+        centre.update(id=i, seed=centre["seed"] + 1000 * (i // len(base)),
+                      name=centre["name"] if i < len(base) else f"{centre['name']} {i}")
+        raw["centres"].append(centre)
+    raw.pop("experiments", None)
+    return raw
+
+
+def measure(n: int) -> dict[str, float]:
+    _, file = rendered(federation(n), WORK / f"n-{n}")
+    project = f"fjscale{n}"
+
+    def ids(service: str) -> str:
+        return compose("ps", "-q", service, file=file, project=project).stdout.strip()
+
+    compose("down", "-v", file=file, project=project)
+    run_id = f"scale-{new_run_id()}-n{n}"
+    try:
+        wall, started = time.time(), time.monotonic()
+        compose("up", "-d", file=file, project=project,
+                env={"FEDJOURNEY_RUN_ID": run_id, "FEDJOURNEY_KEEP": "1"})
+        for service in ("researcher", "results"):
+            subprocess.run(["docker", "wait", ids(service)], check=True, capture_output=True)
+        up_s = time.monotonic() - started
+        run_dir = ROOT / "results" / run_id
+        if not run_dir.is_dir():
+            raise SystemExit(f"n={n}: no results (docker compose -p {project} -f {file} logs)")
+        rounds = [float(s) for s in
+                  json.loads((run_dir / "run.json").read_text())["round_seconds"].values()]
+        ready = connected_at(wall, file, project)
+        nodes = [memory(ids(f"node-{i}")) for i in range(n)]
+    finally:
+        compose("down", "-v", file=file, project=project)
+    return {"n": n, "ready_s": ready or float("nan"), "up_s": up_s,
+            "round_s": statistics.fmean(rounds),
+            "idle_anon": statistics.fmean(m["anon"] for m in nodes),
+            "idle_usage": statistics.fmean(m["usage"] for m in nodes),
+            "peak": max(m["peak"] for m in nodes),
+            "total": sum(m["usage"] for m in nodes)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[3, 10, 20], metavar="N",
+                        help="numbers of centres (default 3 10 20)")
+    args = parser.parse_args()
+    if any(n < 1 for n in args.sizes):
+        parser.error("every N must be at least 1")
+    (ROOT / "results").mkdir(exist_ok=True)
+    print("| centres | all nodes connected | up -> results | mean round | idle node (anon / "
+          "with cache) | peak node | all nodes, idle |\n|---|---|---|---|---|---|---|",
+          flush=True)
+    for n in args.sizes:
+        r = measure(n)
+        print(f"| {n} | {r['ready_s']:.1f} s | {r['up_s']:.1f} s | {r['round_s']:.2f} s | "
+              f"{r['idle_anon']:.0f} / {r['idle_usage']:.0f} MiB | {r['peak']:.0f} MiB | "
+              f"{r['total'] / 1024:.1f} GiB |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
