@@ -2,9 +2,14 @@
 plan, wait connected — each bounded — then serve the federation until the run ends.
 
 Exit status: 0 when the researcher's run ended (or SIGTERM); 2 when the node cannot serve
-(broken data, no researcher before the deadline), with one `UNHEALTHY: <reason>` line. A node
-with broken data still connects, without approving the plan, so that the researcher learns
-why at once from its registered record; it leaves with the researcher.
+(broken data, no researcher before the deadline, a researcher certificate other than the
+pinned one), with one `UNHEALTHY: <reason>` line. A node with broken data still connects,
+without approving the plan, so that the researcher learns why at once from its registered
+record; it leaves with the researcher.
+
+A hospital kit's site (host/kit.py) dials the researcher's published port,
+FEDJOURNEY_RESEARCHER_PORT, and pins its certificate, FEDJOURNEY_RESEARCHER_FINGERPRINT
+(node/pinning.py); without them the node dials researcher:50051 and trusts on first use.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from fedjourney.contract import DatasetRecord
 from fedjourney.errors import FedjourneyError
 from fedjourney.features import FeatureSpec
 from fedjourney.generator.output import read_meta
-from fedjourney.node import component, metrics
+from fedjourney.node import component, metrics, pinning
 from fedjourney.node.data import broken, check_data
 from fedjourney.plan import FedJourneyPlan
 from fedjourney.story import Story, quiet_fedbiomed, setup
@@ -41,6 +46,11 @@ def main() -> int:
     label = contract.node_label(centre.id, centre.name)
     verbose = os.environ.get(contract.ENV_VERBOSE) == "1"
     story = setup(label, Path(contract.story_log("node")), verbose)
+    try:
+        port, pinned = pinning.settings(os.environ)
+    except ValueError as exc:
+        story.error(f"UNHEALTHY: {exc}; stopping")
+        return 2
     keep = os.environ.get(contract.ENV_KEEP) == "1"
     deadline = float(os.environ.get(contract.ENV_NODE_DEADLINE) or
                      fed.training.node_deadline_s)
@@ -62,7 +72,7 @@ def main() -> int:
     quiet_fedbiomed(verbose)
     metrics.set_posture(centre.metrics_under_secagg)
     cfg, created = component.ensure_component(COMPONENT, contract.node_service(centre.id),
-                                              contract.RESEARCHER, contract.RESEARCHER_PORT,
+                                              contract.RESEARCHER, port,
                                               centre.secure_aggregation)
     story.info(f"Fed-BioMed node component {'created' if created else 'found'} "
                f"({cfg.get('default', 'id')}); plan approval on, default plans off, "
@@ -82,22 +92,48 @@ def main() -> int:
         story.info(f"training plan {'approved' if approved_now else 'already approved'}: "
                    f"sha256 {digest[:16]}")
     story.info(f"start-up took {time.monotonic() - started:.1f}s; connecting to "
-               f"{contract.RESEARCHER}:{contract.RESEARCHER_PORT}")
+               f"{contract.RESEARCHER}:{port}")
 
     if not _resolves(contract.RESEARCHER, story, deadline):
         story.error(f"UNHEALTHY: the researcher's name {contract.RESEARCHER!r} does not "
                     f"resolve after {deadline:.0f}s; stopping")
         return 2
+    if pinned is not None and not _presents_pinned(story, port, pinned, deadline):
+        return 2
     node = component.RunningNode(cfg, story)
+    if pinned is not None:  # again on each fetch of Fed-BioMed's own client
+        def refuse(mismatch: pinning.FingerprintMismatch) -> None:
+            story.error(f"UNHEALTHY: {mismatch}")
+            node.stop(2)
+
+        pinning.pin(pinned, refuse)
     on_signal = 2 if record.unhealthy else 0
     signal.signal(signal.SIGTERM, lambda *_: node.stop(on_signal))
     signal.signal(signal.SIGINT, lambda *_: node.stop(on_signal))
     node.start()
     threading.Thread(target=_until_run_ends,
-                     args=(node, story, deadline, keep, bool(record.unhealthy)),
+                     args=(node, story, deadline, keep, bool(record.unhealthy), port),
                      daemon=True).start()
     node.serve()
     return 1  # serve() returns only if Fed-BioMed's task manager died
+
+
+def _presents_pinned(story: Story, port: int, pinned: str, deadline: float) -> bool:
+    """Whether the researcher presents the pinned certificate, waiting up to deadline for it
+    to answer; says why not in one line. Checked before Fed-BioMed's client starts, which
+    would give up for good on a server that accepts a connection and sends no certificate
+    (a published port whose server is not listening yet)."""
+    got = pinning.presented(contract.RESEARCHER, port, deadline)
+    if got is None:
+        story.error(f"UNHEALTHY: no researcher at {contract.RESEARCHER}:{port} after "
+                    f"{deadline:.0f}s; stopping")
+        return False
+    if got != pinned:
+        refused = pinning.FingerprintMismatch(f"{contract.RESEARCHER}:{port}", got, pinned)
+        story.error(f"UNHEALTHY: {refused}")
+        return False
+    story.info(f"the researcher's certificate is the pinned one: sha256 {pinned[:16]}")
+    return True
 
 
 def _wait_for_data(folder: Path, story: Story, generator: str, deadline: float) -> None:
@@ -139,21 +175,21 @@ def _broken(story: Story, centre: Centre, spec: FeatureSpec, reason: str
 
 
 def _until_run_ends(node: component.RunningNode, story: Story, deadline: float, keep: bool,
-                    unhealthy: bool) -> None:
+                    unhealthy: bool, port: int = contract.RESEARCHER_PORT) -> None:
     """Healthy once connected (within the deadline); then leave when the researcher does,
     unless the nodes are kept for more experiments. A node with broken data stays only
     until the researcher, which has seen why, leaves (status 2)."""
-    if not (node.wait_connected(deadline) and _answers_tls(deadline)):
+    if not (node.wait_connected(deadline) and _answers_tls(deadline, port)):
         story.error(f"UNHEALTHY: no researcher at {contract.RESEARCHER}:"
-                    f"{contract.RESEARCHER_PORT} after {deadline:.0f}s; stopping")
+                    f"{port} after {deadline:.0f}s; stopping")
         node.stop(2)
     if unhealthy:
         story.info(f"connected to the researcher at {contract.RESEARCHER}:"
-                   f"{contract.RESEARCHER_PORT}, which can now see this centre is broken")
+                   f"{port}, which can now see this centre is broken")
     else:
         HEALTH.write_text(f"{contract.RESEARCHER} connected\n", encoding="utf-8")
         story.info(f"connected to the researcher at {contract.RESEARCHER}:"
-                   f"{contract.RESEARCHER_PORT}: healthy")
+                   f"{port}: healthy")
         if keep:
             return
     # By address: once the researcher's container is gone its name takes ~10 s to fail to
@@ -162,7 +198,7 @@ def _until_run_ends(node: component.RunningNode, story: Story, deadline: float, 
     misses = 0
     while misses < LEFT_AFTER_MISSES:
         time.sleep(PROBE_EVERY_S)
-        misses = 0 if _reachable(address) else misses + 1
+        misses = 0 if _reachable(address, port) else misses + 1
     if unhealthy:
         story.info("the researcher has left; stopping (broken data)")
         node.stop(2)
@@ -171,18 +207,18 @@ def _until_run_ends(node: component.RunningNode, story: Story, deadline: float, 
     node.stop(0)
 
 
-def _reachable(address: str) -> bool:
+def _reachable(address: str, port: int = contract.RESEARCHER_PORT) -> bool:
     try:
-        socket.create_connection((address, contract.RESEARCHER_PORT), PROBE_EVERY_S).close()
+        socket.create_connection((address, port), PROBE_EVERY_S).close()
         return True
     except OSError:
         return False
 
 
-def _answers_tls(timeout: float) -> bool:
+def _answers_tls(timeout: float, port: int = contract.RESEARCHER_PORT) -> bool:
     """The researcher's certificate names the host this node dials (else nothing works,
     while Fed-BioMed's client still reports a connection)."""
-    host, port = contract.RESEARCHER, contract.RESEARCHER_PORT
+    host = contract.RESEARCHER
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         try:

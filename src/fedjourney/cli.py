@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fedjourney import __version__
 from fedjourney.config import DEFAULT_CONFIG, Centre, load_federation, load_raw
+from fedjourney.contract import RESEARCHER_CERTIFICATE
 from fedjourney.errors import FedjourneyError
 
 DEFAULT_OUT = Path("data/generated")
@@ -98,6 +99,28 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--swarm", action="store_true",
                       help="the Docker Swarm stack file instead (`docker stack deploy`; "
                       "default FILE: docker-stack.yml beside the compose file)")
+    comp.add_argument("--kit", choices=("site", "researcher"),
+                      help="a hospital kit instead: one site's generator and node, dialling "
+                      "the researcher's published port with its certificate pinned (with "
+                      "--centre), or the researcher publishing its port; --write FILE puts "
+                      "its role views in roles/ beside FILE")
+    comp.add_argument("--centre", "--center", metavar="NAME|ID",
+                      help="the site of --kit site")
+
+    fing = sub.add_parser(
+        "kit-fingerprint",
+        help="the SHA-256 fingerprint of the researcher's certificate, for a kit's sites",
+        description="Print the SHA-256 fingerprint (of the DER) of the certificate the TLS "
+        "server at HOST:PORT presents, or of a PEM file. A site pins it in "
+        "FEDJOURNEY_RESEARCHER_FINGERPRINT: compare what the network shows with what the "
+        "researcher reads from its own certificate file, over another channel.",
+    )
+    fing.add_argument("address", nargs="?", metavar="HOST:PORT",
+                      help="the researcher's published address (port default 50051)")
+    fing.add_argument("--pem", type=Path, metavar="FILE",
+                      help="a certificate file instead: the researcher's own is "
+                      f"{RESEARCHER_CERTIFICATE} in its container")
+    fing.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
 
     logs = sub.add_parser(
         "logs",
@@ -231,6 +254,8 @@ def _prototype(args: argparse.Namespace) -> int:
 def _compose(args: argparse.Namespace) -> int:
     from fedjourney.host import compose, swarm
 
+    if args.kit or args.centre is not None:
+        return _kit(args)
     fed = load_federation(args.config)
     raw = load_raw(args.config)
     given = args.check or args.write
@@ -249,6 +274,64 @@ def _compose(args: argparse.Namespace) -> int:
         print(f"wrote {where.path} and {where.roles_dir}/ ({len(fed.centres)} centres)")
     else:
         sys.stdout.write(rendering.render(fed))
+    return 0
+
+
+def _kit(args: argparse.Namespace) -> int:
+    from fedjourney.host import kit
+
+    if args.kit is None:
+        raise FedjourneyError("--centre chooses the site of --kit site")
+    if args.swarm or args.check:
+        raise FedjourneyError("--kit takes neither --swarm nor --check")
+    if args.write is _DEFAULT_PLACE:
+        raise FedjourneyError("--kit needs --write FILE: a kit goes to a site, not into "
+                              "this repository")
+    if (args.kit == "site") != (args.centre is not None):
+        raise FedjourneyError("--kit site needs --centre NAME|ID; --kit researcher takes none")
+    fed = load_federation(args.config)
+    if fed.view is not None:
+        raise FedjourneyError(f"{args.config} is the {fed.view} view of the federation; "
+                              "render a kit from the full config")
+    raw = load_raw(args.config)
+    if args.kit == "site":
+        centre = fed.centre(args.centre)
+        text, role_views = kit.site(fed, centre), kit.site_views(raw, fed, centre)
+        what = f"site kit of centre {centre.id} ({centre.name})"
+    else:
+        text, role_views = kit.researcher(fed), kit.researcher_views(raw, fed)
+        what = f"researcher kit ({len(fed.centres)} centres)"
+    if not args.write:
+        sys.stdout.write(text)
+        return 0
+    args.write.parent.mkdir(parents=True, exist_ok=True)
+    kit.write(text, role_views, args.write, results=args.kit == "researcher")
+    print(f"wrote {args.write} and {args.write.parent / kit.ROLES}/ ({what})")
+    return 0
+
+
+def _kit_fingerprint(args: argparse.Namespace) -> int:
+    import ssl
+
+    from fedjourney import contract
+    from fedjourney.node import pinning
+
+    if (args.address is None) == (args.pem is None):
+        raise FedjourneyError("give HOST:PORT or --pem FILE")
+    try:
+        if args.pem is not None:
+            where, pem = f"of {args.pem}", args.pem.read_text(encoding="ascii")
+        else:
+            host, port = pinning.parse_address(args.address, contract.RESEARCHER_PORT)
+            where = f"that {host}:{port} presents"
+            pem = pinning.fetch(host, port, args.timeout)
+        print(pinning.fingerprint(pem))
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise FedjourneyError(f"no certificate from {args.pem or args.address}: {exc}") from exc
+    print(f"kit-fingerprint: the sha256 of the certificate {where}, for the sites' "
+          f"{contract.ENV_RESEARCHER_FINGERPRINT}. Compare the researcher's own "
+          f"({RESEARCHER_CERTIFICATE} in its container) with what each site sees, over "
+          "another channel than this network", file=sys.stderr)
     return 0
 
 
@@ -302,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"generate": _generate, "features": _features, "vocabulary": _vocabulary,
                 "prototype": _prototype, "compose": _compose, "logs": _logs,
-                "report": _report, "compare": _compare}
+                "report": _report, "compare": _compare, "kit-fingerprint": _kit_fingerprint}
     try:
         return commands[args.command](args)
     except FedjourneyError as exc:

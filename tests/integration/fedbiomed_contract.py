@@ -68,6 +68,63 @@ secagg_rule = inspect.getsource(SecaggRound.__init__)
 assert "if secagg_arguments:" in secagg_rule and "if not self._secagg_active:" in \
     secagg_rule, "SecaggRound's rule for a secure-aggregation round changed"
 
+# node/pinning.py, a hospital kit's site: the node's one private touch of Fed-BioMed's client.
+# _connect fetches the researcher's certificate through the client module's `ssl` attribute
+# (then makes it the channel's only root certificate); pin() replaces that attribute.
+import socket  # noqa: E402
+import ssl  # noqa: E402
+import threading  # noqa: E402
+
+from fedbiomed.researcher.config import config as researcher_config  # noqa: E402
+from fedbiomed.transport import client as grpc_client  # noqa: E402
+
+from fedjourney import contract  # noqa: E402
+from fedjourney.node import pinning  # noqa: E402
+
+assert grpc_client.ssl is ssl, "fedbiomed.transport.client no longer uses the ssl module"
+connect_source = inspect.getsource(GrpcClient._connect)
+assert "ssl.get_server_certificate(" in connect_source, \
+    "GrpcClient._connect no longer fetches the certificate with ssl.get_server_certificate"
+assert "grpc.ssl_channel_credentials(self._researcher.certificate)" in \
+    inspect.getsource(grpc_client.Channels._create), "the fetched certificate is not the root"
+# The certificate a site pins is where the kit's README says (the researcher's component
+# folder; importing the researcher's classes above created one under /tmp/researcher).
+certificate = Path(researcher_config.root, "etc",
+                   researcher_config.get("certificate", "public_key")).resolve()
+assert certificate == Path(researcher_config.root).resolve() / \
+    contract.RESEARCHER_CERTIFICATE.relative_to(contract.STATE / "researcher"), certificate
+# pin() intercepts that fetch, against a TLS server holding the researcher's certificate.
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+tls.load_cert_chain(certificate, Path(researcher_config.root, "etc", researcher_config.get(
+    "certificate", "private_key")))
+server = socket.create_server(("127.0.0.1", 0))
+
+
+def _serve_tls() -> None:
+    while True:
+        conn, _ = server.accept()
+        try:
+            tls.wrap_socket(conn, server_side=True).close()
+        except OSError:
+            conn.close()
+
+
+threading.Thread(target=_serve_tls, daemon=True).start()
+address = ("127.0.0.1", server.getsockname()[1])
+right = pinning.fingerprint(certificate.read_text())
+try:
+    pinning.pin(right.upper())
+    assert isinstance(grpc_client.ssl, pinning.PinnedSsl)
+    assert pinning.fingerprint(grpc_client.ssl.get_server_certificate(address)) == right
+    pinning.pin("0" * 64)
+    try:
+        grpc_client.ssl.get_server_certificate(address)
+        raise AssertionError("a pinned client accepted another certificate")
+    except pinning.FingerprintMismatch as refused:
+        assert refused.got == right, refused
+finally:
+    grpc_client.ssl = ssl
+
 # researcher/experiment.py bound_rounds passes the round's secagg arguments on by name.
 assert {"do_training", "secagg_arguments"} <= set(
     inspect.signature(TrainingJob.__init__).parameters), "TrainingJob's arguments changed"
