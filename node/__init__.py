@@ -2,9 +2,12 @@
 
 Start-up (`python -m fedjourney.node`, see start.py), step by step:
   data.py        check the centre's data, build its features once, record its fingerprint
-  fedbiomed.py   the node component, dataset registration, plan approval, the running node
+  profile.py     the centre in aggregates only, published with its dataset record
+  component.py   the node component, dataset registration, plan approval, the running node
+  pinning.py     a hospital kit's pinned researcher certificate
   start.py       the steps in order, each bounded, then the node until the run ends
 What the federation's training plan calls on the node:
   dataset.py     the centre as Fed-BioMed loads it (features from cache.py)
-  metrics.py     validation of the global model on the held-out patients
+  metrics.py     validation of the global model on the held-out patients, and the centre's
+                 posture for it under secure aggregation
 """
