@@ -148,7 +148,9 @@ def test_summary_and_baselines_have_one_writer_each(tmp_path: Path) -> None:
                                                                 "n": 15}}}}
     text = baselines_markdown("run", rows, baselines)
     assert "| local: MGH | 0.610 |" in text and "| centralised (pooled) | 0.660 |" in text
-    assert "| **federated (FedAverage)** | 0.125 |" in text
+    assert "| **federated (fedavg, secagg off, dp off)** | 0.125 |" in text
+    masked = baselines_markdown("run", rows, baselines, {"name": "secagg", "secagg": "lom"})
+    assert "| **federated (secagg: fedavg, secagg lom, dp off)** | 0.125 |" in masked
     results.learning_curve(rows, tmp_path / "curve.png")
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
 

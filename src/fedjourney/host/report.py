@@ -12,7 +12,7 @@ from fedjourney import contract
 from fedjourney.config import Federation
 from fedjourney.errors import FedjourneyError
 from fedjourney.fingerprint import dataset_fingerprint
-from fedjourney.researcher.results import final_table, fmt
+from fedjourney.researcher.results import final_table, fmt, settings
 
 
 def report(fed: Federation, run_dir: Path, data_dir: Path, baselines_path: Path) -> Path:
@@ -48,7 +48,7 @@ def report(fed: Federation, run_dir: Path, data_dir: Path, baselines_path: Path)
                                   baselines_path, log=lambda _msg: None)
         baselines["fingerprints"] = host
         baselines_path.write_text(json.dumps(baselines, indent=2) + "\n")
-    text = baselines_markdown(run["run_id"], rows, baselines)
+    text = baselines_markdown(run["run_id"], rows, baselines, run.get("experiment"))
     same = all(host.get(node) == fp for node, fp in fingerprints.items())
     text += ("\nThe host regenerated the same data from the config: every centre's fingerprint "
              "matches its node's.\n" if same else
@@ -61,9 +61,10 @@ def report(fed: Federation, run_dir: Path, data_dir: Path, baselines_path: Path)
     return out
 
 
-def baselines_markdown(run_id: str, rows: list[dict[str, Any]], baselines: dict[str, Any]
-                       ) -> str:
-    """AUC per centre of every baseline model and of the federated model."""
+def baselines_markdown(run_id: str, rows: list[dict[str, Any]], baselines: dict[str, Any],
+                       experiment: dict[str, Any] | None = None) -> str:
+    """AUC per centre of every baseline model and of the federated model (named by the run's
+    experiment: run.json's `experiment`)."""
     table = baselines["baselines"]
     centres = list(next(iter(table.values())))
     lines = [f"# Baselines for run {run_id}", "",
@@ -73,6 +74,6 @@ def baselines_markdown(run_id: str, rows: list[dict[str, Any]], baselines: dict[
     for model, row in table.items():
         lines.append(f"| {model} | " + " | ".join(fmt(row[c]["auc"]) for c in centres) + " |")
     by_centre = {node.split(" ", 1)[-1]: m for node, m in final_table(rows).items()}
-    lines.append("| **federated (FedAverage)** | " + " | ".join(
+    lines.append(f"| **federated ({settings(experiment)})** | " + " | ".join(
         fmt(by_centre.get(c, {}).get("auc")) for c in centres) + " |")
     return "\n".join(lines) + "\n"
