@@ -153,6 +153,21 @@ def render(fed: Federation, roles: str = ROLES, results_path: str = "./results")
 {generators}\
     healthcheck: *health
 
+{collector(results_path)}\
+    depends_on:
+{generators}
+networks:
+""")
+    out += [f"  {centre_network(x)}:\n    internal: true  # {x.name}: its node and the "
+            "researcher, no route out\n" for x in fed.centres]
+    out.append("\nvolumes:\n")
+    out += [f"  {name}: {{}}\n" for name in volumes(fed)]
+    return "".join(out)
+
+
+def collector(results_path: str) -> str:
+    """The `results` service, which copies finished runs to the host's results folder."""
+    return f"""\
   {c.RESULTS_COLLECTOR}:
     <<: *role
     image: {RESEARCHER_IMAGE}
@@ -168,15 +183,7 @@ def render(fed: Federation, roles: str = ROLES, results_path: str = "./results")
     volumes:
       - {RESULTS_VOLUME}:{c.RESULTS}:ro
       - {results_path}:{c.HOST_RESULTS}
-    depends_on:
-{generators}
-networks:
-""")
-    out += [f"  {centre_network(x)}:\n    internal: true  # {x.name}: its node and the "
-            "researcher, no route out\n" for x in fed.centres]
-    out.append("\nvolumes:\n")
-    out += [f"  {name}: {{}}\n" for name in volumes(fed)]
-    return "".join(out)
+"""
 
 
 _COMMON = f"""

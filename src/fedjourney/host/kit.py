@@ -27,9 +27,6 @@ from fedjourney import contract as c
 from fedjourney.config import Centre, Federation
 from fedjourney.host import views
 from fedjourney.host.compose import (
-    COLLECT,
-    COLLECTOR_CAPS,
-    COLLECTOR_USER,
     GENERATOR_IMAGE,
     HEALTHCHECK,
     HOME_SCRATCH,
@@ -40,7 +37,7 @@ from fedjourney.host.compose import (
     RESULTS_VOLUME,
     SCRATCH,
     centre_network,
-    collector_environment,
+    collector,
     data_volume,
     flow,
     generator_command,
@@ -188,21 +185,7 @@ def researcher(fed: Federation, roles: str = ROLES, results_path: str = RESULTS)
     networks: [{PUBLIC_NETWORK}]
     healthcheck: *health
 
-  {c.RESULTS_COLLECTOR}:
-    <<: *role
-    image: {RESEARCHER_IMAGE}
-    command: {COLLECT}
-    # Root with only the rights to hand files to the owner of ./results, no network, the
-    # results volume read-only.
-    user: "{COLLECTOR_USER}"
-    cap_add: [{", ".join(COLLECTOR_CAPS)}]
-    network_mode: none
-    environment:
-{collector_environment()}\
-    tmpfs: [{flow(SCRATCH)}]
-    volumes:
-      - {RESULTS_VOLUME}:{c.RESULTS}:ro
-      - {results_path}:{c.HOST_RESULTS}
+{collector(results_path)}\
 
 networks:
   # Not internal: a published port needs a routed network. The researcher alone is on it.
