@@ -129,7 +129,7 @@ ROLES = "./data/roles"  # the role views (host/views.py), beside docker-compose.
 def render(fed: Federation, roles: str = ROLES, results_path: str = "./results") -> str:
     """The compose file for this federation, as text (stable, so it can be diffed). Each
     container mounts its own role's view of the config from `roles`."""
-    out = [HEADER, _COMMON]
+    out = [HEADER, COMMON]
     out += [_generator(centre, roles) for centre in fed.centres]
     done = "{condition: service_completed_successfully}"
     generators = "".join(f"      {c.generator_service(x.id)}: {done}\n" for x in fed.centres)
@@ -186,7 +186,7 @@ def collector(results_path: str) -> str:
 """
 
 
-_COMMON = f"""
+COMMON = f"""
 # Settings every role shares. Images run tini as PID 1 and a non-root user (10001).
 x-role: &role
   read_only: true

@@ -27,10 +27,9 @@ from fedjourney import contract as c
 from fedjourney.config import Centre, Federation
 from fedjourney.host import views
 from fedjourney.host.compose import (
+    COMMON,
     GENERATOR_IMAGE,
-    HEALTHCHECK,
     HOME_SCRATCH,
-    LOGGING,
     NODE_IMAGE,
     RESEARCHER_IMAGE,
     RESEARCHER_STATE,
@@ -82,21 +81,6 @@ RESEARCHER_HEADER = """\
 # results in ./results/.
 """
 
-_COMMON = f"""
-# Settings every role shares. Images run tini as PID 1 and a non-root user (10001).
-x-role: &role
-  read_only: true
-  security_opt: ["no-new-privileges:true"]
-  cap_drop: [ALL]
-  restart: "no"
-{LOGGING}
-# Healthy when the role's start-up wrote its health file (see images/base/rootfs).
-x-health: &health
-{HEALTHCHECK}
-services:
-"""
-
-
 def required(name: str, message: str) -> str:
     """A compose variable that must be set (compose stops with the message otherwise)."""
     return f"${{{name}:?{message}}}"
@@ -120,7 +104,7 @@ def site(fed: Federation, centre: Centre, roles: str = ROLES) -> str:
     generator, node = c.generator_service(centre.id), c.node_service(centre.id)
     address = required(c.ENV_RESEARCHER_ADDRESS, ADDRESS_MISSING)
     return f"""\
-{SITE_HEADER.format(id=centre.id, name=centre.name)}{_COMMON}\
+{SITE_HEADER.format(id=centre.id, name=centre.name)}{COMMON}\
   {generator}:
     <<: *role
     image: {GENERATOR_IMAGE}
@@ -168,7 +152,7 @@ def researcher(fed: Federation, roles: str = ROLES, results_path: str = RESULTS)
     centres = ", ".join(str(x.id) for x in fed.centres)
     port = f"${{{c.ENV_RESEARCHER_PORT}:-{c.RESEARCHER_PORT}}}:{c.RESEARCHER_PORT}"
     return f"""\
-{RESEARCHER_HEADER.format(certificate=c.RESEARCHER_CERTIFICATE, centres=centres)}{_COMMON}\
+{RESEARCHER_HEADER.format(certificate=c.RESEARCHER_CERTIFICATE, centres=centres)}{COMMON}\
   {c.RESEARCHER}:
     <<: *role
     image: {RESEARCHER_IMAGE}
