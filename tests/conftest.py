@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from fedjourney.cli import main
+from fedjourney.config import Federation, load_federation
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "data" / "federation.yaml"
@@ -27,6 +28,18 @@ def write_config(path: Path, population: int | None = None, **centre_overrides: 
         centre.update(centre_overrides)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
+
+
+def imported_centre(tmp_path: Path) -> tuple[Federation, Path]:
+    """The default federation whose centre 1 imports an (empty) Synthea folder; the folder."""
+    source = tmp_path / "synthea"
+    source.mkdir()
+    cfg = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    del cfg["centres"][1]["population"]
+    cfg["centres"][1]["source"] = {"folder": str(source)}
+    path = tmp_path / "f.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return load_federation(path), source
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ from fedjourney.cli import main
 from fedjourney.config import Federation, load_federation
 from fedjourney.host import compose, kit
 from fedjourney.node import pinning
-from tests.conftest import DEFAULT_CONFIG
+from tests.conftest import DEFAULT_CONFIG, imported_centre
 
 # A certificate made for the test with `openssl req -x509 -newkey ec ... -subj
 # /CN=researcher/O=fedjourney-test`, and what `openssl x509 -fingerprint -sha256` says of it.
@@ -142,14 +142,7 @@ def test_a_site_has_the_compose_files_services(fed: Federation) -> None:
 
 
 def test_an_imported_centre_mounts_its_folder_in_its_site(tmp_path: Path) -> None:
-    source = tmp_path / "synthea"
-    source.mkdir()
-    cfg = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    del cfg["centres"][1]["population"]
-    cfg["centres"][1]["source"] = {"folder": str(source)}
-    path = tmp_path / "f.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    fed = load_federation(path)
+    fed, source = imported_centre(tmp_path)
     generator = _site(fed, 1)["services"]["generator-1"]
     assert f"{source}:/source:ro" in generator["volumes"] and "/source" in generator["command"]
 

@@ -12,7 +12,7 @@ from fedjourney.cli import main
 from fedjourney.config import Federation, load_federation, load_raw
 from fedjourney.contract import CONFIG, HOST_RESULTS, generator_service, node_service
 from fedjourney.host import compose, swarm, views
-from tests.conftest import DEFAULT_CONFIG, ROOT, STUDY_CONFIG, write_config
+from tests.conftest import DEFAULT_CONFIG, ROOT, STUDY_CONFIG, imported_centre, write_config
 
 MANAGER = ["node.role == manager"]
 # Keys `docker stack deploy` ignores (or, for depends_on's condition form, rejects).
@@ -164,14 +164,7 @@ def test_the_collector_writes_to_the_managers_results(stack: dict[str, Any]) -> 
 
 
 def test_an_imported_centre_mounts_its_folder_on_its_host(tmp_path: Path) -> None:
-    source = tmp_path / "synthea"
-    source.mkdir()
-    cfg = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    del cfg["centres"][1]["population"]
-    cfg["centres"][1]["source"] = {"folder": str(source)}
-    path = tmp_path / "f.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    fed = load_federation(path)
+    fed, source = imported_centre(tmp_path)
     generator = yaml.safe_load(swarm.render(fed))["services"]["generator-1"]
     composed = yaml.safe_load(compose.render(fed))["services"]["generator-1"]
     assert f"{source}:/source:ro" in generator["volumes"]
