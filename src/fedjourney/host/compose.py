@@ -136,17 +136,7 @@ def render(fed: Federation, roles: str = ROLES, results_path: str = "./results")
     out += [_node(centre, roles, generators) for centre in fed.centres]
     networks = ", ".join(centre_network(x) for x in fed.centres)
     out.append(f"""\
-  {c.RESEARCHER}:
-    <<: *role
-    image: {RESEARCHER_IMAGE}
-    hostname: {c.RESEARCHER}
-    environment:
-{researcher_environment()}\
-    tmpfs: [{flow(HOME_SCRATCH)}]
-    volumes:
-      - {roles}/{c.RESEARCHER}.yaml:{c.CONFIG}:ro
-      - {RESEARCHER_STATE}:{c.STATE}
-      - {RESULTS_VOLUME}:{c.RESULTS}
+{researcher(roles)}\
     networks: [{networks}]
     # Nothing starts when a generator fails (e.g. an invalid config).
     depends_on:
@@ -163,6 +153,23 @@ networks:
     out.append("\nvolumes:\n")
     out += [f"  {name}: {{}}\n" for name in volumes(fed)]
     return "".join(out)
+
+
+def researcher(roles: str) -> str:
+    """The researcher service up to its networks: image, environment, scratch and mounts."""
+    return f"""\
+  {c.RESEARCHER}:
+    <<: *role
+    image: {RESEARCHER_IMAGE}
+    hostname: {c.RESEARCHER}
+    environment:
+{researcher_environment()}\
+    tmpfs: [{flow(HOME_SCRATCH)}]
+    volumes:
+      - {roles}/{c.RESEARCHER}.yaml:{c.CONFIG}:ro
+      - {RESEARCHER_STATE}:{c.STATE}
+      - {RESULTS_VOLUME}:{c.RESULTS}
+"""
 
 
 def collector(results_path: str) -> str:

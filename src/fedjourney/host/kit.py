@@ -31,7 +31,6 @@ from fedjourney.host.compose import (
     GENERATOR_IMAGE,
     HOME_SCRATCH,
     NODE_IMAGE,
-    RESEARCHER_IMAGE,
     RESEARCHER_STATE,
     RESULTS_VOLUME,
     SCRATCH,
@@ -41,9 +40,11 @@ from fedjourney.host.compose import (
     flow,
     generator_command,
     node_environment,
-    researcher_environment,
     source_mount,
     state_volume,
+)
+from fedjourney.host.compose import (
+    researcher as researcher_service,
 )
 
 KINDS = ("site", "researcher")
@@ -153,17 +154,7 @@ def researcher(fed: Federation, roles: str = ROLES, results_path: str = RESULTS)
     port = f"${{{c.ENV_RESEARCHER_PORT}:-{c.RESEARCHER_PORT}}}:{c.RESEARCHER_PORT}"
     return f"""\
 {RESEARCHER_HEADER.format(certificate=c.RESEARCHER_CERTIFICATE, centres=centres)}{COMMON}\
-  {c.RESEARCHER}:
-    <<: *role
-    image: {RESEARCHER_IMAGE}
-    hostname: {c.RESEARCHER}
-    environment:
-{researcher_environment()}\
-    tmpfs: [{flow(HOME_SCRATCH)}]
-    volumes:
-      - {roles}/{c.RESEARCHER}.yaml:{c.CONFIG}:ro
-      - {RESEARCHER_STATE}:{c.STATE}
-      - {RESULTS_VOLUME}:{c.RESULTS}
+{researcher_service(roles)}\
     # The sites' nodes dial this port at this host's address.
     ports: ["{port}"]
     networks: [{PUBLIC_NETWORK}]
