@@ -142,6 +142,34 @@ def _parser() -> argparse.ArgumentParser:
                       "default: docker-compose.yml here)")
     logs.add_argument("-p", "--project-name", metavar="NAME", help="compose project name")
 
+    run = sub.add_parser(
+        "run",
+        help="one experiment of the federation: build the images if stale, run, results",
+        description="Build the images when missing or stale, start the stack (each "
+        "centre's data generation reported as it ends), show every role's story, wait for "
+        "the researcher, copy the results to results/<run-id>/ with their baselines, and "
+        "exit with the researcher's status (0 finished, 2 could not start, 3 a round "
+        "failed); 2 before anything starts, 1 when the images or the stack fail. Run it "
+        "from the repository's root (scripts/run does).",
+    )
+    run.add_argument("--keep", action="store_true",
+                     help="the nodes stay up afterwards (inspection, more experiments)")
+    run.add_argument("--again", action="store_true",
+                     help="another experiment on the kept nodes: no data generation, no "
+                     "node restart")
+    run.add_argument("--experiment", default="", metavar="NAME",
+                     help="one of the config's named experiments (`experiments:`) instead "
+                     "of its `training` section")
+    run.add_argument("--resume", default="", metavar="RUN_ID",
+                     help="continue a run whose researcher stopped from its last completed "
+                     "round (results/<run-id>, or the run= of its log lines)")
+    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                     help="another federation, e.g. data/study.yaml (its compose file is its "
+                     "own compose project)")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="show the raw build output and Fed-BioMed's own log lines too "
+                     "(as FEDJOURNEY_VERBOSE=1)")
+
     rep = sub.add_parser(
         "report",
         help="write a run's local-only and centralised baselines to its baselines.md",
@@ -364,6 +392,17 @@ def _logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    import os
+
+    from fedjourney.host import run
+
+    return run.main(run.Options(
+        config=args.config, keep=args.keep, again=args.again, experiment=args.experiment,
+        resume=args.resume, verbose=args.verbose or os.environ.get("FEDJOURNEY_VERBOSE") == "1",
+        build=os.environ.get("FEDJOURNEY_IMAGES_PREBUILT") != "1"))
+
+
 def _report(args: argparse.Namespace) -> int:
     from fedjourney.host.report import report
 
@@ -385,7 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"generate": _generate, "features": _features, "vocabulary": _vocabulary,
                 "prototype": _prototype, "compose": _compose, "logs": _logs,
-                "report": _report, "compare": _compare, "kit-fingerprint": _kit_fingerprint}
+                "report": _report, "run": _run, "compare": _compare,
+                "kit-fingerprint": _kit_fingerprint}
     try:
         return commands[args.command](args)
     except FedjourneyError as exc:
