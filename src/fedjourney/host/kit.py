@@ -10,8 +10,9 @@
 - researcher(fed): what the researcher runs, the researcher and the results collector only,
   the researcher's gRPC port published on the host.
 
-Built from the same pieces as docker-compose.yml (host/compose.py) and the Swarm stack:
-images, commands, environment, mounts, users, health check. Each kit mounts only its own
+Built by host/deployment.py, like docker-compose.yml and the Swarm stack, and written in
+Compose's format by host/compose.py: images, commands, environment, mounts, users and
+health check cannot drift apart. Each kit mounts only its own
 role views, from ./roles beside its file: a kit is a folder one hands to a site.
 
 On one host, separate compose projects simulate the sites: their networks reach the
@@ -25,48 +26,36 @@ from typing import Any
 
 from fedjourney import contract as c
 from fedjourney.config import Centre, Federation
-from fedjourney.host import views
-from fedjourney.host.compose import (
-    COMMON,
-    GENERATOR_IMAGE,
-    HOME_SCRATCH,
-    NODE_IMAGE,
-    RESEARCHER_STATE,
-    RESULTS_VOLUME,
-    SCRATCH,
-    centre_network,
-    collector,
-    data_volume,
-    flow,
-    generator_command,
-    node_environment,
-    source_mount,
-    state_volume,
+from fedjourney.host import compose, deployment, views
+from fedjourney.host.deployment import (
+    ADDRESS_MISSING,
+    FINGERPRINT_MISSING,
+    KIT_ROLES,
+    PUBLIC_NETWORK,
 )
-from fedjourney.host.compose import (
-    researcher as researcher_service,
-)
+from fedjourney.host.deployment import RESULTS as RESULTS
+from fedjourney.host.serialize import dump
 
 KINDS = ("site", "researcher")
-ROLES = "./roles"  # the kit's role views, beside its compose file
-RESULTS = "./results"  # the researcher kit's finished runs, beside its compose file
-PUBLIC_NETWORK = f"{c.RESEARCHER}-public"  # the researcher's own, routed network
-# What compose says when a site's setting is missing ("required variable ... is missing a
-# value: <this>"): no braces, quotes or dollars.
-ADDRESS_MISSING = "the IP address this site reaches the researcher at"
-FINGERPRINT_MISSING = "the sha256 of the researcher certificate, given out of band"
+ROLES = KIT_ROLES  # the kit's role views, beside its compose file
+# Re-exported: the tests and the CLI name them through this module.
+__all__ = ["ADDRESS_MISSING", "FINGERPRINT_MISSING", "KINDS", "PUBLIC_NETWORK", "RESULTS",
+           "ROLES", "researcher", "researcher_views", "site", "site_views", "write"]
 
 SITE_HEADER = """\
 # GENERATED from the federation config by `fedjourney compose --kit site --centre {id}` --
-# do not edit by hand. A hospital kit: centre {id} ({name}), its generator and its node
-# only. The node dials the researcher's published port over TLS and accepts only the
-# researcher certificate whose SHA-256 fingerprint is pinned below (no trust on first use).
-# Valid for Compose v2 (`docker compose`) and docker-compose 1.29.
+# do not edit by hand. A hospital kit: centre {id}, its generator and its node only (its
+# name is in ./roles). The node dials the researcher's published port over TLS and accepts
+# only the researcher certificate whose SHA-256 fingerprint is given below (no trust on
+# first use). Valid for Compose v2 (`docker compose`) and docker-compose 1.29.
 #   FEDJOURNEY_RESEARCHER_ADDRESS=<the researcher host's IP, or host-gateway on one host> \\
 #   FEDJOURNEY_RESEARCHER_FINGERPRINT=<sha256 the researcher gave you out of band> \\
 #   FEDJOURNEY_RESEARCHER_PORT=<its published port, default 50051> docker compose up
 # The node leaves (status 0) when the researcher's run ends; status 2 when the researcher
 # presents another certificate. The centre's data stays in this project's volumes.
+# Compose maps the name `researcher`, which the certificate holds, to the address given
+# (extra_hosts), so TLS checks the name the node dials. The node's network is not internal:
+# it must reach that port.
 """
 
 RESEARCHER_HEADER = """\
@@ -82,94 +71,19 @@ RESEARCHER_HEADER = """\
 # results in ./results/.
 """
 
-def required(name: str, message: str) -> str:
-    """A compose variable that must be set (compose stops with the message otherwise)."""
-    return f"${{{name}:?{message}}}"
-
-
-def site_environment() -> str:
-    """The lines a site's node adds to its `environment:` mapping."""
-    return (f'      {c.ENV_RESEARCHER_ADDRESS}: '
-            f'"{required(c.ENV_RESEARCHER_ADDRESS, ADDRESS_MISSING)}"\n'
-            f'      {c.ENV_RESEARCHER_PORT}: "${{{c.ENV_RESEARCHER_PORT}:-{c.RESEARCHER_PORT}}}"\n'
-            f'      {c.ENV_RESEARCHER_FINGERPRINT}: '
-            f'"{required(c.ENV_RESEARCHER_FINGERPRINT, FINGERPRINT_MISSING)}"\n')
-
 
 def site(fed: Federation, centre: Centre, roles: str = ROLES) -> str:
     """The compose file of one site of the federation: its centre's generator and node."""
-    if centre not in fed.centres:
-        raise ValueError(f"centre {centre.id} is not in this federation")
-    source = source_mount(centre)
-    source_line = f"\n      - {source}" if source else ""
-    generator, node = c.generator_service(centre.id), c.node_service(centre.id)
-    address = required(c.ENV_RESEARCHER_ADDRESS, ADDRESS_MISSING)
-    return f"""\
-{SITE_HEADER.format(id=centre.id, name=centre.name)}{COMMON}\
-  {generator}:
-    <<: *role
-    image: {GENERATOR_IMAGE}
-    # One-shot: it can only reach its centre's volume. It skips a complete centre, so a
-    # second `up` regenerates nothing.
-{generator_command(centre)}\
-    network_mode: none
-    tmpfs: [{flow(SCRATCH)}]
-    volumes:
-      - {roles}/{generator}.yaml:{c.CONFIG}:ro
-      - {data_volume(centre)}:{c.DATA}{source_line}
-
-  {node}:
-    <<: *role
-    image: {NODE_IMAGE}
-    hostname: {node}
-    environment:
-{node_environment(centre)}{site_environment()}\
-    # The name the researcher's certificate holds, at the address given: TLS checks the
-    # name the node dials, and the node pins the certificate's fingerprint.
-    extra_hosts: ["{c.RESEARCHER}:{address}"]
-    tmpfs: [{flow(HOME_SCRATCH)}]
-    volumes:
-      - {roles}/{node}.yaml:{c.CONFIG}:ro
-      - {data_volume(centre)}:{c.DATA}:ro
-      - {state_volume(node)}:{c.STATE}
-    networks: [{centre_network(centre)}]
-    depends_on:
-      {generator}: {{condition: service_completed_successfully}}
-    healthcheck: *health
-
-networks:
-  # Not internal: the node reaches the researcher's published port through this host.
-  {centre_network(centre)}: {{}}
-
-volumes:
-  {data_volume(centre)}: {{}}
-  {state_volume(node)}: {{}}
-"""
+    return dump(SITE_HEADER.format(id=int(centre.id)),
+                compose.document(deployment.site(fed, centre, roles)))
 
 
 def researcher(fed: Federation, roles: str = ROLES, results_path: str = RESULTS) -> str:
     """The compose file of the federation's researcher: its gRPC port published on the
     host, and the results collector. It waits for the node of every centre of `fed`."""
-    centres = ", ".join(str(x.id) for x in fed.centres)
-    port = f"${{{c.ENV_RESEARCHER_PORT}:-{c.RESEARCHER_PORT}}}:{c.RESEARCHER_PORT}"
-    return f"""\
-{RESEARCHER_HEADER.format(certificate=c.RESEARCHER_CERTIFICATE, centres=centres)}{COMMON}\
-{researcher_service(roles)}\
-    # The sites' nodes dial this port at this host's address.
-    ports: ["{port}"]
-    networks: [{PUBLIC_NETWORK}]
-    healthcheck: *health
-
-{collector(results_path)}\
-
-networks:
-  # Not internal: a published port needs a routed network. The researcher alone is on it.
-  {PUBLIC_NETWORK}: {{}}
-
-volumes:
-  {RESEARCHER_STATE}: {{}}
-  {RESULTS_VOLUME}: {{}}
-"""
+    centres = ", ".join(str(int(x.id)) for x in fed.centres)
+    header = RESEARCHER_HEADER.format(certificate=c.RESEARCHER_CERTIFICATE, centres=centres)
+    return dump(header, compose.document(deployment.researcher_kit(fed, roles, results_path)))
 
 
 def site_views(raw: dict[str, Any], fed: Federation, centre: Centre) -> dict[str, str]:

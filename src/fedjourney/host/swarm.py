@@ -39,42 +39,21 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from fedjourney import contract as c
 from fedjourney.config import Centre, Federation
-from fedjourney.host import compose
-from fedjourney.host.compose import (
-    COLLECT,
-    COLLECTOR_CAPS,
-    COLLECTOR_USER,
-    GENERATOR_IMAGE,
+from fedjourney.host import compose, deployment
+from fedjourney.host.compose import HEALTHCHECK, ROLE, Layout
+from fedjourney.host.deployment import (
     HEALTH_START_S,
-    HEALTHCHECK,
-    HOME_SCRATCH,
-    LOGGING,
-    NODE_IMAGE,
-    RESEARCHER_IMAGE,
-    RESEARCHER_STATE,
-    RESULTS_VOLUME,
     ROLES,
-    SCRATCH,
-    Layout,
-    centre_network,
-    collector_environment,
-    data_volume,
-    generator_command,
-    node_environment,
-    researcher_environment,
-    source_mount,
-    state_volume,
-    volumes,
+    Deployment,
+    Service,
 )
+from fedjourney.host.serialize import Flow, dump, text
 
 STACK_FILE = "docker-stack.yml"  # beside docker-compose.yml
 VERSION = "3.8"
-CENTRE_LABEL = "fedjourney.centre-{id}"  # a host carries centre N when it is "true"
-MANAGER = "node.role == manager"
-COLLECTOR_NETWORK = f"{c.RESULTS_COLLECTOR}-collector"
 
 HEADER = """\
 # GENERATED from the federation config by `fedjourney compose --swarm` -- do not edit by
@@ -87,43 +66,26 @@ HEADER = """\
 # The images must exist on every host (scripts/build-images there), ./results beside this
 # file on the manager. Swarm ignores depends_on: start-up order is the roles' own job.
 # `docker stack rm <stack>` removes the services; the volumes stay on their hosts.
+#
+# Every network is an encrypted, internal overlay joined by this stack's services only:
+# each centre's node shares one with the researcher alone, and each generator, and the
+# results collector, is alone on its own. Every task runs once and is never restarted: a
+# finished run, or a role that failed, stays so. The researcher's name resolves to its
+# task's own address (endpoint_mode dnsrr), as in compose: no virtual IP, whose IPVS drops
+# idle connections. A node's health check waits for its own deadline, so that the node,
+# not Swarm, stops one that never connects, and says why.
 """
 
-_COMMON = f"""
-version: "{VERSION}"
-
-# Settings every role shares. Images run tini as PID 1 and a non-root user (10001).
-x-role: &role
-  read_only: true
-  cap_drop: [ALL]
-{LOGGING}
-# One task, never restarted: a finished run, or a role that failed, stays so.
-x-once: &once
-  mode: replicated
-  replicas: 1
-  restart_policy: {{condition: none}}
-
-# Healthy when the role's start-up wrote its health file (see images/base/rootfs).
-x-health: &health
-{HEALTHCHECK}
-# Every network: encrypted between hosts, no route out, joined by this stack's services only.
-x-overlay: &overlay
-  driver: overlay
-  driver_opts: {{encrypted: "true"}}
-  internal: true
-  attachable: false
-
-services:
-"""
+# Swarm ignores security_opt and restart (see above).
+SWARM_ROLE = {k: v for k, v in ROLE.items() if k not in ("security_opt", "restart")}
+ONCE = {"mode": "replicated", "replicas": 1, "restart_policy": {"condition": "none"}}
+OVERLAY = {"driver": "overlay", "driver_opts": {"encrypted": "true"}, "internal": True,
+           "attachable": False}
 
 
 def generator_network(centre: Centre) -> str:
     """The network a centre's generator is alone on (Swarm has no network_mode none)."""
-    return f"{centre_network(centre)}-generator"
-
-
-def centre_constraint(centre: Centre) -> str:
-    return f"node.labels.{CENTRE_LABEL.format(id=centre.id)} == true"
+    return f"{deployment.centre_network(centre)}-generator"
 
 
 def view_config(service: str) -> str:
@@ -137,133 +99,62 @@ def layout(config: Path, path: Path | None = None) -> Layout:
     return where if path is not None else replace(where, path=where.path.with_name(STACK_FILE))
 
 
+def service(s: Service) -> dict[str, Any]:
+    """One service in the stack file's format."""
+    out: dict[str, Any] = {"image": text(s.image)}
+    if s.hostname:
+        out["hostname"] = text(s.hostname)
+    if s.command:
+        out["command"] = Flow(text(x) for x in s.command)
+    if s.user:
+        out["user"] = text(s.user)
+    out.update(SWARM_ROLE)
+    if s.cap_add:
+        out["cap_add"] = Flow(s.cap_add)
+    if s.environment:
+        out["environment"] = {name: text(value) for name, value in s.environment}
+    if s.ports:
+        out["ports"] = [text(x) for x in s.ports]
+    # The tmpfs key is accepted, then silently dropped: tmpfs mounts go in volumes.
+    out["volumes"] = [{"type": "tmpfs", "target": p} for p in s.tmpfs] + [
+        compose.mount(m) for m in s.mounts if not m.view]
+    views = [m for m in s.mounts if m.view]
+    if views:
+        out["configs"] = [{"source": view_config(s.name), "target": str(m.target)}
+                          for m in views]
+    if not s.networks and s.alone_on is None:
+        raise ValueError(f"{s.name}: Swarm needs a network for it to be alone on")
+    out["networks"] = Flow(s.networks or (s.alone_on,))
+    if s.health == "role":
+        out["healthcheck"] = {**HEALTHCHECK, "start_period": f"{HEALTH_START_S + s.grace_s}s"}
+    elif s.health == "off":
+        out["healthcheck"] = {"disable": True}
+    deploy: dict[str, Any] = dict(ONCE)
+    if s.dialled:
+        deploy["endpoint_mode"] = "dnsrr"
+    if s.placement:
+        deploy["placement"] = {"constraints": [s.placement]}
+    out["deploy"] = deploy
+    return out
+
+
+def document(d: Deployment) -> dict[str, Any]:
+    """A deployment as a stack document."""
+    networks = [n.name for n in d.networks] + [s.alone_on for s in d.services
+                                               if not s.networks and s.alone_on]
+    configs = {view_config(s.name): {"file": text(m.source)}
+               for s in d.services for m in s.mounts if m.view}
+    return {
+        "version": VERSION,
+        "services": {s.name: service(s) for s in d.services},
+        "networks": {name: dict(OVERLAY) for name in networks},
+        "volumes": {name: {} for name in d.volumes},
+        "configs": configs,
+    }
+
+
 def render(fed: Federation, roles: str = ROLES, results_path: str = "./results") -> str:
     """The stack file for this federation, as text (stable, so it can be diffed). Each
     service reads its own role's view of the config from `roles`, through a config."""
-    out = [HEADER, _COMMON]
-    out += [_generator(centre) for centre in fed.centres]
-    out += [_node(centre, fed.training.node_deadline_s) for centre in fed.centres]
-    networks = ", ".join(centre_network(x) for x in fed.centres)
-    out.append(f"""\
-  {c.RESEARCHER}:
-    <<: *role
-    image: {RESEARCHER_IMAGE}
-    hostname: {c.RESEARCHER}
-    environment:
-{researcher_environment()}\
-    volumes:
-{_tmpfs(HOME_SCRATCH)}\
-      - {RESEARCHER_STATE}:{c.STATE}
-      - {RESULTS_VOLUME}:{c.RESULTS}
-{_configs(c.RESEARCHER)}\
-    networks: [{networks}]
-    healthcheck: *health
-    deploy:
-      <<: *once
-      # Its name resolves to its task's own address, as in compose (the nodes watch that
-      # address to see the run end): no virtual IP, whose IPVS drops idle connections.
-      endpoint_mode: dnsrr
-      placement: {{constraints: ["{MANAGER}"]}}
+    return dump(HEADER, document(deployment.federation(fed, roles, results_path)))
 
-  {c.RESULTS_COLLECTOR}:
-    <<: *role
-    image: {RESEARCHER_IMAGE}
-    command: {COLLECT}
-    # Root with only the rights to hand files to the owner of ./results, the results volume
-    # read-only, a network of its own. On the researcher's host: that volume is there.
-    user: "{COLLECTOR_USER}"
-    cap_add: [{", ".join(COLLECTOR_CAPS)}]
-    environment:
-{collector_environment()}\
-    volumes:
-{_tmpfs(SCRATCH)}\
-      - {RESULTS_VOLUME}:{c.RESULTS}:ro
-      - {results_path}:{c.HOST_RESULTS}
-    networks: [{COLLECTOR_NETWORK}]
-    # Its image's health check reads a file the collector never writes.
-    healthcheck: {{disable: true}}
-    deploy:
-      <<: *once
-      placement: {{constraints: ["{MANAGER}"]}}
-
-networks:
-""")
-    for x in fed.centres:
-        out.append(f"  {centre_network(x)}:  # {x.name}: its node and the researcher\n"
-                   f"    <<: *overlay\n"
-                   f"  {generator_network(x)}:  # {c.generator_service(x.id)} alone\n"
-                   f"    <<: *overlay\n")
-    out.append(f"  {COLLECTOR_NETWORK}:  # the results collector alone\n    <<: *overlay\n")
-    out.append("\n# Each local to the host its tasks run on.\nvolumes:\n")
-    out += [f"  {name}: {{}}\n" for name in volumes(fed)]
-    out.append("\n# The role views (host/views.py), read on the host that deploys.\nconfigs:\n")
-    out += [f"  {view_config(service)}:\n    file: {roles}/{service}.yaml\n"
-            for service in _viewers(fed)]
-    return "".join(out)
-
-
-def _viewers(fed: Federation) -> list[str]:
-    """The services that read a role view, in the order the file lists them."""
-    return ([c.generator_service(x.id) for x in fed.centres]
-            + [c.node_service(x.id) for x in fed.centres] + [c.RESEARCHER])
-
-
-def _tmpfs(paths: tuple[str, ...]) -> str:
-    return "".join(f"      - {{type: tmpfs, target: {p}}}\n" for p in paths)
-
-
-def _configs(service: str) -> str:
-    return f"""\
-    configs:
-      - {{source: {view_config(service)}, target: {c.CONFIG}}}
-"""
-
-
-def _generator(centre: Centre) -> str:
-    source = source_mount(centre)
-    source_line = f"      - {source}\n" if source else ""
-    return f"""\
-  {c.generator_service(centre.id)}:
-    <<: *role
-    image: {GENERATOR_IMAGE}
-    # One-shot, on its centre's host: it can only reach its own centre's volume. It skips
-    # a complete centre, so a second deploy regenerates nothing.
-{generator_command(centre)}\
-    volumes:
-{_tmpfs(SCRATCH)}\
-      - {data_volume(centre)}:{c.DATA}
-{source_line}\
-{_configs(c.generator_service(centre.id))}\
-    networks: [{generator_network(centre)}]
-    deploy:
-      <<: *once
-      placement: {{constraints: ["{centre_constraint(centre)}"]}}
-
-"""
-
-
-def _node(centre: Centre, deadline_s: int) -> str:
-    service = c.node_service(centre.id)
-    return f"""\
-  {service}:
-    <<: *role
-    image: {NODE_IMAGE}
-    hostname: {service}
-    environment:
-{node_environment(centre)}\
-    volumes:
-{_tmpfs(HOME_SCRATCH)}\
-      - {data_volume(centre)}:{c.DATA}:ro
-      - {state_volume(service)}:{c.STATE}
-{_configs(service)}\
-    networks: [{centre_network(centre)}]
-    healthcheck:
-      <<: *health
-      # Start-up, then up to training.node_deadline_s to connect: the node's own deadline
-      # stops it first, with its reason.
-      start_period: {HEALTH_START_S + deadline_s}s
-    deploy:
-      <<: *once
-      placement: {{constraints: ["{centre_constraint(centre)}"]}}
-
-"""

@@ -1,0 +1,254 @@
+"""What runs, as data: the services, networks and volumes of a federation, built once from
+the `Federation` and serialized by host/compose.py (docker-compose.yml and the hospital
+kits) and host/swarm.py (the Swarm stack file).
+
+Nothing here is YAML. Each format's serializer applies only its own differences (Swarm:
+`deploy`, configs, no `depends_on`, no `network_mode: none`), so the files cannot drift
+apart, and a config's text reaches a file only as a value the YAML library quotes: a name or
+a folder cannot add a key, a service or a mount.
+
+- federation(fed): every centre's generator and node, the researcher and the results
+  collector, one internal network per centre (its node and the researcher only);
+- site(fed, centre): a hospital kit's site, its centre's generator and node, which dial the
+  researcher's published port;
+- researcher_kit(fed): a hospital kit's researcher, its port published, and the collector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import PurePosixPath
+
+from fedjourney import contract as c
+from fedjourney.config import Centre, Federation
+
+GENERATOR_IMAGE = "fedjourney/generator:latest"
+NODE_IMAGE = "fedjourney/node:latest"
+RESEARCHER_IMAGE = "fedjourney/researcher:latest"  # the researcher's and the collector's
+SCRATCH = ("/tmp",)  # the tmpfs of a read-only role
+HOME_SCRATCH = ("/tmp", "/home/fedjourney")  # Fed-BioMed also writes in its user's home
+COLLECT = ("python3", "-m", "fedjourney.researcher.collect")
+COLLECTOR_USER = "0:0"
+COLLECTOR_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER")
+RESEARCHER_STATE = f"{c.RESEARCHER}-state"
+RESULTS_VOLUME = "results"
+PUBLIC_NETWORK = f"{c.RESEARCHER}-public"  # a kit researcher's own, routed network
+COLLECTOR_NETWORK = f"{c.RESULTS_COLLECTOR}-collector"  # Swarm: the collector alone
+HEALTH_START_S = 180  # the images' allowance for a role's start-up (images/node/Dockerfile)
+ROLES = "./data/roles"  # the role views (host/views.py), beside docker-compose.yml
+KIT_ROLES = "./roles"  # a kit's role views, beside its compose file
+RESULTS = "./results"
+# What compose says when a site's setting is missing ("required variable ... is missing a
+# value: <this>"): no braces, quotes or dollars.
+ADDRESS_MISSING = "the IP address this site reaches the researcher at"
+FINGERPRINT_MISSING = "the sha256 of the researcher certificate, given out of band"
+
+
+@dataclass(frozen=True)
+class Var:
+    """A variable the user may set when starting the deployment: its default, or the
+    message the tool stops with when it is required and unset."""
+
+    name: str
+    default: str = ""
+    required: str | None = None
+
+
+# A value: literal text, a variable, or both in a row (e.g. "researcher:" + the address).
+Text = str | Var | tuple[str | Var, ...]
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A volume (by name) or a host path (starting with ./, ../ or /) at target.
+    `view` marks the role's view of the config, which Swarm ships as a config."""
+
+    source: str
+    target: PurePosixPath
+    read_only: bool = False
+    view: bool = False
+
+    def __post_init__(self) -> None:
+        # The short mount syntax splits on ':'; config validation refuses such folders
+        # first, this keeps a path from ever adding a mount.
+        if ":" in self.source or any(ch in self.source for ch in "\n\r\0"):
+            raise ValueError(f"a mount source may not hold ':' or line breaks: {self.source!r}")
+
+
+@dataclass(frozen=True)
+class Service:
+    """One container of the deployment. Every service runs read-only, with no
+    capabilities but `cap_add`, never restarted, as its image's non-root user unless
+    `user` says otherwise."""
+
+    name: str
+    image: str
+    command: tuple[str, ...] = ()
+    hostname: str | None = None
+    user: str | None = None
+    cap_add: tuple[str, ...] = ()
+    environment: tuple[tuple[str, Text], ...] = ()
+    extra_hosts: tuple[Text, ...] = ()
+    ports: tuple[Text, ...] = ()
+    tmpfs: tuple[str, ...] = SCRATCH
+    mounts: tuple[Mount, ...] = ()
+    networks: tuple[str, ...] = ()  # none: no network at all
+    # Swarm has no "no network": the overlay this service is alone on there.
+    alone_on: str | None = None
+    after: tuple[str, ...] = ()  # services that must have completed successfully first
+    # "role": healthy once its start-up wrote the health file; "off": its image's check
+    # never passes (the collector runs the researcher's image); None: its image has none.
+    health: str | None = None
+    # Seconds past start-up an orchestrator that stops unhealthy tasks (Swarm) must wait:
+    # a node's own deadline stops it first, and says why.
+    grace_s: int = 0
+    dialled: bool = False  # others dial it by name (Swarm: no virtual IP)
+    placement: str | None = None  # Swarm: the hosts it may run on
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    internal: bool = True  # no route out
+
+
+@dataclass(frozen=True)
+class Deployment:
+    services: tuple[Service, ...]
+    networks: tuple[Network, ...]
+    volumes: tuple[str, ...]
+
+
+CENTRE_LABEL = "fedjourney.centre-{id}"  # Swarm: a host carries centre N when it is "true"
+MANAGER = "node.role == manager"
+
+
+def centre_network(centre: Centre) -> str:
+    return f"centre-{centre.id}"
+
+
+def data_volume(centre: Centre) -> str:
+    return f"centre-{centre.id}-data"
+
+
+def state_volume(service: str) -> str:
+    return f"{service}-state"
+
+
+def centre_constraint(centre: Centre) -> str:
+    return f"node.labels.{CENTRE_LABEL.format(id=centre.id)} == true"
+
+
+def _view(roles: str, service: str) -> Mount:
+    return Mount(f"{roles}/{service}.yaml", c.CONFIG, read_only=True, view=True)
+
+
+def generator(centre: Centre, roles: str, alone_on: str) -> Service:
+    """A centre's one-shot generator: its centre's volume, and nothing else to reach."""
+    name = c.generator_service(centre.id)
+    command: tuple[str, ...] = ("fedjourney", "generate", "--config", str(c.CONFIG), "--centre",
+               str(centre.id), "--out", str(c.DATA))
+    mounts = [_view(roles, name), Mount(data_volume(centre), c.DATA)]
+    if centre.source_folder is not None:
+        command += ("--source", str(c.SOURCE))
+        mounts.append(Mount(str(centre.source_folder), c.SOURCE, read_only=True))
+    return Service(name, GENERATOR_IMAGE, command=command, mounts=tuple(mounts),
+                   alone_on=alone_on, placement=centre_constraint(centre))
+
+
+def node(centre: Centre, roles: str, deadline_s: int, after: tuple[str, ...]) -> Service:
+    """A centre's Fed-BioMed node: its centre's data read-only, its own state."""
+    name = c.node_service(centre.id)
+    environment: tuple[tuple[str, Text], ...] = (
+        (c.ENV_CONFIG, str(c.CONFIG)), (c.ENV_CENTRE_ID, str(centre.id)),
+        (c.ENV_KEEP, Var(c.ENV_KEEP, "0")), (c.ENV_VERBOSE, Var(c.ENV_VERBOSE, "0")),
+        (c.ENV_NODE_DEADLINE, Var(c.ENV_NODE_DEADLINE)))
+    mounts = (_view(roles, name), Mount(data_volume(centre), c.DATA, read_only=True),
+              Mount(state_volume(name), c.STATE))
+    return Service(name, NODE_IMAGE, hostname=name, environment=environment,
+                   tmpfs=HOME_SCRATCH, mounts=mounts, networks=(centre_network(centre),),
+                   after=after, health="role", grace_s=deadline_s,
+                   placement=centre_constraint(centre))
+
+
+def researcher(roles: str, networks: tuple[str, ...], after: tuple[str, ...] = (),
+               ports: tuple[Text, ...] = ()) -> Service:
+    """The researcher: the gRPC server the nodes dial, its state and the results volume."""
+    environment: tuple[tuple[str, Text], ...] = ((c.ENV_CONFIG, str(c.CONFIG)), *(
+        (name, Var(name, default)) for name, default in (
+            (c.ENV_RUN_ID, ""), (c.ENV_EXPERIMENT, ""), (c.ENV_RESUME, "0"),
+            (c.ENV_VERBOSE, "0"), (c.ENV_NODE_DEADLINE, ""), (c.ENV_ROUND_DEADLINE, ""))))
+    mounts = (_view(roles, c.RESEARCHER), Mount(RESEARCHER_STATE, c.STATE),
+              Mount(RESULTS_VOLUME, c.RESULTS))
+    return Service(c.RESEARCHER, RESEARCHER_IMAGE, hostname=c.RESEARCHER,
+                   environment=environment, ports=ports, tmpfs=HOME_SCRATCH, mounts=mounts,
+                   networks=networks, after=after, health="role", dialled=True,
+                   placement=MANAGER)
+
+
+def collector(results: str, after: tuple[str, ...] = ()) -> Service:
+    """The results collector: root with only the rights to hand files to the owner of the
+    host's results folder, no network, the results volume read-only."""
+    mounts = (Mount(RESULTS_VOLUME, c.RESULTS, read_only=True),
+              Mount(results, c.HOST_RESULTS))
+    return Service(c.RESULTS_COLLECTOR, RESEARCHER_IMAGE, command=COLLECT,
+                   user=COLLECTOR_USER, cap_add=COLLECTOR_CAPS,
+                   environment=((c.ENV_RUN_ID, Var(c.ENV_RUN_ID)),), mounts=mounts,
+                   alone_on=COLLECTOR_NETWORK, after=after, health="off", placement=MANAGER)
+
+
+def federation(fed: Federation, roles: str = ROLES, results: str = RESULTS) -> Deployment:
+    """The whole federation on one engine (compose) or one swarm."""
+    generators = tuple(generator(x, roles, f"{centre_network(x)}-generator")
+                       for x in fed.centres)
+    # Every centre's data first: one bad centre stops the run before any node starts.
+    after = tuple(s.name for s in generators)
+    nodes = tuple(node(x, roles, fed.training.node_deadline_s, after) for x in fed.centres)
+    networks = tuple(centre_network(x) for x in fed.centres)
+    volumes: list[str] = []
+    for x in fed.centres:
+        volumes += [data_volume(x), state_volume(c.node_service(x.id))]
+    return Deployment(
+        services=(*generators, *nodes, researcher(roles, networks, after),
+                  collector(results, after)),
+        networks=tuple(Network(n) for n in networks),
+        volumes=(*volumes, RESEARCHER_STATE, RESULTS_VOLUME))
+
+
+def required(name: str, message: str) -> Var:
+    """A variable the deployment cannot start without (the tool stops with the message)."""
+    return Var(name, required=message)
+
+
+def site(fed: Federation, centre: Centre, roles: str = KIT_ROLES) -> Deployment:
+    """A hospital kit's site: its centre's generator and node. The node reaches the
+    researcher's published port at an address the site gives, under the name the
+    researcher's certificate holds, and pins that certificate's fingerprint."""
+    if centre not in fed.centres:
+        raise ValueError(f"centre {centre.id} is not in this federation")
+    gen = generator(centre, roles, f"{centre_network(centre)}-generator")
+    base = node(centre, roles, fed.training.node_deadline_s, (gen.name,))
+    address = required(c.ENV_RESEARCHER_ADDRESS, ADDRESS_MISSING)
+    environment = (*base.environment, (c.ENV_RESEARCHER_ADDRESS, address),
+                   (c.ENV_RESEARCHER_PORT, Var(c.ENV_RESEARCHER_PORT, str(c.RESEARCHER_PORT))),
+                   (c.ENV_RESEARCHER_FINGERPRINT,
+                    required(c.ENV_RESEARCHER_FINGERPRINT, FINGERPRINT_MISSING)))
+    site_node = replace(base, environment=environment,
+                        extra_hosts=((f"{c.RESEARCHER}:", address),))
+    # Not internal: the node reaches the researcher's published port through this host.
+    return Deployment(services=(gen, site_node),
+                      networks=(Network(centre_network(centre), internal=False),),
+                      volumes=(data_volume(centre), state_volume(site_node.name)))
+
+
+def researcher_kit(fed: Federation, roles: str = KIT_ROLES,
+                   results: str = RESULTS) -> Deployment:
+    """A hospital kit's researcher: its gRPC port published on its host, and the collector.
+    It waits for the node of every centre of `fed` (its role view lists them)."""
+    del fed  # the role view, not the deployment, names the centres
+    port = (Var(c.ENV_RESEARCHER_PORT, str(c.RESEARCHER_PORT)), f":{c.RESEARCHER_PORT}")
+    return Deployment(
+        services=(researcher(roles, (PUBLIC_NETWORK,), ports=(port,)), collector(results)),
+        # Not internal: a published port needs a routed network. The researcher alone is on it.
+        networks=(Network(PUBLIC_NETWORK, internal=False),),
+        volumes=(RESEARCHER_STATE, RESULTS_VOLUME))
