@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,10 @@ from fedjourney.config import Federation, load_federation
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "data" / "federation.yaml"
 STUDY_CONFIG = ROOT / "data" / "study.yaml"  # the study scenario
-# Real Synthea outputs and headers live outside the repository (the workplace's shared/,
-# beside this checkout, also in CI); FEDJOURNEY_REFERENCE points elsewhere.
-REFERENCE = Path(os.environ.get("FEDJOURNEY_REFERENCE", ROOT.parent / "shared" / "reference"))
+# Real Synthea outputs (two small exports, claims files removed), the Synthea 3.x CSV headers
+# and an observation-code catalogue, packed in the repository so that a clone runs the tests
+# (537 kB; 11 MB unpacked). FEDJOURNEY_REFERENCE points to an unpacked folder instead.
+REFERENCE_ARCHIVE = ROOT / "tests" / "reference" / "synthea-reference.tar.xz"
 
 
 def write_config(path: Path, population: int | None = None, **centre_overrides: object) -> Path:
@@ -61,8 +63,16 @@ def large_federation(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def reference() -> Path:
-    if not REFERENCE.is_dir():
-        pytest.fail(f"shared reference data not found at {REFERENCE}; set "
-                    "FEDJOURNEY_REFERENCE to the folder holding the real Synthea samples")
-    return REFERENCE
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference folder: synthea3_csv_headers.json, observation_code_catalogue.csv and
+    synthea-samples/{sample_ca,sample_ma10}/ (read-only, as shipped)."""
+    given = os.environ.get("FEDJOURNEY_REFERENCE")
+    if given:
+        if not Path(given).is_dir():
+            pytest.fail(f"FEDJOURNEY_REFERENCE={given} is not a folder; unset it to use "
+                        f"{REFERENCE_ARCHIVE.relative_to(ROOT)}")
+        return Path(given)
+    out = tmp_path_factory.mktemp("reference")
+    with tarfile.open(REFERENCE_ARCHIVE) as archive:
+        archive.extractall(out, filter="data")
+    return out
