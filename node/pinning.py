@@ -25,7 +25,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from fedjourney import contract
+from fedjourney.errors import FedjourneyError
+from fedjourney.settings import RESEARCHER_FINGERPRINT, RESEARCHER_PORT
 
 HEX = re.compile(r"^[0-9a-f]{64}$")
 PEM_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
@@ -38,21 +39,22 @@ class FingerprintMismatch(Exception):
         self.address, self.got, self.want = address, got, want
         super().__init__(f"the researcher at {address} presents certificate sha256 "
                          f"{got[:16]}..., not the pinned {want[:16]}...; check "
-                         f"{contract.ENV_RESEARCHER_FINGERPRINT}")
+                         f"{RESEARCHER_FINGERPRINT.env}")
 
 
 def settings(environ: Mapping[str, str]) -> tuple[int, str | None]:
     """(the port a node dials the researcher's name at, the pinned fingerprint of its
-    certificate or None) from a site's environment: contract.RESEARCHER_PORT and None when
+    certificate or None) from a site's environment: the stack's port and None when
     unset. ValueError, naming the variable, when one is malformed."""
-    port = environ.get(contract.ENV_RESEARCHER_PORT) or str(contract.RESEARCHER_PORT)
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{contract.ENV_RESEARCHER_PORT}: {port[:20]!r} is not a TCP port")
-    pinned = environ.get(contract.ENV_RESEARCHER_FINGERPRINT, "").strip()
     try:
-        return int(port), normalise(pinned) if pinned else None
+        port: int = RESEARCHER_PORT.read(environ)
+    except FedjourneyError as exc:
+        raise ValueError(str(exc)) from None
+    pinned = RESEARCHER_FINGERPRINT.raw(environ)
+    try:
+        return port, normalise(pinned) if pinned else None
     except ValueError as exc:
-        raise ValueError(f"{contract.ENV_RESEARCHER_FINGERPRINT}: {exc}") from exc
+        raise ValueError(f"{RESEARCHER_FINGERPRINT.env}: {exc}") from exc
 
 
 def fingerprint(pem: str) -> str:

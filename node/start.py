@@ -20,10 +20,12 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from fedjourney import contract
-from fedjourney.config import Centre, load_federation
+from fedjourney import contract, settings
+from fedjourney.config import Centre, Federation, load_federation
 from fedjourney.contract import DatasetRecord
 from fedjourney.errors import FedjourneyError
 from fedjourney.features import FeatureSpec
@@ -39,21 +41,42 @@ LEFT_AFTER_MISSES = 2  # researcher probes in a row that fail before the node le
 PROBE_EVERY_S = 1.0
 
 
+@dataclass(frozen=True)
+class NodeSettings:
+    """What a node reads at start: its role's view of the config and its environment."""
+
+    fed: Federation
+    centre: Centre
+    verbose: bool
+    keep: bool
+    deadline_s: float  # to connect, and to see the run end
+    port: int  # the researcher's, at its name
+    pinned: str | None  # a kit site's pinned certificate fingerprint
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str], fed: Federation | None = None) -> NodeSettings:
+        """FedjourneyError (config, a flag or a deadline) or ValueError (a kit site's
+        port or fingerprint), naming the setting. `fed`: the view, if already read."""
+        fed = fed or load_federation(settings.CONFIG.raw(environ))
+        port, pinned = pinning.settings(environ)
+        override: float | None = settings.NODE_DEADLINE.read(environ)
+        return cls(fed, fed.centre(settings.CENTRE_ID.raw(environ)),
+                   settings.VERBOSE.read(environ), settings.KEEP.read(environ),
+                   override or fed.training.node_deadline_s, port, pinned)
+
+
 def main() -> int:
     HEALTH.unlink(missing_ok=True)
-    fed = load_federation(os.environ.get(contract.ENV_CONFIG, str(contract.CONFIG)))
-    centre = fed.centre(os.environ[contract.ENV_CENTRE_ID])
-    label = contract.node_label(centre.id, centre.name)
-    verbose = os.environ.get(contract.ENV_VERBOSE) == "1"
-    story = setup(label, Path(contract.story_log("node")), verbose)
+    fed = load_federation(settings.CONFIG.raw(os.environ))
+    centre = fed.centre(settings.CENTRE_ID.raw(os.environ))
+    story = setup(contract.node_label(centre.id, centre.name),
+                  Path(contract.story_log("node")), os.environ.get(settings.VERBOSE.env) == "1")
     try:
-        port, pinned = pinning.settings(os.environ)
-    except ValueError as exc:
+        s = NodeSettings.load(os.environ, fed)
+    except (ValueError, FedjourneyError) as exc:
         story.error(f"UNHEALTHY: {exc}; stopping")
         return 2
-    keep = os.environ.get(contract.ENV_KEEP) == "1"
-    deadline = float(os.environ.get(contract.ENV_NODE_DEADLINE) or
-                     fed.training.node_deadline_s)
+    verbose, keep, deadline, port, pinned = s.verbose, s.keep, s.deadline_s, s.port, s.pinned
     folder = Path(contract.DATA) / centre.folder_name
     started = time.monotonic()
 

@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from fedjourney import contract
+from fedjourney import contract, settings
+from fedjourney.errors import FedjourneyError
 from fedjourney.story import Story, setup
 
 SOURCE = Path(contract.RESULTS)
@@ -59,8 +60,12 @@ def _ended(since: float, run_id: str | None) -> dict[str, object] | None:
 def main() -> int:
     story: Story = setup(contract.RESULTS_COLLECTOR, None)
     since = time.time()
-    run_id = os.environ.get(contract.ENV_RUN_ID) or None
-    deadline = time.monotonic() + float(os.environ.get("FEDJOURNEY_COLLECT_DEADLINE", "7200"))
+    run_id = settings.RUN_ID.raw() or None
+    try:
+        deadline = time.monotonic() + settings.COLLECT_DEADLINE.read()
+    except FedjourneyError as exc:
+        story.error(f"FAILED: {exc}")
+        return 2
     owner = TARGET.stat()
     while True:
         ended = _ended(since, run_id)

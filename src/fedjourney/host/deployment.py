@@ -20,7 +20,9 @@ from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
 from fedjourney import contract as c
+from fedjourney import settings
 from fedjourney.config import Centre, Federation
+from fedjourney.settings import Setting
 
 GENERATOR_IMAGE = "fedjourney/generator:latest"
 NODE_IMAGE = "fedjourney/node:latest"
@@ -40,8 +42,8 @@ KIT_ROLES = "./roles"  # a kit's role views, beside its compose file
 RESULTS = "./results"
 # What compose says when a site's setting is missing ("required variable ... is missing a
 # value: <this>"): no braces, quotes or dollars.
-ADDRESS_MISSING = "the IP address this site reaches the researcher at"
-FINGERPRINT_MISSING = "the sha256 of the researcher certificate, given out of band"
+ADDRESS_MISSING = str(settings.RESEARCHER_ADDRESS.required)
+FINGERPRINT_MISSING = str(settings.RESEARCHER_FINGERPRINT.required)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,16 @@ class Var:
     name: str
     default: str = ""
     required: str | None = None
+
+    @classmethod
+    def of(cls, setting: Setting) -> Var:
+        """The variable of a declared setting (fedjourney/settings.py)."""
+        return cls(setting.env, setting.default, setting.required)
+
+
+def passed(role: str) -> tuple[tuple[str, Var], ...]:
+    """The environment a role's containers get from the host: its declared settings."""
+    return tuple((s.env, Var.of(s)) for s in settings.passed_to(role))
 
 
 # A value: literal text, a variable, or both in a row (e.g. "researcher:" + the address).
@@ -160,9 +172,8 @@ def node(centre: Centre, roles: str, deadline_s: int, after: tuple[str, ...]) ->
     """A centre's Fed-BioMed node: its centre's data read-only, its own state."""
     name = c.node_service(centre.id)
     environment: tuple[tuple[str, Text], ...] = (
-        (c.ENV_CONFIG, str(c.CONFIG)), (c.ENV_CENTRE_ID, str(centre.id)),
-        (c.ENV_KEEP, Var(c.ENV_KEEP, "0")), (c.ENV_VERBOSE, Var(c.ENV_VERBOSE, "0")),
-        (c.ENV_NODE_DEADLINE, Var(c.ENV_NODE_DEADLINE)))
+        (settings.CONFIG.env, str(c.CONFIG)), (settings.CENTRE_ID.env, str(centre.id)),
+        *passed(settings.NODE))
     mounts = (_view(roles, name), Mount(data_volume(centre), c.DATA, read_only=True),
               Mount(state_volume(name), c.STATE))
     return Service(name, NODE_IMAGE, hostname=name, environment=environment,
@@ -174,10 +185,8 @@ def node(centre: Centre, roles: str, deadline_s: int, after: tuple[str, ...]) ->
 def researcher(roles: str, networks: tuple[str, ...], after: tuple[str, ...] = (),
                ports: tuple[Text, ...] = ()) -> Service:
     """The researcher: the gRPC server the nodes dial, its state and the results volume."""
-    environment: tuple[tuple[str, Text], ...] = ((c.ENV_CONFIG, str(c.CONFIG)), *(
-        (name, Var(name, default)) for name, default in (
-            (c.ENV_RUN_ID, ""), (c.ENV_EXPERIMENT, ""), (c.ENV_RESUME, "0"),
-            (c.ENV_VERBOSE, "0"), (c.ENV_NODE_DEADLINE, ""), (c.ENV_ROUND_DEADLINE, ""))))
+    environment: tuple[tuple[str, Text], ...] = (
+        (settings.CONFIG.env, str(c.CONFIG)), *passed(settings.RESEARCHER))
     mounts = (_view(roles, c.RESEARCHER), Mount(RESEARCHER_STATE, c.STATE),
               Mount(RESULTS_VOLUME, c.RESULTS))
     return Service(c.RESEARCHER, RESEARCHER_IMAGE, hostname=c.RESEARCHER,
@@ -193,7 +202,7 @@ def collector(results: str, after: tuple[str, ...] = ()) -> Service:
               Mount(results, c.HOST_RESULTS))
     return Service(c.RESULTS_COLLECTOR, RESEARCHER_IMAGE, command=COLLECT,
                    user=COLLECTOR_USER, cap_add=COLLECTOR_CAPS,
-                   environment=((c.ENV_RUN_ID, Var(c.ENV_RUN_ID)),), mounts=mounts,
+                   environment=passed(settings.COLLECTOR), mounts=mounts,
                    alone_on=COLLECTOR_NETWORK, after=after, health="off", placement=MANAGER)
 
 
@@ -215,11 +224,6 @@ def federation(fed: Federation, roles: str = ROLES, results: str = RESULTS) -> D
         volumes=(*volumes, RESEARCHER_STATE, RESULTS_VOLUME))
 
 
-def required(name: str, message: str) -> Var:
-    """A variable the deployment cannot start without (the tool stops with the message)."""
-    return Var(name, required=message)
-
-
 def site(fed: Federation, centre: Centre, roles: str = KIT_ROLES) -> Deployment:
     """A hospital kit's site: its centre's generator and node. The node reaches the
     researcher's published port at an address the site gives, under the name the
@@ -228,11 +232,9 @@ def site(fed: Federation, centre: Centre, roles: str = KIT_ROLES) -> Deployment:
         raise ValueError(f"centre {centre.id} is not in this federation")
     gen = generator(centre, roles, f"{centre_network(centre)}-generator")
     base = node(centre, roles, fed.training.node_deadline_s, (gen.name,))
-    address = required(c.ENV_RESEARCHER_ADDRESS, ADDRESS_MISSING)
-    environment = (*base.environment, (c.ENV_RESEARCHER_ADDRESS, address),
-                   (c.ENV_RESEARCHER_PORT, Var(c.ENV_RESEARCHER_PORT, str(c.RESEARCHER_PORT))),
-                   (c.ENV_RESEARCHER_FINGERPRINT,
-                    required(c.ENV_RESEARCHER_FINGERPRINT, FINGERPRINT_MISSING)))
+    address = Var.of(settings.RESEARCHER_ADDRESS)
+    environment = (*base.environment, *((s.env, Var.of(s)) for s in settings.SETTINGS
+                                        if settings.SITE in s.readers))
     site_node = replace(base, environment=environment,
                         extra_hosts=((f"{c.RESEARCHER}:", address),))
     # Not internal: the node reaches the researcher's published port through this host.
@@ -246,7 +248,7 @@ def researcher_kit(fed: Federation, roles: str = KIT_ROLES,
     """A hospital kit's researcher: its gRPC port published on its host, and the collector.
     It waits for the node of every centre of `fed` (its role view lists them)."""
     del fed  # the role view, not the deployment, names the centres
-    port = (Var(c.ENV_RESEARCHER_PORT, str(c.RESEARCHER_PORT)), f":{c.RESEARCHER_PORT}")
+    port = (Var.of(settings.RESEARCHER_PORT), f":{c.RESEARCHER_PORT}")
     return Deployment(
         services=(researcher(roles, (PUBLIC_NETWORK,), ports=(port,)), collector(results)),
         # Not internal: a published port needs a routed network. The researcher alone is on it.
