@@ -67,6 +67,9 @@ ENV_ROUND_DEADLINE = "FEDJOURNEY_ROUND_DEADLINE"
 ENV_KEEP = "FEDJOURNEY_KEEP"  # 1: nodes stay up after the run (more experiments, inspection)
 ENV_RESUME = "FEDJOURNEY_RESUME"  # 1: the researcher continues run FEDJOURNEY_RUN_ID
 ENV_EXPERIMENT = "FEDJOURNEY_EXPERIMENT"  # the config's named experiment to run (default)
+# Host side only (scripts/lib/compose.sh, host/logs.py, the tests): which Compose to drive,
+# "docker compose" (v2) or "docker-compose" (1.29). Unset: v2 where it answers, else 1.29.
+ENV_COMPOSE = "FEDJOURNEY_COMPOSE"
 # A hospital kit's site (host/kit.py): where its node reaches the researcher's published port,
 # and the researcher certificate it pins (node/pinning.py). Unset: the researcher's service
 # on the stack's own network, RESEARCHER_PORT, and Fed-BioMed's trust on first use.

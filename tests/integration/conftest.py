@@ -1,5 +1,7 @@
 """pytest-docker wiring: the stack under test is a small federation (3 centres x 30
-patients, 3 rounds), brought up once per session and torn down with `down -v`."""
+patients, 3 rounds), brought up once per session and torn down with `down -v`, with
+compose_command(): $FEDJOURNEY_COMPOSE when set, else Compose v2 where installed, else 1.29
+(test_compose_up.py runs under each generation installed)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fedjourney.errors import FedjourneyError
 from tests.integration.stack import Stack, compose_command, small_federation
 
 RUN_ID = "itest-run-1"
@@ -29,7 +32,10 @@ def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def docker_compose_command() -> str:
     if shutil.which("docker") is None:
         pytest.fail("Docker is not installed: run scripts/test (it provisions an engine)")
-    return compose_command()
+    try:
+        return compose_command()
+    except FedjourneyError as e:
+        pytest.fail(str(e))
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -20,10 +21,22 @@ from fedjourney.host.compose import render
 from fedjourney.host.logs import compose_command as _compose_command
 from tests.conftest import DEFAULT_CONFIG
 
+# The Compose generations the tests know, by test id: test_compose_up runs under each one
+# installed; every other test under compose_command(). FEDJOURNEY_COMPOSE forces one.
+GENERATIONS = {"v2": "docker compose", "1.29": "docker-compose"}
+
 
 def compose_command() -> str:
-    """`docker compose` (v2) where present, else `docker-compose` (1.29)."""
+    """$FEDJOURNEY_COMPOSE's command when set, else `docker compose` (v2) where present,
+    else `docker-compose` (1.29): fedjourney's own detection (host/logs.py)."""
     return " ".join(_compose_command())
+
+
+def compose_installed(command: str) -> bool:
+    """Whether `command version` answers (`docker compose` or `docker-compose`)."""
+    words = command.split()
+    return shutil.which(words[0]) is not None and subprocess.run(
+        [*words, "version"], capture_output=True, check=False).returncode == 0
 
 
 def small_federation(folder: Path, population: int = 30, rounds: int = 3, epochs: int = 2,
@@ -63,8 +76,10 @@ def write_compose(folder: Path, config: Path) -> Path:
 class Stack:
     """One compose project: commands, waits and container lookups."""
 
-    def __init__(self, compose_file: Path, project: str) -> None:
-        self.base = [*compose_command().split(), "-f", str(compose_file), "-p", project]
+    def __init__(self, compose_file: Path, project: str, command: str | None = None) -> None:
+        """command: the Compose command to drive it with (default compose_command())."""
+        self.command = command or compose_command()
+        self.base = [*self.command.split(), "-f", str(compose_file), "-p", project]
         self.compose_file = compose_file
         self.project = project
 

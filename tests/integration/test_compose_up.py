@@ -1,6 +1,11 @@
 """`docker compose up` is the product: attached, it runs one experiment, returns by itself
 with every container stopped and the results on the host, owned by the owner of ./results;
-its output is the story; `fedjourney logs` reads that story back from real containers."""
+its output is the story; `fedjourney logs` reads that story back from real containers.
+
+Under both Compose generations: v2 (`docker compose`, what users mostly have) and 1.29
+(`docker-compose`, Debian 12's package), each where installed. A missing one is skipped,
+except under CI (CI=true), where both must be there (scripts/ensure-docker installs both).
+FEDJOURNEY_COMPOSE="docker compose" or "docker-compose" runs this module under that one only."""
 
 from __future__ import annotations
 
@@ -11,17 +16,34 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.stack import Stack, small_federation
+from fedjourney.contract import ENV_COMPOSE
+from tests.integration.stack import GENERATIONS, Stack, compose_installed, small_federation
 
 HOST_USER = 4321  # stands for the user who cloned the repository (the tests run as root)
+ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def attached_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str, Path]]:
+def generation(command: str) -> None:
+    """Skip (or, under CI, fail) when this module should not or cannot run under command."""
+    forced = " ".join(os.environ.get(ENV_COMPOSE, "").split())
+    if forced and forced != command:
+        pytest.skip(f"{ENV_COMPOSE}={forced!r}: this run is under that Compose only")
+    if not compose_installed(command):
+        why = (f"`{command} version` fails: this Compose generation is not installed "
+               "(scripts/ensure-docker installs both, as root on Debian/Ubuntu)")
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI tests both Compose generations, but {why}")
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="module", params=list(GENERATIONS.values()), ids=list(GENERATIONS))
+def attached_up(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[tuple[Stack, str, Path]]:
+    generation(request.param)
     folder = tmp_path_factory.mktemp("up")
     _, compose_file = small_federation(folder, rounds=4, epochs=1)
     os.chown(folder / "results", HOST_USER, HOST_USER)
-    stack = Stack(compose_file, f"fjup{os.getpid()}")
+    stack = Stack(compose_file, f"fjup{os.getpid()}", command=request.param)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEDJOURNEY_")}
     try:
         # No run id, no keep: exactly what a user types. The deadline is the test's.
@@ -68,9 +90,10 @@ def test_logs_filters_a_node_round_from_real_compose_output(
     run_id = next(results.iterdir()).name
     where = ["-f", stack.base[stack.base.index("-f") + 1], "-p", stack.project]
 
-    def logs(*args: str) -> subprocess.CompletedProcess[str]:
+    def logs(*args: str) -> subprocess.CompletedProcess[str]:  # under the stack's Compose
         return subprocess.run([".venv/bin/fedjourney", "logs", *args, *where],
-                              capture_output=True, text=True, timeout=60, check=False)
+                              capture_output=True, text=True, timeout=60, check=False,
+                              env={**os.environ, ENV_COMPOSE: stack.command})
 
     round2 = logs("node-1", "--run", run_id, "--round", "2")
     assert round2.returncode == 0, round2.stderr
@@ -83,3 +106,26 @@ def test_logs_filters_a_node_round_from_real_compose_output(
     assert [x.split(" ")[0] for x in timeline] == sorted(x.split(" ")[0] for x in timeline)
     nothing = logs("node-1", "--run", "no-such-run")
     assert nothing.returncode == 1 and "no story line matched" in nothing.stderr
+
+
+@pytest.mark.parametrize("command", [*GENERATIONS.values(), "podman-compose"],
+                         ids=[*GENERATIONS, "other"])
+def test_both_detections_honour_the_forced_compose(command: str) -> None:
+    """scripts/lib/compose.sh and host/logs.py pick the Compose that FEDJOURNEY_COMPOSE
+    names, and refuse any other value in one line (no stack needed)."""
+    if command in GENERATIONS.values():
+        generation(command)
+    env = {**os.environ, ENV_COMPOSE: f" {command} "}  # extra blanks are allowed
+    shell = subprocess.run(["bash", "-c", "source scripts/lib/compose.sh && compose_detect && "
+                            'echo "${COMPOSE[*]}"'], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=60, check=False)
+    python = subprocess.run([str(ROOT / ".venv/bin/python"), "-c", "from fedjourney.host.logs "
+                             "import compose_command; print(' '.join(compose_command()))"],
+                            env=env, capture_output=True, text=True, timeout=60, check=False)
+    if command in GENERATIONS.values():
+        assert (shell.returncode, shell.stdout.strip()) == (0, command), shell.stderr
+        assert (python.returncode, python.stdout.strip()) == (0, command), python.stderr
+    else:
+        assert shell.returncode == 1 and ENV_COMPOSE in shell.stderr, shell.stderr
+        assert len(shell.stderr.strip().splitlines()) == 1, shell.stderr
+        assert python.returncode != 0 and ENV_COMPOSE in python.stderr, python.stderr

@@ -4,6 +4,7 @@ filtered by run, round and time, or merged into one timeline ordered by time."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedjourney.contract import story_log
+from fedjourney.contract import ENV_COMPOSE, story_log
 from fedjourney.errors import FedjourneyError
 from fedjourney.story import StoryRecord, parse
 
@@ -19,15 +20,36 @@ _SINCE = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+COMPOSE_COMMANDS = ("docker compose", "docker-compose")  # v2 first, then 1.29
+
+
+def _answers(command: list[str]) -> bool:
+    """`docker compose version` succeeds; for docker-compose, being on PATH is enough."""
+    if shutil.which(command[0]) is None:
+        return False
+    if len(command) == 1:
+        return True
+    probe = subprocess.run([*command, "version"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
 def compose_command() -> list[str]:
-    """`docker compose` (v2) when present, else `docker-compose` (1.29)."""
-    if shutil.which("docker"):
-        probe = subprocess.run(["docker", "compose", "version"], capture_output=True,
-                               check=False)
-        if probe.returncode == 0:
-            return ["docker", "compose"]
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
+    """The Compose command that $FEDJOURNEY_COMPOSE names ("docker compose" or
+    "docker-compose"), else `docker compose` (v2) when it answers, else `docker-compose`
+    (1.29). Same rule as scripts/lib/compose.sh."""
+    forced = " ".join(os.environ.get(ENV_COMPOSE, "").split())
+    if forced:
+        if forced not in COMPOSE_COMMANDS:
+            raise FedjourneyError(f"{ENV_COMPOSE}={forced!r}: use 'docker compose' (v2) or "
+                                  f"'docker-compose' (1.29), or unset it")
+        if not _answers(forced.split()):
+            raise FedjourneyError(f"{ENV_COMPOSE}={forced!r} but `{forced} version` fails: "
+                                  f"install it (scripts/ensure-docker, as root) or unset "
+                                  f"{ENV_COMPOSE}")
+        return forced.split()
+    for candidate in COMPOSE_COMMANDS:
+        if _answers(candidate.split()):
+            return candidate.split()
     raise FedjourneyError("neither `docker compose` nor `docker-compose` is installed; "
                           "run scripts/ensure-docker or install Docker Compose")
 
