@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,22 @@ from fedjourney.features.spec import FeatureSpec, spec_from_dict
 DEFAULT_CONFIG = Path("data/federation.yaml")
 _AGE_RANGE = re.compile(r"^\s*(\d{1,3})\s*-\s*(\d{1,3})\s*$")
 _MAX_AGE = 110
+# Bounds of what the tools can do, not of taste:
+MAX_CENTRE_ID = 9999  # node-N, centre-N-data: short service, volume and network names
+# The generator holds a centre's cohort in memory and writes ~150 KB per patient: 10^6
+# patients is ~150 GB and half an hour here; 10^9 crashes it.
+MAX_POPULATION = 1_000_000
+MAX_SEED = 2**32 - 1  # numpy's legacy seed range; default_rng and Synthea's -s take more
+# Records start up to 210 years before the reference date (ages, history) and run up to a
+# year past it; before 1900 they mean little, past 9998 their years have five digits.
+EARLIEST, LATEST = dt.date(1900, 1, 1), dt.date(9998, 12, 31)
+MAX_NAME = 100  # a centre's name is repeated on every CSV row of its data
+# A centre's name goes unquoted into CSV rows (CENTER_NAME) and between brackets into story
+# lines ("[node-0 NAME]"), which `fedjourney logs` parses back.
+NAME_FORBIDDEN = ',"[]'
+# A source folder becomes a bind mount "HOST:CONTAINER:ro", in files Compose interpolates.
+PATH_FORBIDDEN = ":$"
+_MAX_DEPTH = 8  # the config nests 4 deep; deeper is a mistake or an attack on the parser
 
 
 @dataclass(frozen=True)
@@ -185,6 +202,40 @@ def load_federation(path: Path | str = DEFAULT_CONFIG) -> Federation:
     return parse_federation(load_raw(path), source=Path(path))
 
 
+class _Refused(yaml.MarkedYAMLError):
+    """YAML the config loader refuses though the YAML specification allows it."""
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """The safe loader, without anchors and aliases (an alias bomb of a few lines expands
+    to gigabytes; a config never needs them) or repeated keys (YAML keeps the last one
+    silently), and reading YAML 1.2 floats such as 1e-3 (YAML 1.1 wants 1.0e-3 and reads
+    1e-3 as text)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # stub lacks it
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise _Refused(problem="anchors and aliases (&name, *name) are not accepted; "
+                           "write the value out", problem_mark=event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen = set()
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    raise _Refused(problem=f"key {key.value!r} is given twice; keep one",
+                                   problem_mark=key.start_mark)
+                seen.add(key.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.2 floats with an exponent (1e-3, 2E5, 1.0e-2): YAML 1.1's resolver reads the others.
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+_ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT,
+                                    list("-+0123456789."))
+
+
 def load_raw(path: Path | str = DEFAULT_CONFIG) -> Any:
     """The config file's YAML, unvalidated (parse_federation validates it)."""
     path = Path(path)
@@ -197,7 +248,13 @@ def load_raw(path: Path | str = DEFAULT_CONFIG) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise FedjourneyError(f"cannot read config file {path}: {exc}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_ConfigLoader)
+    except _Refused as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
+        raise FedjourneyError(f"config file {path}, line {line}: {exc.problem}") from None
+    except RecursionError:
+        raise FedjourneyError(f"config file {path} nests too deeply; a config needs "
+                              f"at most {_MAX_DEPTH} levels") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
@@ -210,26 +267,25 @@ def parse_federation(raw: Any, source: Path | None = None) -> Federation:
     where = str(source) if source else "config"
     if not isinstance(raw, dict):
         raise FedjourneyError(f"{where}: expected a mapping with 'federation' and 'centres'")
+    _check_values(raw, where)
     _no_unknown_keys(raw, {"version", "federation", "centres", "features", "training",
                            "experiments", "view"}, where)
     # A role's view (host/views.py): the researcher's lists centres without how they are drawn.
     view = raw.get("view")
+    if view is not None and not isinstance(view, str):
+        raise FedjourneyError(f"{where}: view must be a role's name, got {_shown(view)}")
     listed_only = view == "researcher"
-    if raw.get("version", 1) != 1:
-        raise FedjourneyError(f"{where}: unsupported config version {raw.get('version')!r}; use 1")
+    version = raw.get("version", 1)
+    if type(version) is not int or version != 1:
+        raise FedjourneyError(f"{where}: unsupported config version {_shown(version)}; use 1")
 
     fed = raw.get("federation") or {}
     if not isinstance(fed, dict):
         raise FedjourneyError(f"{where}: 'federation' must be a mapping")
     _no_unknown_keys(fed, {"name", "reference_date", "history_years"}, f"{where}: federation")
-    name = str(fed.get("name", "fedjourney"))
+    name = _text(fed.get("name", "fedjourney"), f"{where}: federation.name", required=True)
     ref = _parse_date(fed.get("reference_date"), f"{where}: federation.reference_date")
-    history = fed.get("history_years", 10)
-    if not isinstance(history, int) or isinstance(history, bool) or not 1 <= history <= 100:
-        raise FedjourneyError(
-            f"{where}: federation.history_years must be a whole number from 1 to 100, "
-            f"got {history!r}"
-        )
+    history = _whole(fed.get("history_years", 10), f"{where}: federation.history_years", 1, 100)
 
     entries = raw.get("centres")
     if not isinstance(entries, list) or not entries:
@@ -249,6 +305,7 @@ def parse_federation(raw: Any, source: Path | None = None) -> Federation:
             section = {"end": ref,  # calendar bins end at the reference date
                        **{k: v for k, v in section.items() if k != "backend"}}
         features = spec_from_dict(section, f"{where}: features")
+        _check_window(features, f"{where}: features")
     training_raw = raw.get("training") or {}
     training = _parse_training(training_raw, f"{where}: training")
     experiments = _parse_experiments(raw.get("experiments"), training_raw, where)
@@ -316,11 +373,8 @@ def _parse_training(raw: Any, label: str) -> Training:
               "num_updates": (1, 100000), "secagg_clip": (1, 1000)}
     for key, (lo, hi) in limits.items():
         v = values[key]
-        if key in ("min_nodes", "num_updates") and v is None:
-            continue
-        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-            raise FedjourneyError(f"{label}.{key} must be a whole number from {lo} to {hi}, "
-                                  f"got {v!r}")
+        if not (key in ("min_nodes", "num_updates") and v is None):
+            _whole(v, f"{label}.{key}", lo, hi)
     lr = _number(values["learning_rate"], f"{label}.learning_rate", 0, 10)
     mu = _number(values["fedprox_mu"], f"{label}.fedprox_mu", 0, 1000)
     if not isinstance(values["tag"], str) or not values["tag"].strip():
@@ -365,8 +419,40 @@ def _parse_dp(raw: Any, label: str) -> Privacy | None:
 def _number(value: Any, label: str, lo: float, hi: float) -> float:
     """A float in the open interval (lo, hi)."""
     if not isinstance(value, int | float) or isinstance(value, bool) or not lo < value < hi:
-        raise FedjourneyError(f"{label} must be a number in ({lo:g}, {hi:g}), got {value!r}")
+        raise FedjourneyError(f"{label} must be a number in ({lo:g}, {hi:g}), got "
+                              f"{_shown(value)}")
     return float(value)
+
+
+def _is_whole(value: Any, lo: int, hi: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+def _whole(value: Any, label: str, lo: int, hi: int) -> int:
+    if not _is_whole(value, lo, hi):
+        raise FedjourneyError(f"{label} must be a whole number from {lo} to {hi}, got "
+                              f"{_shown(value)}")
+    return int(value)
+
+
+def _text(value: Any, label: str, required: bool = False) -> str:
+    """A text setting, stripped ("" when absent and not required)."""
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise FedjourneyError(f"{label} must be {'a non-empty' if required else 'a'} text, "
+                              f"got {_shown(value)}"
+                              + ("; quote it" if isinstance(value, int | float) else ""))
+    return value.strip()
+
+
+def _shown(value: Any) -> str:
+    """A value and what YAML made of it, for an error line: 'ten' (text)."""
+    kinds = {bool: "true/false", str: "text", int: "a number", float: "a number",
+             list: "a list", dict: "a mapping", dt.date: "a date", type(None): "nothing"}
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return f"{shown} ({kinds.get(type(value), type(value).__name__)})"
 
 
 def _parse_centre(entry: Any, index: int, where: str, base: Path,
@@ -383,26 +469,17 @@ def _parse_centre(entry: Any, index: int, where: str, base: Path,
     for key in required:
         if entry.get(key) in (None, ""):
             raise FedjourneyError(f"{label} has no '{key}'; add it")
-    name = str(entry["name"]).strip()
-    label = f"{where}: centre {name!r}"
-    if "," in name or "\n" in name:
-        raise FedjourneyError(f"{label}: a name may not contain commas or line breaks")
-    cid = entry.get("id", index)
-    if not isinstance(cid, int) or isinstance(cid, bool) or cid < 0:
-        raise FedjourneyError(f"{label}: id must be a whole number >= 0, got {cid!r}")
-    country = str(entry.get("country") or "").strip().lower()
+    name = _centre_name(entry["name"], f"{label}.name")
+    cid = _whole(entry.get("id", index), f"{label}.id", 0, MAX_CENTRE_ID)
+    country = _text(entry.get("country"), f"{label}.country").lower()
     if country not in COUNTRIES and not (imported and not country):
         known = ", ".join(sorted(COUNTRIES))
         raise FedjourneyError(f"{label}: unknown country {entry['country']!r}; use one of {known}")
     population = entry.get("population", 0)
-    if "population" in entry and (not isinstance(population, int)
-                                  or isinstance(population, bool) or population <= 0):
-        raise FedjourneyError(
-            f"{label}: population must be a whole number > 0, got {population!r}"
-        )
-    seed = entry.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
-        raise FedjourneyError(f"{label}: seed must be a whole number >= 0, got {seed!r}")
+    if "population" in entry and not _is_whole(population, 1, MAX_POPULATION):
+        raise FedjourneyError(f"{label}.population must be a whole number > 0, at most "
+                              f"{MAX_POPULATION}, got {_shown(population)}")
+    seed = _whole(entry.get("seed", 0), f"{label}.seed", 0, MAX_SEED)
     age_min, age_max = _parse_age_range(entry.get("age_range", "0-100"), label)
     posture = entry.get("secure_aggregation", "allowed")
     if posture not in SECAGG_POSTURES:
@@ -412,13 +489,12 @@ def _parse_centre(entry: Any, index: int, where: str, base: Path,
     if metrics not in METRICS_POSTURES:
         raise FedjourneyError(f"{label}: metrics_under_secagg must be one of "
                               f"{', '.join(METRICS_POSTURES)}, got {metrics!r}")
-    city = entry.get("city")
     return Centre(
         id=cid,
         name=name,
         country=country,
-        region=str(entry.get("region") or "").strip(),
-        city=str(city).strip() if city else None,
+        region=_text(entry.get("region"), f"{label}.region"),
+        city=_text(entry.get("city"), f"{label}.city") or None,
         population=population,
         seed=seed,
         age_min=age_min,
@@ -428,6 +504,19 @@ def _parse_centre(entry: Any, index: int, where: str, base: Path,
         secure_aggregation=posture,
         metrics_under_secagg=metrics,
     )
+
+
+def _centre_name(value: Any, label: str) -> str:
+    """A name as every file and line that carries it can hold it."""
+    name = _text(value, label, required=True)
+    bad = [ch for ch in NAME_FORBIDDEN if ch in name]
+    if bad:
+        raise FedjourneyError(f"{label} {name!r} holds {bad[0]!r}; leave out commas, double "
+                              "quotes and brackets (CSV rows and log lines carry the name)")
+    if len(name) > MAX_NAME:
+        raise FedjourneyError(f"{label} is {len(name)} characters long; shorten it to "
+                              f"{MAX_NAME} at most")
+    return name
 
 
 def _parse_source(value: Any, label: str, base: Path) -> Path:
@@ -441,7 +530,13 @@ def _parse_source(value: Any, label: str, base: Path) -> Path:
         raise FedjourneyError(
             f"{label}: source.folder must be the path of a Synthea CSV folder, got {folder!r}"
         )
-    return (base / Path(folder.strip()).expanduser()).resolve()
+    path = (base / Path(folder.strip()).expanduser()).resolve()
+    # Checked once resolved: the config's own folder or a symbolic link may add them.
+    bad = [ch for ch in PATH_FORBIDDEN if ch in str(path)] or _odd_characters(str(path))
+    if bad:
+        raise FedjourneyError(f"{label}: source.folder {str(path)!r} holds {bad[0]!r}, which "
+                              "breaks its bind mount (HOST:CONTAINER:ro); move or rename it")
+    return path
 
 
 def _parse_age_range(value: Any, label: str) -> tuple[int, int]:
@@ -459,16 +554,64 @@ def _parse_age_range(value: Any, label: str) -> tuple[int, int]:
 
 
 def _parse_date(value: Any, label: str) -> dt.date:
-    if isinstance(value, dt.date):
-        return value
     try:
-        return dt.date.fromisoformat(str(value))
+        day = value if type(value) is dt.date else dt.date.fromisoformat(str(value))
     except ValueError:
         raise FedjourneyError(f"{label} must be a date as YYYY-MM-DD, got {value!r}") from None
+    if not EARLIEST <= day <= LATEST:
+        raise FedjourneyError(f"{label} must be from {EARLIEST} to {LATEST}, got {day}")
+    return day
+
+
+def _check_window(spec: FeatureSpec, label: str) -> None:
+    """The bins' first day (n_bins x bin_days before the cutoff or end) from 1900 on:
+    earlier dates mean nothing here and soon overflow Python's (year 1)."""
+    last = spec.cutoff or spec.end
+    if last.toordinal() - spec.n_bins * spec.bin_days < EARLIEST.toordinal():
+        raise FedjourneyError(f"{label}: {spec.n_bins} bins of {spec.bin_days} days before "
+                              f"{last} start before {EARLIEST}; lower n_bins or bin_days")
+
+
+def _odd_characters(text: str) -> list[str]:
+    """Characters no config text needs: control characters (\\r, \\t, NUL, C1), line and
+    paragraph separators (YAML and log readers break lines there), lone surrogates (not
+    writable as UTF-8) and bidirectional overrides (text that reads other than it is)."""
+    return [ch for ch in text if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp")
+            or "\u202a" <= ch <= "\u202e" or "\u2066" <= ch <= "\u2069"]
+
+
+def _check_values(raw: Any, where: str, path: str = "", depth: int = 0) -> None:
+    """Every key and value of the config, once, before any is read: one line of plain text
+    each (they are copied into compose files, CSV rows and log lines) and plain YAML types."""
+    here = path or "the top level"
+    if depth > _MAX_DEPTH:
+        raise FedjourneyError(f"{where}: {here} nests more than {_MAX_DEPTH} levels deep")
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            _check_values(key, where, f"{here}: key {key!r}", depth + 1)
+            _check_values(value, where, f"{path}.{key}" if path else str(key), depth + 1)
+    elif isinstance(raw, list):
+        for i, item in enumerate(raw):
+            _check_values(item, where, f"{path}[{i}]", depth + 1)
+    elif isinstance(raw, str):
+        odd = _odd_characters(raw)
+        if odd:
+            what = unicodedata.name(odd[0], "a control character")
+            raise FedjourneyError(f"{where}: {here} holds U+{ord(odd[0]):04X} ({what}); "
+                                  "write it as one line of plain text")
+        if _EXPONENT_FLOAT.match(raw):  # the role views would write it unquoted: a number
+            raise FedjourneyError(f"{where}: {here} is the text {raw!r}, which reads back as "
+                                  "a number; write a number without quotes, or other text")
+    elif isinstance(raw, dt.datetime):
+        raise FedjourneyError(f"{where}: {here} must be a date as YYYY-MM-DD, without a time; "
+                              f"got {raw}")
+    elif not isinstance(raw, int | float | dt.date | None):
+        raise FedjourneyError(f"{where}: {here} is {_shown(raw)}; write a text, number, date, "
+                              "list or mapping")
 
 
 def _no_unknown_keys(mapping: dict[str, Any], allowed: set[str], label: str) -> None:
-    unknown = sorted(set(mapping) - allowed)
+    unknown = sorted(set(mapping) - allowed, key=str)
     if unknown:
         raise FedjourneyError(
             f"{label}: unknown key {unknown[0]!r}; allowed keys: {', '.join(sorted(allowed))}"
