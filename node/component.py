@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fedjourney.contract import DatasetRecord
+from fedjourney.exits import Exit
 from fedjourney.node import metrics
 from fedjourney.story import Story
 
@@ -141,7 +142,7 @@ class RunningNode:
     def start(self) -> None:
         """Messaging and node-to-node router in background threads (returns at once)."""
         self.node.tp_security_manager.check_hashes_for_registered_training_plans()
-        self.node.start_messaging(lambda: self.stop(1))  # its gRPC tasks died
+        self.node.start_messaging(lambda: self.stop(Exit.FAILED))  # its gRPC tasks died
         self.node.start_protocol()
 
     def wait_connected(self, timeout: float) -> bool:

@@ -1,9 +1,10 @@
 """The node container's command: check data, ensure component, register dataset, approve
 plan, wait connected — each bounded — then serve the federation until the run ends.
 
-Exit status: 0 when the researcher's run ended (or SIGTERM); 2 when the node cannot serve
-(broken data, no researcher before the deadline, a researcher certificate other than the
-pinned one), with one `UNHEALTHY: <reason>` line. A node with broken data still connects,
+Exit status (fedjourney/exits.py): OK when the researcher's run ended (or SIGTERM);
+REFUSED for a bad setting; NOT_READY when the node cannot serve (broken data, no researcher
+before the deadline, a researcher certificate other than the pinned one), with one
+`UNHEALTHY: <reason>` line. A node with broken data still connects,
 without approving the plan, so that the researcher learns why at once from its registered
 record; it leaves with the researcher.
 
@@ -28,6 +29,7 @@ from fedjourney import contract, settings
 from fedjourney.config import Centre, Federation, load_federation
 from fedjourney.contract import DatasetRecord
 from fedjourney.errors import FedjourneyError
+from fedjourney.exits import Exit
 from fedjourney.features import FeatureSpec
 from fedjourney.generator.output import read_meta
 from fedjourney.node import component, metrics, pinning
@@ -75,7 +77,7 @@ def main() -> int:
         s = NodeSettings.load(os.environ, fed)
     except (ValueError, FedjourneyError) as exc:
         story.error(f"UNHEALTHY: {exc}; stopping")
-        return 2
+        return Exit.REFUSED
     verbose, keep, deadline, port, pinned = s.verbose, s.keep, s.deadline_s, s.port, s.pinned
     folder = Path(contract.DATA) / centre.folder_name
     started = time.monotonic()
@@ -120,17 +122,17 @@ def main() -> int:
     if not _resolves(contract.RESEARCHER, story, deadline):
         story.error(f"UNHEALTHY: the researcher's name {contract.RESEARCHER!r} does not "
                     f"resolve after {deadline:.0f}s; stopping")
-        return 2
+        return Exit.NOT_READY
     if pinned is not None and not _presents_pinned(story, port, pinned, deadline):
-        return 2
+        return Exit.NOT_READY
     node = component.RunningNode(cfg, story)
     if pinned is not None:  # again on each fetch of Fed-BioMed's own client
         def refuse(mismatch: pinning.FingerprintMismatch) -> None:
             story.error(f"UNHEALTHY: {mismatch}")
-            node.stop(2)
+            node.stop(Exit.NOT_READY)
 
         pinning.pin(pinned, refuse)
-    on_signal = 2 if record.unhealthy else 0
+    on_signal = Exit.NOT_READY if record.unhealthy else Exit.OK
     signal.signal(signal.SIGTERM, lambda *_: node.stop(on_signal))
     signal.signal(signal.SIGINT, lambda *_: node.stop(on_signal))
     node.start()
@@ -138,7 +140,7 @@ def main() -> int:
                      args=(node, story, deadline, keep, bool(record.unhealthy), port),
                      daemon=True).start()
     node.serve()
-    return 1  # serve() returns only if Fed-BioMed's task manager died
+    return Exit.FAILED  # serve() returns only if Fed-BioMed's task manager died
 
 
 def _presents_pinned(story: Story, port: int, pinned: str, deadline: float) -> bool:
@@ -201,11 +203,11 @@ def _until_run_ends(node: component.RunningNode, story: Story, deadline: float, 
                     unhealthy: bool, port: int = contract.RESEARCHER_PORT) -> None:
     """Healthy once connected (within the deadline); then leave when the researcher does,
     unless the nodes are kept for more experiments. A node with broken data stays only
-    until the researcher, which has seen why, leaves (status 2)."""
+    until the researcher, which has seen why, leaves (NOT_READY)."""
     if not (node.wait_connected(deadline) and _answers_tls(deadline, port)):
         story.error(f"UNHEALTHY: no researcher at {contract.RESEARCHER}:"
                     f"{port} after {deadline:.0f}s; stopping")
-        node.stop(2)
+        node.stop(Exit.NOT_READY)
     if unhealthy:
         story.info(f"connected to the researcher at {contract.RESEARCHER}:"
                    f"{port}, which can now see this centre is broken")
@@ -224,10 +226,10 @@ def _until_run_ends(node: component.RunningNode, story: Story, deadline: float, 
         misses = 0 if _reachable(address, port) else misses + 1
     if unhealthy:
         story.info("the researcher has left; stopping (broken data)")
-        node.stop(2)
+        node.stop(Exit.NOT_READY)
     story.info("the researcher has left: the run is over; stopping "
-               f"(set {contract.ENV_KEEP}=1 to keep the nodes up)")
-    node.stop(0)
+               f"(set {settings.KEEP.env}=1 to keep the nodes up)")
+    node.stop(Exit.OK)
 
 
 def _reachable(address: str, port: int = contract.RESEARCHER_PORT) -> bool:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from fedjourney import contract, settings
 from fedjourney.errors import FedjourneyError
+from fedjourney.exits import Exit
 from fedjourney.story import Story, setup
 
 SOURCE = Path(contract.RESULTS)
@@ -65,7 +66,7 @@ def main() -> int:
         deadline = time.monotonic() + settings.COLLECT_DEADLINE.read()
     except FedjourneyError as exc:
         story.error(f"FAILED: {exc}")
-        return 2
+        return Exit.REFUSED
     owner = TARGET.stat()
     while True:
         ended = _ended(since, run_id)
@@ -75,10 +76,11 @@ def main() -> int:
         if ended is not None:
             story.at(str(ended.get("run_id"))).info(
                 f"the researcher's run ended with status {ended.get('status')}")
-            return 0
+            return Exit.OK
         if time.monotonic() > deadline:
-            story.error("FAILED: the researcher's run did not end before the deadline")
-            return 3
+            story.error("FAILED: the researcher's run did not end before the deadline "
+                        f"({settings.COLLECT_DEADLINE.env})")
+            return Exit.TIMED_OUT
         time.sleep(1)  # no inotify in the standard library; a listing a second is cheap
 
 

@@ -17,6 +17,7 @@ from pytest_docker.plugin import get_docker_services
 
 from fedjourney.config import Centre, load_federation
 from fedjourney.contract import node_service
+from fedjourney.exits import Exit
 from tests.broken_data import BROKEN, RAW
 from tests.integration.stack import Stack, compose_command, small_federation, traces, volume_digest
 
@@ -107,7 +108,7 @@ def test_each_kind_of_broken_data_is_named_within_a_minute(centres: Centres,
     output = researcher
     for c, kind in broken.items():
         node, expected = node_service(c.id), BROKEN[kind][1]
-        assert stack.wait_exit(node, timeout=60) == 2
+        assert stack.wait_exit(node, timeout=60) == Exit.NOT_READY
         logs = stack.logs(node)
         output += logs
         unhealthy = [line for line in logs.splitlines() if "UNHEALTHY: " in line]

@@ -1,7 +1,7 @@
 """A hospital kit on one host: the researcher's kit and two sites' kits as three compose
 projects, whose networks reach the researcher only through its published port. The sites
 pin the researcher's certificate: with the right fingerprint the run finishes; with a wrong
-one the node stops (status 2) before Fed-BioMed's client starts, and never connects.
+one the node stops (NOT_READY) before Fed-BioMed's client starts, and never connects.
 
 FEDJOURNEY_KIT_ADDRESS sets the address the sites dial (default host-gateway: the engine's
 bridge address, where a published port answers containers of other networks through
@@ -25,6 +25,7 @@ from pytest_docker.plugin import get_docker_ip, get_docker_services
 
 from fedjourney import contract
 from fedjourney.cli import main
+from fedjourney.exits import Exit
 from fedjourney.host import kit
 from fedjourney.node import pinning
 from tests.integration.stack import Stack, compose_command, small_federation
@@ -119,21 +120,21 @@ def test_sites_pinning_the_researchers_certificate_finish_a_run(
                               str(contract.RESEARCHER_CERTIFICATE))
         assert own.returncode == 0 and own.stdout.strip() == seen, own.stdout + own.stderr
 
-        # A site pinning another certificate stops before its client starts, status 2.
+        # A site pinning another certificate stops before its client starts: NOT_READY.
         with _project(kits["site-0"], f"{PROJECT}wrong") as wrong:
             wrong.compose("up", "-d", env={contract.ENV_RESEARCHER_FINGERPRINT: WRONG})
             status = wrong.wait_exit("node-0", timeout=300)
             logs = wrong.logs("node-0")
-            assert status == 2, logs[-3000:]
+            assert status == Exit.NOT_READY, logs[-3000:]
             assert (f"UNHEALTHY: the researcher at researcher:{port} presents certificate "
                     f"sha256 {seen[:16]}..., not the pinned {WRONG[:16]}...; check "
                     f"{contract.ENV_RESEARCHER_FINGERPRINT}") in logs, logs[-3000:]
             assert "connected to the researcher" not in logs
-            # A malformed fingerprint: one line at start, status 2.
+            # A malformed fingerprint: one line at start, REFUSED.
             bad = wrong.compose("run", "--rm", "--no-deps", "-T", "-e",
                                 f"{contract.ENV_RESEARCHER_FINGERPRINT}=not-a-fingerprint",
                                 "node-0", check=False, timeout=300)
-            assert bad.returncode == 2, bad.stdout[-3000:] + bad.stderr[-3000:]
+            assert bad.returncode == Exit.REFUSED, bad.stdout[-3000:] + bad.stderr[-3000:]
             assert (f"UNHEALTHY: {contract.ENV_RESEARCHER_FINGERPRINT}: 'not-a-fingerprint' "
                     "is not a SHA-256 fingerprint") in bad.stdout + bad.stderr
         assert "node-0" not in researcher.logs("researcher")  # it never reached the researcher
