@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fedjourney import contract, settings
 from fedjourney.config import Centre, Federation, load_federation
@@ -78,69 +79,84 @@ def main() -> int:
     except (ValueError, FedjourneyError) as exc:
         story.error(f"UNHEALTHY: {exc}; stopping")
         return Exit.REFUSED
-    verbose, keep, deadline, port, pinned = s.verbose, s.keep, s.deadline_s, s.port, s.pinned
-    folder = Path(contract.DATA) / centre.folder_name
     started = time.monotonic()
+    record = _checked_data(s, story)
+    cfg = _registered(s, story, record)
+    story.info(f"start-up took {time.monotonic() - started:.1f}s; connecting to "
+               f"{contract.RESEARCHER}:{s.port}")
+    if not _resolves(contract.RESEARCHER, story, s.deadline_s):
+        story.error(f"UNHEALTHY: the researcher's name {contract.RESEARCHER!r} does not "
+                    f"resolve after {s.deadline_s:.0f}s; stopping")
+        return Exit.NOT_READY
+    if s.pinned is not None and not _presents_pinned(story, s.port, s.pinned, s.deadline_s):
+        return Exit.NOT_READY
+    _serve(s, story, cfg, bool(record.unhealthy))
+    return Exit.FAILED  # serving returns only if Fed-BioMed's task manager died
 
-    spec = fed.feature_spec()
-    _wait_for_data(folder, story, contract.generator_service(centre.id), deadline)
+
+def _checked_data(s: NodeSettings, story: Story) -> DatasetRecord:
+    """The centre's data, once its generator is done: checked, its features built once, its
+    record; a broken centre's record says why (and quotes no patient)."""
+    folder = Path(contract.DATA) / s.centre.folder_name
+    spec = s.fed.feature_spec()
+    _wait_for_data(folder, story, contract.generator_service(s.centre.id), s.deadline_s)
     try:
-        record, n_features, hit = check_data(folder, centre, spec, fed.features_backend)
+        record, n_features, hit = check_data(folder, s.centre, spec, s.fed.features_backend)
         story.info(f"data checked: {record.patients} patients, {n_features} features "
                    f"({'cached' if hit else 'built'}), sha256 {record.fingerprint[:16]}")
+        return record
     except FedjourneyError as exc:
-        record = _broken(story, centre, spec, f"the centre's data is broken: {exc}")
+        return _broken(story, s.centre, spec, f"the centre's data is broken: {exc}")
     except Exception as exc:  # a reader's own error may quote records: name its kind only
-        record = _broken(story, centre, spec, f"the centre's data is unreadable "
-                         f"({type(exc).__name__} while reading it)")
+        return _broken(story, s.centre, spec, f"the centre's data is unreadable "
+                       f"({type(exc).__name__} while reading it)")
 
-    quiet_fedbiomed(verbose)
+
+def _registered(s: NodeSettings, story: Story, record: DatasetRecord) -> Any:
+    """The Fed-BioMed node component, its dataset registered and, for sound data, the
+    training plan approved; its config."""
+    centre = s.centre
+    quiet_fedbiomed(s.verbose)
     metrics.set_posture(centre.metrics_under_secagg)
     cfg, created = component.ensure_component(COMPONENT, contract.node_service(centre.id),
-                                              contract.RESEARCHER, port,
+                                              contract.RESEARCHER, s.port,
                                               centre.secure_aggregation)
     story.info(f"Fed-BioMed node component {'created' if created else 'found'} "
                f"({cfg.get('default', 'id')}); plan approval on, default plans off, "
                f"secure aggregation {centre.secure_aggregation}, validation metrics under it "
                f"{centre.metrics_under_secagg}")
-
+    folder = Path(contract.DATA) / centre.folder_name
     where = folder if folder.is_dir() else Path(contract.DATA)
-    dataset_id, done = component.register_dataset(cfg, record, where, fed.training.tag)
-    story.info({"registered": f"dataset registered under tag '{fed.training.tag}' "
+    dataset_id, done = component.register_dataset(cfg, record, where, s.fed.training.tag)
+    story.info({"registered": f"dataset registered under tag '{s.fed.training.tag}' "
                               f"({dataset_id})",
                 "updated": f"dataset updated: the data changed ({dataset_id})",
                 "unchanged": f"dataset already registered ({dataset_id}): nothing to do"}[done])
-
     if not record.unhealthy:
         digest, approved_now = component.approve_plan(cfg, FedJourneyPlan().source(),
                                                       Path(contract.OWN_FILES))
         story.info(f"training plan {'approved' if approved_now else 'already approved'}: "
                    f"sha256 {digest[:16]}")
-    story.info(f"start-up took {time.monotonic() - started:.1f}s; connecting to "
-               f"{contract.RESEARCHER}:{port}")
+    return cfg
 
-    if not _resolves(contract.RESEARCHER, story, deadline):
-        story.error(f"UNHEALTHY: the researcher's name {contract.RESEARCHER!r} does not "
-                    f"resolve after {deadline:.0f}s; stopping")
-        return Exit.NOT_READY
-    if pinned is not None and not _presents_pinned(story, port, pinned, deadline):
-        return Exit.NOT_READY
+
+def _serve(s: NodeSettings, story: Story, cfg: Any, unhealthy: bool) -> None:
+    """Serve the federation until the run ends (the process exits from node.stop)."""
     node = component.RunningNode(cfg, story)
-    if pinned is not None:  # again on each fetch of Fed-BioMed's own client
+    if s.pinned is not None:  # again on each fetch of Fed-BioMed's own client
         def refuse(mismatch: pinning.FingerprintMismatch) -> None:
             story.error(f"UNHEALTHY: {mismatch}")
             node.stop(Exit.NOT_READY)
 
-        pinning.pin(pinned, refuse)
-    on_signal = Exit.NOT_READY if record.unhealthy else Exit.OK
+        pinning.pin(s.pinned, refuse)
+    on_signal = Exit.NOT_READY if unhealthy else Exit.OK
     signal.signal(signal.SIGTERM, lambda *_: node.stop(on_signal))
     signal.signal(signal.SIGINT, lambda *_: node.stop(on_signal))
     node.start()
     threading.Thread(target=_until_run_ends,
-                     args=(node, story, deadline, keep, bool(record.unhealthy), port),
+                     args=(node, story, s.deadline_s, s.keep, unhealthy, s.port),
                      daemon=True).start()
     node.serve()
-    return Exit.FAILED  # serve() returns only if Fed-BioMed's task manager died
 
 
 def _presents_pinned(story: Story, port: int, pinned: str, deadline: float) -> bool:
