@@ -21,6 +21,7 @@ from fedjourney.countries import COUNTRIES
 from fedjourney.errors import FedjourneyError
 from fedjourney.features.backends import check_backend
 from fedjourney.features.spec import FeatureSpec, spec_from_dict
+from fedjourney.yaml_input import EXPONENT_FLOAT, ConfigLoader, Refused
 
 DEFAULT_CONFIG = Path("data/federation.yaml")
 _AGE_RANGE = re.compile(r"^\s*(\d{1,3})\s*-\s*(\d{1,3})\s*$")
@@ -202,40 +203,6 @@ def load_federation(path: Path | str = DEFAULT_CONFIG) -> Federation:
     return parse_federation(load_raw(path), source=Path(path))
 
 
-class _Refused(yaml.MarkedYAMLError):
-    """YAML the config loader refuses though the YAML specification allows it."""
-
-
-class _ConfigLoader(yaml.SafeLoader):
-    """The safe loader, without anchors and aliases (an alias bomb of a few lines expands
-    to gigabytes; a config never needs them) or repeated keys (YAML keeps the last one
-    silently), and reading YAML 1.2 floats such as 1e-3 (YAML 1.1 wants 1.0e-3 and reads
-    1e-3 as text)."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()  # type: ignore[no-untyped-call]  # stub lacks it
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            raise _Refused(problem="anchors and aliases (&name, *name) are not accepted; "
-                           "write the value out", problem_mark=event.start_mark)
-        return super().compose_node(parent, index)
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        seen = set()
-        for key, _ in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                if key.value in seen:
-                    raise _Refused(problem=f"key {key.value!r} is given twice; keep one",
-                                   problem_mark=key.start_mark)
-                seen.add(key.value)
-        return super().construct_mapping(node, deep=deep)
-
-
-# YAML 1.2 floats with an exponent (1e-3, 2E5, 1.0e-2): YAML 1.1's resolver reads the others.
-_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
-_ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT,
-                                    list("-+0123456789."))
-
-
 def load_raw(path: Path | str = DEFAULT_CONFIG) -> Any:
     """The config file's YAML, unvalidated (parse_federation validates it)."""
     path = Path(path)
@@ -248,8 +215,8 @@ def load_raw(path: Path | str = DEFAULT_CONFIG) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise FedjourneyError(f"cannot read config file {path}: {exc}") from None
     try:
-        raw = yaml.load(text, Loader=_ConfigLoader)
-    except _Refused as exc:
+        raw = yaml.load(text, Loader=ConfigLoader)
+    except Refused as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
         raise FedjourneyError(f"config file {path}, line {line}: {exc.problem}") from None
     except RecursionError:
@@ -599,7 +566,7 @@ def _check_values(raw: Any, where: str, path: str = "", depth: int = 0) -> None:
             what = unicodedata.name(odd[0], "a control character")
             raise FedjourneyError(f"{where}: {here} holds U+{ord(odd[0]):04X} ({what}); "
                                   "write it as one line of plain text")
-        if _EXPONENT_FLOAT.match(raw):  # the role views would write it unquoted: a number
+        if EXPONENT_FLOAT.match(raw):  # the role views would write it unquoted: a number
             raise FedjourneyError(f"{where}: {here} is the text {raw!r}, which reads back as "
                                   "a number; write a number without quotes, or other text")
     elif isinstance(raw, dt.datetime):

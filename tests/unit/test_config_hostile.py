@@ -298,3 +298,13 @@ def test_role_views_of_a_config_with_yaml_1_2_floats_load(tmp_path: Path) -> Non
     for name, text in views.render(raw, fed).items():
         (tmp_path / name).write_text(text, encoding="utf-8")
         assert load_federation(tmp_path / name).training.learning_rate == 0.001, name
+
+
+def test_a_spec_file_refuses_aliases_in_one_line(tmp_path: Path) -> None:
+    from fedjourney.features.spec import load_spec
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("a: &x [1, 2]\nb: *x\n")
+    with pytest.raises(FedjourneyError, match="anchors and aliases") as caught:
+        load_spec(spec)
+    assert "\n" not in str(caught.value)

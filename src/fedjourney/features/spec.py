@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from fedjourney.errors import FedjourneyError
+from fedjourney.yaml_input import ConfigLoader, Refused
 
 SPEC_VERSION = 1
 ALIGNMENTS = ("calendar", "patient")
@@ -236,9 +237,11 @@ def _condition_problems(target: ConditionTarget, end: dt.date) -> list[str]:
 def load_spec(path: Path) -> FeatureSpec:
     """Read a spec file written by FeatureSpec.dump (YAML or JSON)."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=ConfigLoader)
     except FileNotFoundError:
         raise FedjourneyError(f"spec file {path} not found") from None
+    except Refused as exc:
+        raise FedjourneyError(f"spec file {path}: {exc.problem}") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise FedjourneyError(f"cannot read spec file {path}: {exc}") from None
     return spec_from_dict(raw, str(path))
