@@ -6,15 +6,13 @@ metrics its Experiment received and Fed-BioMed's training replies.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from fedjourney.contract import METRICS_WITHHELD
+from fedjourney.records import BASELINES, MetricRow
 from fedjourney.researcher.experiment import Metrics
-
-Row = dict[str, Any]
 
 
 def _pick(values: list[float] | None, how: str) -> float | None:
@@ -26,45 +24,40 @@ def _pick(values: list[float] | None, how: str) -> float | None:
 def metric_rows(run_id: str, rounds: int, metrics: Metrics,
                 replies: dict[int, dict[str, Any]], node_names: dict[str, str],
                 round_seconds: dict[int, float],
-                took_part: dict[int, list[str]] | None = None) -> list[Row]:
+                took_part: dict[int, list[str]] | None = None) -> list[MetricRow]:
     """One row per (round, node). Round r's validation is of the global model the node
     received at the start of round r; round rounds+1 is the final model's validation.
     `took_part`: the nodes each round aggregated (all, when not given)."""
-    rows: list[Row] = []
+    rows: list[MetricRow] = []
     for r in range(1, rounds + 2):
         for node_id, name in sorted(node_names.items(), key=lambda kv: kv[1]):
             losses = metrics.train_loss.get(node_id, {}).get(r) if r <= rounds else None
             valid = metrics.validation.get(node_id, {}).get(r, {})
             reply = replies.get(r - 1, {}).get(node_id, {}) if r <= rounds else {}
             timing = reply.get("timing", {}) if isinstance(reply, dict) else {}
-            rows.append({
-                "run_id": run_id,
-                "round": r,
-                "final": r == rounds + 1,
-                "node": name,
-                "train_loss": _pick(losses, "last"),
-                "train_loss_mean": _pick(losses, "mean"),
-                "validation_loss": valid.get("loss"),
-                "validation_auc": valid.get("auc"),
-                "validation_accuracy": valid.get("accuracy"),
+            rows.append(MetricRow(
+                run_id=run_id,
+                round=r,
+                final=r == rounds + 1,
+                node=name,
+                train_loss=_pick(losses, "last"),
+                train_loss_mean=_pick(losses, "mean"),
+                validation_loss=valid.get("loss"),
+                validation_auc=valid.get("auc"),
+                validation_accuracy=valid.get("accuracy"),
                 # The centre's posture under secure aggregation kept them (node/metrics.py).
-                "validation_withheld": METRICS_WITHHELD in valid,
-                "samples": reply.get("sample_size") if isinstance(reply, dict) else None,
-                "training_seconds": timing.get("rtime_training"),
-                "node_seconds": timing.get("rtime_total"),
-                "round_seconds": round_seconds.get(r),
-                "took_part": r <= rounds and (took_part is None or
-                                              node_id in took_part.get(r, [])),
-            })
+                validation_withheld=METRICS_WITHHELD in valid,
+                samples=reply.get("sample_size") if isinstance(reply, dict) else None,
+                training_seconds=timing.get("rtime_training"),
+                node_seconds=timing.get("rtime_total"),
+                round_seconds=round_seconds.get(r),
+                took_part=r <= rounds and (took_part is None or
+                                           node_id in took_part.get(r, [])),
+            ))
     return rows
 
 
-def write_jsonl(rows: list[Row], path: Path) -> None:
-    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows),
-                    encoding="utf-8")
-
-
-def learning_curve(rows: list[Row], path: Path) -> None:
+def learning_curve(rows: list[MetricRow], path: Path) -> None:
     """Training loss and validation AUC per round, one line per node."""
     import matplotlib
 
@@ -72,11 +65,11 @@ def learning_curve(rows: list[Row], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for node in sorted({r["node"] for r in rows}):
-        mine = [r for r in rows if r["node"] == node]
-        train = [(r["round"], r["train_loss"]) for r in mine if r["train_loss"] is not None]
-        auc = [(r["round"] - 1, r["validation_auc"]) for r in mine
-               if r["validation_auc"] is not None and not math.isnan(r["validation_auc"])]
+    for node in sorted({r.node for r in rows}):
+        mine = [r for r in rows if r.node == node]
+        train = [(r.round, r.train_loss) for r in mine if r.train_loss is not None]
+        auc = [(r.round - 1, r.validation_auc) for r in mine
+               if r.validation_auc is not None and not math.isnan(r.validation_auc)]
         if train:
             ax1.plot(*zip(*train, strict=True), marker="o", label=node)
         if auc:
@@ -90,15 +83,12 @@ def learning_curve(rows: list[Row], path: Path) -> None:
     plt.close(fig)
 
 
-def final_table(rows: list[Row]) -> dict[str, dict[str, Any]]:
-    """The final global model on each centre's held-out split."""
-    return {r["node"]: {"auc": r["validation_auc"], "accuracy": r["validation_accuracy"],
-                        "loss": r["validation_loss"],
-                        "withheld": bool(r.get("validation_withheld"))}
-            for r in rows if r["final"]}
+def final_table(rows: list[MetricRow]) -> dict[str, MetricRow]:
+    """The final global model on each centre's held-out split: its row, by centre."""
+    return {r.node: r for r in rows if r.final}
 
 
-def summary_markdown(run_id: str, rows: list[Row], fingerprints: dict[str, str],
+def summary_markdown(run_id: str, rows: list[MetricRow], fingerprints: dict[str, str],
                      seconds: float, resumed_after: list[int] | None = None,
                      experiment: dict[str, Any] | None = None,
                      privacy: dict[str, Any] | None = None,
@@ -111,14 +101,15 @@ def summary_markdown(run_id: str, rows: list[Row], fingerprints: dict[str, str],
     name = (experiment or {}).get("name", "default")
     lines = [f"# fedjourney run {run_id}", "",
              f"Experiment {name} ({settings(experiment)}) over {len(final)} centres, "
-             f"{max(r['round'] for r in rows) - 1} rounds, {seconds:.1f} s.{resumed}", "",
+             f"{max(r.round for r in rows) - 1} rounds, {seconds:.1f} s.{resumed}", "",
              "## Final global model on each centre's held-out split", "",
              "| centre | AUC | accuracy | BCE |", "|---|---|---|---|"]
     for node, m in final.items():
-        cells = ("withheld | withheld | withheld" if m["withheld"] else
-                 f"{fmt(m['auc'])} | {fmt(m['accuracy'])} | {fmt(m['loss'])}")
+        cells = ("withheld | withheld | withheld" if m.validation_withheld else
+                 f"{fmt(m.validation_auc)} | {fmt(m.validation_accuracy)} | "
+                 f"{fmt(m.validation_loss)}")
         lines.append(f"| {node} | {cells} |")
-    if any(m["withheld"] for m in final.values()):
+    if any(m.validation_withheld for m in final.values()):
         lines += ["", "withheld: under secure aggregation that centre's node sends no "
                   "validation metric (its config's `metrics_under_secagg`, `withheld` unless "
                   "it says `clear`)."]
@@ -136,7 +127,7 @@ def summary_markdown(run_id: str, rows: list[Row], fingerprints: dict[str, str],
                   "outside this budget."]
     if heterogeneity:
         lines += ["", *heterogeneity]
-    lines += ["", "Local-only and centralised baselines: `baselines.md` beside this file "
+    lines += ["", f"Local-only and centralised baselines: `{BASELINES}` beside this file "
               "(written on the host by `fedjourney report`).", "",
               "## Dataset fingerprints (sha256 of each centre's files, computed on its "
               "node)", ""]
@@ -144,12 +135,12 @@ def summary_markdown(run_id: str, rows: list[Row], fingerprints: dict[str, str],
     return "\n".join(lines) + "\n"
 
 
-def participation(rows: list[Row]) -> dict[str, list[int]]:
+def participation(rows: list[MetricRow]) -> dict[str, list[int]]:
     """The rounds each node's update was aggregated in."""
-    out: dict[str, list[int]] = {r["node"]: [] for r in rows}
+    out: dict[str, list[int]] = {r.node: [] for r in rows}
     for r in rows:
-        if r.get("took_part"):
-            out[r["node"]].append(r["round"])
+        if r.took_part:
+            out[r.node].append(r.round)
     return out
 
 

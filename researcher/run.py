@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fedjourney import contract
+from fedjourney import contract, records
 from fedjourney.config import DEFAULT_EXPERIMENT, Federation, Training, load_federation
 from fedjourney.errors import FedjourneyError
 from fedjourney.researcher import checkpoint, experiment, heterogeneity, results
@@ -160,31 +160,32 @@ def _run(fed: Federation, config_path: Path, run_id: str, story: Story, verbose:
 
     rows = results.metric_rows(run_id, rounds, metrics, exp.training_replies(), names,
                                progress.round_seconds, progress.took_part)
-    results.write_jsonl(rows, partial / "metrics.jsonl")
-    exp.training_plan().export_model(str(partial / "model.pt"))
-    results.learning_curve(rows, partial / "learning_curve.png")
-    shutil.copy(config_path, partial / "federation.yaml")
-    spec.dump(partial / "feature_spec.yaml")
-    (partial / "fingerprints.json").write_text(json.dumps(fingerprints, indent=1) + "\n")
+    records.write_rows(partial, rows)
+    exp.training_plan().export_model(str(partial / records.MODEL))
+    results.learning_curve(rows, partial / records.LEARNING_CURVE)
+    shutil.copy(config_path, partial / records.FEDERATION)
+    spec.dump(partial / records.FEATURE_SPEC)
+    records.write_fingerprints(partial, fingerprints)
     seconds = spent + time.monotonic() - started
     described = {"name": name, **t.describe()}
     privacy = _privacy(t, rows, len(progress.resumed_after))
-    (partial / "summary.md").write_text(results.summary_markdown(
+    (partial / records.SUMMARY).write_text(results.summary_markdown(
         run_id, rows, fingerprints, seconds, progress.resumed_after, described, privacy,
         heterogeneity.report(list(found.values()))))
-    (partial / "run.json").write_text(json.dumps({
-        "run_id": run_id, "seconds": round(seconds, 2), "rounds": rounds,
-        "round_seconds": progress.round_seconds, "spec_fingerprint": spec.fingerprint(),
-        "experiment": described, **({"privacy": privacy} if privacy else {}),
-        "resumed_after": progress.resumed_after, "status": "finished"}, indent=1) + "\n")
+    records.write_run(partial, records.RunRecord(
+        run_id=run_id, seconds=round(seconds, 2), rounds=rounds,
+        round_seconds=progress.round_seconds, spec_fingerprint=spec.fingerprint(),
+        experiment=described, privacy=privacy or None,
+        resumed_after=progress.resumed_after, status=records.FINISHED))
     partial.rename(RESULTS / run_id)  # complete, or not there at all
     checkpoint.forget(run_id)
     story.info(f"results written to results/{run_id}/ ({seconds:.1f}s in all)")
     for node, m in results.final_table(rows).items():
         story.info(f"final model on {node}: " + (
             "validation metrics withheld (the centre's posture under secure aggregation)"
-            if m["withheld"] else
-            f"AUC {results.fmt(m['auc'])}, accuracy {results.fmt(m['accuracy'])}"))
+            if m.validation_withheld else
+            f"AUC {results.fmt(m.validation_auc)}, "
+            f"accuracy {results.fmt(m.validation_accuracy)}"))
     return 0
 
 
@@ -201,7 +202,7 @@ def _stance_conflicts(records: Any, t: Training) -> str:
     return f"{'; '.join(wrong)} (this experiment: secagg {t.secagg}); {fix}"
 
 
-def _privacy(t: Training, rows: list[dict[str, Any]], resumes: int) -> dict[str, Any]:
+def _privacy(t: Training, rows: list[records.MetricRow], resumes: int) -> dict[str, Any]:
     """Local DP's epsilon per centre, counting every round it was asked to train (and, per
     resume, one more: the interrupted round may have trained twice)."""
     if not t.dp:
@@ -209,8 +210,8 @@ def _privacy(t: Training, rows: list[dict[str, Any]], resumes: int) -> dict[str,
     from fedjourney.researcher.privacy import epsilon
 
     per_centre = {}
-    for node in sorted({r["node"] for r in rows}):
-        sizes = [r["samples"] for r in rows if r["node"] == node and not r["final"]]
+    for node in sorted({r.node for r in rows}):
+        sizes = [r.samples for r in rows if r.node == node and not r.final]
         known = [s for s in sizes if s]
         if not known:
             continue

@@ -8,12 +8,12 @@ itself. Runs the repository's docker-compose.yml as its own compose project and 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
 from bench_stack import PROJECT, ROOT, compose
 
+from fedjourney import records
 from fedjourney.config import DEFAULT_EXPERIMENT, load_federation
 from fedjourney.contract import new_run_id
 
@@ -44,13 +44,14 @@ def main() -> int:
         if not out.is_dir():
             print(f"{name}: no results (see `docker compose -p {PROJECT} logs researcher`)")
             return 1
-        run = json.loads((out / "run.json").read_text())
-        rounds = [float(s) for s in run["round_seconds"].values()]
+        run = records.read_run(out)
+        rounds = list(run.round_seconds.values())
         mean = sum(rounds) / len(rounds)
         reference = mean if i == 0 else reference
         ratio = f"x{mean / reference:.2f}" if reference else "-"
-        eps = (run.get("privacy") or {}).get("epsilon")
-        settings = ", ".join(f"{k}={v}" for k, v in run["experiment"].items() if k != "name")
+        eps = (run.privacy or {}).get("epsilon")
+        settings = ", ".join(f"{k}={v}" for k, v in (run.experiment or {}).items()
+                             if k != "name")
         print(f"{name:<12} {up_s:>10.1f} s {mean:>11.2f} s {ratio:>11} "
               f"{eps if eps is not None else '-':>8}  {settings}", flush=True)
     compose("down", "-v")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from typing import Any
 
 from bench_stack import ROOT, compose, connected_at, rendered
 
+from fedjourney import records
 from fedjourney.config import load_raw
 from fedjourney.contract import new_run_id
 
@@ -83,8 +83,7 @@ def measure(n: int) -> dict[str, float]:
         run_dir = ROOT / "results" / run_id
         if not run_dir.is_dir():
             raise SystemExit(f"n={n}: no results (docker compose -p {project} -f {file} logs)")
-        rounds = [float(s) for s in
-                  json.loads((run_dir / "run.json").read_text())["round_seconds"].values()]
+        rounds = list(records.read_run(run_dir).round_seconds.values())
         ready = connected_at(wall, file, project)
         nodes = [memory(ids(f"node-{i}")) for i in range(n)]
     finally:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from fedjourney import records
 from fedjourney.config import Federation, load_federation, load_raw
 from fedjourney.contract import new_run_id
 from fedjourney.host.compose import Layout, write
@@ -66,17 +66,16 @@ def connected_at(started_wall: float, file: Path = ROOT / "docker-compose.yml",
 
 
 def rounds_report(run_dir: Path) -> str:
-    run = json.loads((run_dir / "run.json").read_text())
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    run = records.read_run(run_dir)
+    rows = records.read_rows(run_dir)
     walls, beyond = [], []
-    for r_text, seconds in run["round_seconds"].items():
-        training = max((row["training_seconds"] or 0) for row in rows
-                       if row["round"] == int(r_text))
-        walls.append(float(seconds))
-        beyond.append(float(seconds) - training)
+    for r, seconds in run.round_seconds.items():
+        training = max((row.training_seconds or 0) for row in rows if row.round == r)
+        walls.append(seconds)
+        beyond.append(seconds - training)
     return (f"{len(walls)} rounds, mean {sum(walls) / len(walls):.2f} s wall, "
             f"{sum(beyond) / len(beyond):.2f} s beyond the nodes' training "
-            f"(researcher's own run: {run['seconds']:.1f} s)")
+            f"(researcher's own run: {run.seconds:.1f} s)")
 
 
 def main() -> int:

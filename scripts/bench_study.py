@@ -23,6 +23,7 @@ from typing import Any
 
 from bench_stack import compose, rendered
 
+from fedjourney import records
 from fedjourney.config import DEFAULT_EXPERIMENT, Federation, load_federation, load_raw
 from fedjourney.contract import new_run_id
 from fedjourney.host.report import report
@@ -62,15 +63,13 @@ def run_seed(k: int, config: Path, names: list[str]) -> dict[str, Any]:
                 raise SystemExit(f"seed {k}, {name}: no results (docker compose -p {project} "
                                  f"-f {file} logs researcher)")
             out["up_s"][name] = time.monotonic() - started
-            run = json.loads((run_dir / "run.json").read_text())
-            rounds = [float(s) for s in run["round_seconds"].values()]
+            run = records.read_run(run_dir)
+            rounds = list(run.round_seconds.values())
             out["round_s"][name] = sum(rounds) / len(rounds)
-            if run.get("privacy"):
-                out["privacy"] = run["privacy"]
-            rows = [json.loads(line) for line in
-                    (run_dir / "metrics.jsonl").read_text().splitlines()]
-            out["auc"][name] = {node.split(" ", 1)[1]: m["auc"]
-                                for node, m in final_table(rows).items()}
+            if run.privacy:
+                out["privacy"] = run.privacy
+            out["auc"][name] = {node.split(" ", 1)[1]: m.validation_auc
+                                for node, m in final_table(records.read_rows(run_dir)).items()}
             print(f"  seed {k} {name:<9} up->results {out['up_s'][name]:6.1f} s, "
                   f"round {out['round_s'][name]:.2f} s, mean AUC "
                   f"{statistics.fmean(out['auc'][name].values()):.3f}", flush=True)

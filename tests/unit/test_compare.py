@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fedjourney import contract
+from fedjourney import contract, records
 from fedjourney.cli import main
 from fedjourney.host.compare import load_run
 from fedjourney.researcher import results
@@ -32,11 +32,11 @@ def make_run(parent: Path, run_id: str, final_auc: dict[str, float], **run_json:
     rows = results.metric_rows(run_id, ROUNDS, metrics, {}, names, round_seconds)
     folder = parent / run_id
     folder.mkdir(parents=True)
-    results.write_jsonl(rows, folder / "metrics.jsonl")
-    (folder / "summary.md").write_text(results.summary_markdown(run_id, rows, {}, 12.34))
-    (folder / "run.json").write_text(json.dumps({
-        "run_id": run_id, "seconds": 12.34, "rounds": ROUNDS, "round_seconds": round_seconds,
-        "spec_fingerprint": "40cc6eaff76f", "status": "finished", **run_json}, indent=1) + "\n")
+    records.write_rows(folder, rows)
+    (folder / records.SUMMARY).write_text(results.summary_markdown(run_id, rows, {}, 12.34))
+    records.write_run(folder, records.RunRecord(
+        run_id=run_id, seconds=12.34, rounds=ROUNDS, round_seconds=round_seconds,
+        spec_fingerprint="40cc6eaff76f", status=records.FINISHED, **run_json))
     return folder
 
 
@@ -96,7 +96,8 @@ def test_no_privacy_column_without_privacy_and_default_png_here(
     assert "ε" not in row and row["node-0"] == "0.750"
     assert png_size(tmp_path / "compare.png") == (500, 400)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["compare.png", "only"]  # no .partial
-    assert sorted(p.name for p in run.iterdir()) == ["metrics.jsonl", "run.json", "summary.md"]
+    assert sorted(p.name for p in run.iterdir()) == sorted(
+        [records.METRICS, records.RUN, records.SUMMARY])
 
 
 def test_curves_plot_validation_against_rounds_aggregated(tmp_path: Path) -> None:
@@ -112,27 +113,43 @@ def _partial(tmp: Path) -> Path:
 
 def _status(tmp: Path) -> Path:
     folder = make_run(tmp, "failed", {MGH: 0.7})
-    info = json.loads((folder / "run.json").read_text())
-    (folder / "run.json").write_text(json.dumps({**info, "status": "failed"}))
+    info = json.loads((folder / records.RUN).read_text())
+    (folder / records.RUN).write_text(json.dumps({**info, "status": "failed"}))
     return folder
 
 
 def _no_metrics(tmp: Path) -> Path:
     folder = make_run(tmp, "nometrics", {MGH: 0.7})
-    (folder / "metrics.jsonl").unlink()
+    (folder / records.METRICS).unlink()
     return folder
 
 
 def _truncated(tmp: Path) -> Path:
     folder = make_run(tmp, "truncated", {MGH: 0.7})
-    text = (folder / "metrics.jsonl").read_text()
-    (folder / "metrics.jsonl").write_text(text[: len(text) // 2])
+    text = (folder / records.METRICS).read_text()
+    (folder / records.METRICS).write_text(text[: len(text) // 2])
+    return folder
+
+
+def _newer(tmp: Path) -> Path:
+    folder = make_run(tmp, "newer", {MGH: 0.7})
+    info = json.loads((folder / records.RUN).read_text())
+    (folder / records.RUN).write_text(json.dumps({**info, "format": 2}))
+    return folder
+
+
+def _no_auc(tmp: Path) -> Path:
+    folder = make_run(tmp, "noauc", {MGH: 0.7})
+    lines = (folder / records.METRICS).read_text().splitlines()
+    first = json.loads(lines[0])
+    del first["validation_auc"]
+    (folder / records.METRICS).write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
     return folder
 
 
 def _file(tmp: Path) -> Path:
-    (tmp / "run.json").write_text("{}")
-    return tmp / "run.json"
+    (tmp / records.RUN).write_text("{}")
+    return tmp / records.RUN
 
 
 REFUSED = {
@@ -144,7 +161,10 @@ REFUSED = {
     "no metrics": (_no_metrics, "(no metrics.jsonl)"),
     "not finished": (_status, "did not finish (status 'failed')"),
     "half-written": (_partial, "still being written"),
-    "truncated metrics": (_truncated, "unreadable run "),
+    "truncated metrics": (_truncated, "unreadable run file "),
+    "newer format": (_newer, "in results format 2, newer than this fedjourney reads (up to 1)"
+                     ": update fedjourney"),
+    "row missing a field": (_no_auc, "line 1: a metrics row lacks validation_auc"),
 }
 
 

@@ -126,14 +126,16 @@ def _metrics(rounds: int) -> tuple[Metrics, dict[int, dict[str, object]]]:
 def test_metric_rows_line_up_rounds_and_final_validation() -> None:
     metrics, replies = _metrics(3)
     rows = results.metric_rows("run", 3, metrics, replies, {"n0": "node-0 MGH"}, {1: 0.5})
-    assert [r["round"] for r in rows] == [1, 2, 3, 4]
-    assert [r["final"] for r in rows] == [False, False, False, True]
-    assert rows[0]["train_loss"] == pytest.approx(0.7) and rows[0]["samples"] == 35
-    assert rows[0]["train_loss_mean"] == pytest.approx(0.8)
-    assert rows[1]["validation_auc"] == pytest.approx(0.25)
-    assert rows[0]["round_seconds"] == 0.5 and rows[3]["train_loss"] is None
-    assert results.final_table(rows) == {"node-0 MGH": {"auc": 0.125, "accuracy": 0.1,
-                                                        "loss": 0.15, "withheld": False}}
+    assert [r.round for r in rows] == [1, 2, 3, 4]
+    assert [r.final for r in rows] == [False, False, False, True]
+    assert rows[0].train_loss == pytest.approx(0.7) and rows[0].samples == 35
+    assert rows[0].train_loss_mean == pytest.approx(0.8)
+    assert rows[1].validation_auc == pytest.approx(0.25)
+    assert rows[0].round_seconds == 0.5 and rows[3].train_loss is None
+    assert results.final_table(rows) == {"node-0 MGH": rows[3]}
+    final = rows[3]
+    assert (final.validation_auc, final.validation_accuracy, final.validation_loss,
+            final.validation_withheld) == (0.125, 0.1, 0.15, False)
 
 
 def test_summary_and_baselines_have_one_writer_each(tmp_path: Path) -> None:
@@ -187,9 +189,10 @@ def test_withheld_metrics_are_reported_as_withheld_not_as_missing() -> None:
     rows = results.metric_rows("run", 2, metrics, replies,
                                {"n0": "node-0 MGH", "n1": "node-1 Lyon"}, {})
     final = results.final_table(rows)
-    assert final["node-1 Lyon"] == {"auc": None, "accuracy": None, "loss": None,
-                                    "withheld": True}
-    assert not final["node-0 MGH"]["withheld"]
+    lyon = final["node-1 Lyon"]
+    assert (lyon.validation_auc, lyon.validation_accuracy, lyon.validation_loss,
+            lyon.validation_withheld) == (None, None, None, True)
+    assert not final["node-0 MGH"].validation_withheld
     summary = results.summary_markdown("run", rows, {}, 1.0)
     assert "| node-1 Lyon | withheld | withheld | withheld |" in summary
     assert "metrics_under_secagg" in summary

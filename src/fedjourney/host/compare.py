@@ -3,16 +3,15 @@ per centre in one table, their validation AUC curves in one PNG."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fedjourney import records
 from fedjourney.errors import FedjourneyError
-from fedjourney.researcher.results import Row, final_table, fmt, settings
-
-ROW_KEYS = {"node", "round", "final", "validation_auc", "validation_loss"}  # what compare reads
+from fedjourney.records import MetricRow, RunRecord
+from fedjourney.researcher.results import final_table, fmt, settings
 
 
 @dataclass(frozen=True)
@@ -20,20 +19,20 @@ class Run:
     """One finished run, as its results folder records it."""
 
     run_id: str
-    info: dict[str, Any]  # run.json
-    rows: list[Row]  # metrics.jsonl
+    info: RunRecord  # run.json
+    rows: list[MetricRow]  # metrics.jsonl
 
     @property
-    def final(self) -> dict[str, dict[str, Any]]:
+    def final(self) -> dict[str, MetricRow]:
         return final_table(self.rows)
 
     def curves(self) -> dict[str, list[tuple[int, float]]]:
         """Validation AUC per node against the rounds aggregated before it (0 = the
         initial model, `rounds` = the final one), as learning_curve.png plots it."""
         out: dict[str, list[tuple[int, float]]] = {}
-        for r in sorted(self.rows, key=lambda r: int(r["round"])):
-            if _number(r.get("validation_auc")):
-                out.setdefault(r["node"], []).append((r["round"] - 1, r["validation_auc"]))
+        for r in sorted(self.rows, key=lambda r: r.round):
+            if r.validation_auc is not None and _number(r.validation_auc):
+                out.setdefault(r.node, []).append((r.round - 1, r.validation_auc))
         return out
 
 
@@ -45,25 +44,19 @@ def load_run(path: Path) -> Run:
     if name.startswith(".") and name.endswith(".partial"):
         raise FedjourneyError(f"{path} is a run still being written (or abandoned half-way); "
                               "finished runs are renamed to results/<run-id>/")
-    for needed in ("run.json", "metrics.jsonl"):
+    for needed in (records.RUN, records.METRICS):
         if not (path / needed).is_file():
             raise FedjourneyError(f"not a finished fedjourney run: {path} (no {needed}); "
                                   "runs are in results/<run-id>/")
-    try:
-        info = json.loads((path / "run.json").read_text(encoding="utf-8"))
-        rows = [json.loads(line) for line in
-                (path / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if line]
-        if not isinstance(info, dict):
-            raise ValueError("run.json is not a mapping")
-        if not all(isinstance(r, dict) and r.keys() >= ROW_KEYS and isinstance(r["round"], int)
-                   for r in rows):
-            raise ValueError(f"a metrics.jsonl row lacks one of {', '.join(sorted(ROW_KEYS))}")
-    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeError are ValueErrors
-        raise FedjourneyError(f"unreadable run {path}: {exc}") from exc
-    if info.get("status") != "finished":
-        raise FedjourneyError(f"run {path} did not finish (status {info.get('status')!r}); "
+    try:  # a malformed or newer-format file is a ResultsError, already one line
+        info = records.read_run(path)
+        rows = records.read_rows(path)
+    except OSError as exc:
+        raise FedjourneyError(f"unreadable run {path}: {exc.strerror or exc}") from exc
+    if not info.finished:
+        raise FedjourneyError(f"run {path} did not finish (status {info.status!r}); "
                               "only finished runs compare")
-    return Run(str(info.get("run_id", name)), info, rows)
+    return Run(info.run_id, info, rows)
 
 
 def _number(value: Any) -> bool:
@@ -79,9 +72,8 @@ def _seconds(value: Any, digits: int) -> str:
     return f"{value:.{digits}f}" if _number(value) else "-"
 
 
-def _epsilon(info: dict[str, Any]) -> str:
-    privacy = info.get("privacy")
-    value = privacy.get("epsilon") if isinstance(privacy, dict) else None
+def _epsilon(info: RunRecord) -> str:
+    value = (info.privacy or {}).get("epsilon")
     return "-" if value is None else f"{value:.3g}" if _number(value) else str(value)
 
 
@@ -95,23 +87,22 @@ def table(runs: list[Run]) -> str:
     """One aligned markdown row per run, then what the columns mean."""
     centres = sorted({node for run in runs for node in run.final})
     short = short_names(centres)
-    privacy = any("privacy" in run.info for run in runs)
+    privacy = any(run.info.privacy is not None for run in runs)
     header = ["run", "settings", "rounds", "seconds", "s/round",
               *(["ε"] if privacy else []), *(short[c] for c in centres),
               "mean AUC (unweighted)", "mean val loss (unweighted)"]
     body = []
     for run in runs:
         final = run.final
-        round_seconds = run.info.get("round_seconds")
-        per_round = list(round_seconds.values()) if isinstance(round_seconds, dict) else []
-        body.append([run.run_id, settings(run.info.get("experiment")),
-                     str(run.info.get("rounds", "-")),
-                     _seconds(run.info.get("seconds"), 1),
-                     _seconds(_mean(per_round), 2),
+        body.append([run.run_id, settings(run.info.experiment),
+                     str(run.info.rounds),
+                     _seconds(run.info.seconds, 1),
+                     _seconds(_mean(list(run.info.round_seconds.values())), 2),
                      *([_epsilon(run.info)] if privacy else []),
-                     *(fmt(final.get(c, {}).get("auc")) for c in centres),
-                     fmt(_mean([m["auc"] for m in final.values()])),
-                     fmt(_mean([m["loss"] for m in final.values()]))])
+                     *(fmt(final[c].validation_auc if c in final else None)
+                       for c in centres),
+                     fmt(_mean([m.validation_auc for m in final.values()])),
+                     fmt(_mean([m.validation_loss for m in final.values()]))])
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
@@ -138,7 +129,7 @@ def draw(runs: list[Run], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    centres = sorted({r["node"] for run in runs for r in run.rows})
+    centres = sorted({r.node for run in runs for r in run.rows})
     colour = {c: f"C{i % 10}" for i, c in enumerate(centres)}
     fig, axes = plt.subplots(1, len(runs), figsize=(1 + 4 * len(runs), 4), sharey=True,
                              squeeze=False)
@@ -154,7 +145,7 @@ def draw(runs: list[Run], path: Path) -> None:
             ax.plot(*zip(*mean, strict=True), lw=2.5, color="black", marker="o", ms=3,
                     label="mean of centres")
         ax.axhline(0.5, color="grey", lw=0.5, ls=":")
-        ax.set_title(f"{run.run_id}\n{settings(run.info.get('experiment'))}", fontsize=8)
+        ax.set_title(f"{run.run_id}\n{settings(run.info.experiment)}", fontsize=8)
         ax.set_xlabel("rounds aggregated")
     axes[0][0].set_ylabel("validation AUC of the global model")
     legend = {label: handle for ax in axes[0]  # every run's centres, once each
