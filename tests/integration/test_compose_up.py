@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from fedjourney import records
 from fedjourney.contract import ENV_COMPOSE
 from tests.integration.stack import GENERATIONS, Stack, compose_installed, small_federation
 
@@ -68,7 +69,7 @@ def test_results_land_on_the_host_owned_by_its_user(attached_up: tuple[Stack, st
     runs = [p for p in results.iterdir()]
     assert len(runs) == 1 and not runs[0].name.startswith("."), runs  # complete, one run
     files = {p.name for p in runs[0].iterdir()}
-    assert {"summary.md", "metrics.jsonl", "model.pt", "run.json"} <= files
+    assert {records.SUMMARY, records.METRICS, records.MODEL, records.RUN} <= files
     for path in [runs[0], *runs[0].rglob("*")]:
         assert (path.stat().st_uid, path.stat().st_gid) == (HOST_USER, HOST_USER), path
 

@@ -6,16 +6,15 @@ run in the clear, at the researcher and at its own node."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from pytest_docker.plugin import get_docker_services
 
+from fedjourney import records
 from tests.integration.stack import Stack, compose_command, small_federation, write_compose
 
 ROUNDS = 3
@@ -67,17 +66,16 @@ def runs(kept: Stack) -> dict[str, Path]:
     return out
 
 
-def _run_json(run: Path) -> dict[str, object]:
-    info: dict[str, object] = json.loads((run / "run.json").read_text())
-    return info
+def _run_json(run: Path) -> records.RunRecord:
+    return records.read_run(run)
 
 
-def _rows(run: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+def _rows(run: Path) -> list[records.MetricRow]:
+    return records.read_rows(run)
 
 
-def _final(run: Path) -> dict[str, float]:
-    return {r["node"]: r["validation_auc"] for r in _rows(run) if r["final"]}
+def _final(run: Path) -> dict[str, float | None]:
+    return {r.node: r.validation_auc for r in _rows(run) if r.final}
 
 
 # The shipped config's UCLH keeps the default posture: under secure aggregation its node
@@ -88,16 +86,16 @@ UCLH = "node-2 University College London Hospital"
 def test_each_experiment_finishes_with_complete_results(runs: dict[str, Path]) -> None:
     for name, run in runs.items():
         info = _run_json(run)
-        assert info["status"] == "finished"
-        assert len(info["round_seconds"]) == (1 if name.startswith("one-round") else ROUNDS)
-        assert info["experiment"]["name"] == name
+        assert info.finished
+        assert len(info.round_seconds) == (1 if name.startswith("one-round") else ROUNDS)
+        assert info.experiment is not None and info.experiment["name"] == name
         final = _final(run)
         withheld = {UCLH} if "secagg" in name else set()
         assert len(final) == 3, name
         assert {n for n, auc in final.items() if auc is None} == withheld, (name, final)
-        assert f"Experiment {name} (" in (run / "summary.md").read_text()
-    assert _run_json(runs["fedprox"])["experiment"]["mu"] == 0.01
-    scaffold = _run_json(runs["scaffold"])["experiment"]
+        assert f"Experiment {name} (" in (run / records.SUMMARY).read_text()
+    assert _run_json(runs["fedprox"]).experiment["mu"] == 0.01
+    scaffold = _run_json(runs["scaffold"]).experiment
     assert scaffold["aggregator"] == "scaffold"
 
 
@@ -111,14 +109,14 @@ def test_secure_aggregation_gives_the_clear_model_up_to_quantization(
     level = 2 * 3 / (2 ** 13 - 1)
     for clear_run, masked_run, bound in (("one-round", "one-round-secagg", 2 * level),
                                          ("default", "secagg", None)):
-        clear = torch.load(runs[clear_run] / "model.pt")
-        masked = torch.load(runs[masked_run] / "model.pt")
+        clear = torch.load(runs[clear_run] / records.MODEL)
+        masked = torch.load(runs[masked_run] / records.MODEL)
         worst = max(float((clear[k] - masked[k]).abs().max()) for k in clear)
         print(f"{masked_run}: max |secagg - clear| = {worst:.2e}")
         assert worst > 0  # the run was masked, not silently in the clear
         if bound is not None:
             assert worst <= bound + 1e-7, (masked_run, worst, bound)
-    assert _run_json(runs["secagg"])["experiment"]["secagg"] == "lom"
+    assert _run_json(runs["secagg"]).experiment["secagg"] == "lom"
     auc = {name: sum(v for n, v in _final(runs[name]).items() if n != UCLH) / 2
            for name in ("default", "secagg")}
     assert abs(auc["default"] - auc["secagg"]) < 0.02, auc
@@ -128,16 +126,16 @@ def test_a_hospital_withholds_its_validation_metrics_under_secure_aggregation(
         kept: Stack, runs: dict[str, Path]) -> None:
     """UCLH's node sends no validation metric in a masked run (every round and the final
     model), though it trained in every round; in the clear it sends them as before."""
-    masked = [r for r in _rows(runs["secagg"]) if r["node"] == UCLH]
-    assert all(r["validation_withheld"] and r["validation_auc"] is None and
-               r["validation_loss"] is None for r in masked), masked
-    assert all(r["took_part"] for r in masked if not r["final"])
-    assert all(r["validation_auc"] is not None and not r["validation_withheld"]
-               for r in _rows(runs["secagg"]) if r["node"] != UCLH)
-    assert all(r["validation_auc"] is not None
-               for r in _rows(runs["default"]) if r["node"] == UCLH)
+    masked = [r for r in _rows(runs["secagg"]) if r.node == UCLH]
+    assert all(r.validation_withheld and r.validation_auc is None and
+               r.validation_loss is None for r in masked), masked
+    assert all(r.took_part for r in masked if not r.final)
+    assert all(r.validation_auc is not None and not r.validation_withheld
+               for r in _rows(runs["secagg"]) if r.node != UCLH)
+    assert all(r.validation_auc is not None
+               for r in _rows(runs["default"]) if r.node == UCLH)
     assert "| node-2 University College London Hospital | withheld |" in \
-        (runs["secagg"] / "summary.md").read_text()
+        (runs["secagg"] / records.SUMMARY).read_text()
     node_story = kept.logs("node-2")
     assert "run=itest-exp-secagg " in node_story
     told = [line for line in node_story.splitlines() if "run=itest-exp-secagg " in line]
@@ -146,15 +144,15 @@ def test_a_hospital_withholds_its_validation_metrics_under_secure_aggregation(
 
 
 def test_differential_privacy_records_its_epsilon(runs: dict[str, Path]) -> None:
-    privacy = _run_json(runs["dp"])["privacy"]
+    privacy = _run_json(runs["dp"]).privacy
     assert isinstance(privacy, dict)
     assert privacy["sigma"] == 1.0 and privacy["clip"] == 1.0 and privacy["delta"] == 1e-5
     per_centre = privacy["epsilon_per_centre"]
     assert len(per_centre) == 3 and all(0 < e < 1000 for e in per_centre.values())
     assert privacy["epsilon"] == max(per_centre.values())
-    summary = (runs["dp"] / "summary.md").read_text()
+    summary = (runs["dp"] / records.SUMMARY).read_text()
     assert "## Differential privacy" in summary and "RDP (opacus)" in summary
-    assert "privacy" not in _run_json(runs["default"])
+    assert _run_json(runs["default"]).privacy is None
 
 
 def test_a_hospital_that_requires_secure_aggregation_refuses_a_clear_run(
@@ -181,6 +179,6 @@ def test_a_hospital_that_requires_secure_aggregation_refuses_a_clear_run(
     assert "secure aggregation" in refused + stack.logs("node-2"), refused[-3000:]
     # Under secure aggregation it takes part, its final validation included.
     run = _run(stack, "secagg", "itest-exp-secagg-required")
-    final = [r for r in _rows(run) if r["node"] == UCLH and r["final"]]
-    assert final and final[0]["validation_withheld"]
-    assert all(r["took_part"] for r in _rows(run) if r["node"] == UCLH and not r["final"])
+    final = [r for r in _rows(run) if r.node == UCLH and r.final]
+    assert final and final[0].validation_withheld
+    assert all(r.took_part for r in _rows(run) if r.node == UCLH and not r.final)

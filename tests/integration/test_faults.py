@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from fedjourney import records
 from tests.integration.stack import Stack, running, small_federation
 
 
@@ -68,15 +68,14 @@ def test_with_min_nodes_a_lost_node_is_dropped_then_rejoins(k_of_n_stack: Stack)
     assert stack.wait_exit("researcher", timeout=600) == 0, stack.logs("researcher")[-3000:]
     assert stack.wait_exit("results", timeout=60) == 0
     run = stack.compose_file.parent / "results" / "itest-kofn"
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    lyon = {r["round"]: r["took_part"] for r in rows if r["node"] == "node-1 CHU de Lyon"}
-    others = [r["took_part"] for r in rows if r["node"] != "node-1 CHU de Lyon"
-              and not r["final"]]
+    rows = records.read_rows(run)
+    lyon = {r.round: r.took_part for r in rows if r.node == "node-1 CHU de Lyon"}
+    others = [r.took_part for r in rows if r.node != "node-1 CHU de Lyon" and not r.final]
     assert all(others)
     assert lyon[1] and lyon[2] and lyon[60], lyon  # before, and back at the end
     missed = [r for r, took in lyon.items() if not took and r <= 60]
     assert missed and min(missed) >= 3, lyon
-    summary = (run / "summary.md").read_text()
+    summary = (run / records.SUMMARY).read_text()
     assert "- node-1 CHU de Lyon: 1-" in summary and "- node-0 Massachusetts General " \
         "Hospital: 1-60" in summary
 
@@ -92,8 +91,8 @@ def resume_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[St
 def _metrics(run: Path) -> list[dict[str, object]]:
     """metrics.jsonl without what differs between runs by nature (ids, wall times)."""
     timing = {"run_id", "round_seconds", "node_seconds", "training_seconds"}
-    return [{k: v for k, v in json.loads(line).items() if k not in timing}
-            for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.to_json().items() if k not in timing}
+            for r in records.read_rows(run)]
 
 
 def test_a_researcher_killed_mid_run_resumes_to_the_uninterrupted_results(
@@ -125,11 +124,11 @@ def test_a_researcher_killed_mid_run_resumes_to_the_uninterrupted_results(
     assert stack.wait_exit("results", timeout=60) == 0
     resumed = results / "itest-resume"
     _assert_close(_metrics(resumed), reference)
-    run = json.loads((resumed / "run.json").read_text())
-    assert run["resumed_after"] and run["resumed_after"][0] >= 3
-    assert sorted(map(int, run["round_seconds"])) == list(range(1, 31))
+    run = records.read_run(resumed)
+    assert run.resumed_after and run.resumed_after[0] >= 3
+    assert sorted(run.round_seconds) == list(range(1, 31))
     assert "Resumed from Fed-BioMed's breakpoint after round" in (
-        resumed / "summary.md").read_text()
+        resumed / records.SUMMARY).read_text()
 
 
 def _assert_close(got: list[dict[str, object]], want: list[dict[str, object]]) -> None:
@@ -167,11 +166,11 @@ def test_a_hung_node_is_dropped_at_the_round_deadline(hang_stack: Stack) -> None
     assert stack.wait_exit("results", timeout=60) == 0
     assert "without node-2 University College London Hospital (no reply)" in logs, logs[-3000:]
     run = stack.compose_file.parent / "results" / "itest-hang"
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    missed = [r for r in rows if r["node"].startswith("node-2") and not r["final"]
-              and not r["took_part"]]
+    rows = records.read_rows(run)
+    missed = [r for r in rows if r.node.startswith("node-2") and not r.final
+              and not r.took_part]
     assert missed, rows
     # A round without it ends by the deadline, not after Fed-BioMed's ~2 min to notice the
     # hang (sooner when the researcher's transport already failed its request).
-    seconds = [(r["round"], r["round_seconds"]) for r in missed]
+    seconds = [(r.round, r.round_seconds) for r in missed]
     assert all(s < 50 for _, s in seconds), seconds

@@ -11,7 +11,6 @@ IP address there."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import subprocess
@@ -23,7 +22,7 @@ import pytest
 import yaml
 from pytest_docker.plugin import get_docker_ip, get_docker_services
 
-from fedjourney import contract
+from fedjourney import contract, records
 from fedjourney.cli import main
 from fedjourney.exits import Exit
 from fedjourney.host import kit
@@ -157,12 +156,12 @@ def test_sites_pinning_the_researchers_certificate_finish_a_run(
             assert f"connected to the researcher at researcher:{port}: healthy" in logs
 
     results = kits["researcher"].parent / "results" / RUN_ID
-    run = json.loads((results / "run.json").read_text())
-    assert run["status"] == "finished" and run["rounds"] == 2
-    fingerprints = json.loads((results / "fingerprints.json").read_text())
+    run = records.read_run(results)
+    assert run.finished and run.rounds == 2
+    fingerprints = records.read_fingerprints(results)
     assert sorted(fingerprints) == ["node-0 Massachusetts General Hospital",
                                     "node-1 CHU de Lyon"]
-    rows = [json.loads(line) for line in (results / "metrics.jsonl").read_text().splitlines()]
-    assert {r["node"] for r in rows if r["final"] and r["validation_auc"] is not None} == \
+    rows = records.read_rows(results)
+    assert {r.node for r in rows if r.final and r.validation_auc is not None} == \
         set(fingerprints)
-    assert {r["round"] for r in rows if not r["final"]} == {1, 2}
+    assert {r.round for r in rows if not r.final} == {1, 2}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from fedjourney import records
 from tests.integration.stack import Stack, small_federation, write_compose
 
 
@@ -35,7 +36,7 @@ def test_a_real_synthea_export_joins_the_federation(tmp_path: Path, reference: P
         assert "/data/center_2  (11 patients" in stack.logs("generator-2")
         assert "data checked: 11 patients" in stack.logs("node-2")
         runs = list((tmp_path / "results").iterdir())
-        assert len(runs) == 1 and (runs[0] / "metrics.jsonl").is_file()
+        assert len(runs) == 1 and (runs[0] / records.METRICS).is_file()
     finally:
         stack.compose("down", "-v", check=False)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fedjourney import records
 from fedjourney.config import load_federation
 from fedjourney.contract import node_label, node_service, story_log
 from fedjourney.fingerprint import dataset_fingerprint
@@ -25,32 +25,31 @@ def test_run_succeeds_with_complete_consistent_results(finished_run: Path,
     config = Path(docker_compose_file).with_name("federation.yaml")
     fed = load_federation(config)
     files = {p.name for p in finished_run.iterdir()}
-    assert files == {"federation.yaml", "feature_spec.yaml", "metrics.jsonl", "model.pt",
-                     "learning_curve.png", "summary.md", "fingerprints.json", "run.json"}
+    assert files == records.RESEARCHER_FILES
     # The researcher's view of the config: every centre named, none of their seeds.
-    published = (finished_run / "federation.yaml").read_text()
+    published = (finished_run / records.FEDERATION).read_text()
     assert yaml.safe_load(published) == yaml.safe_load(
         (config.parent / "roles" / "researcher.yaml").read_text())
     assert "seed" not in published and "population" not in published
-    rows = [json.loads(line) for line in (finished_run / "metrics.jsonl").read_text().splitlines()]
+    rows = records.read_rows(finished_run)
     rounds = fed.training.rounds
     assert len(rows) == (rounds + 1) * 3
-    assert {r["node"].split(" ")[0] for r in rows} == set(NODES)
+    assert {r.node.split(" ")[0] for r in rows} == set(NODES)
     for r in rows:
-        assert 0.0 <= r["validation_auc"] <= 1.0 and r["validation_loss"] > 0
-        if not r["final"]:
-            assert r["train_loss"] > 0 and r["samples"] > 0 and r["training_seconds"] > 0
+        assert 0.0 <= r.validation_auc <= 1.0 and r.validation_loss > 0
+        if not r.final:
+            assert r.train_loss > 0 and r.samples > 0 and r.training_seconds > 0
     # Each node trained on its own patients minus the held-out 30 %.
     for node, centre in zip(NODES, fed.centres, strict=True):
-        row = next(r for r in rows if r["node"].startswith(node) and r["round"] == 1)
-        assert centre.population * 0.6 <= row["samples"] <= centre.population * 1.2, node
-    run = json.loads((finished_run / "run.json").read_text())
-    assert run["status"] == "finished" and len(run["round_seconds"]) == rounds
-    assert (finished_run / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        row = next(r for r in rows if r.node.startswith(node) and r.round == 1)
+        assert centre.population * 0.6 <= row.samples <= centre.population * 1.2, node
+    run = records.read_run(finished_run)
+    assert run.finished and len(run.round_seconds) == rounds
+    assert (finished_run / records.LEARNING_CURVE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     torch = pytest.importorskip("torch")
-    state = torch.load(finished_run / "model.pt")
+    state = torch.load(finished_run / records.MODEL)
     assert state["0.weight"].shape == (32, 30) and state["2.weight"].shape == (1, 32)
-    summary = (finished_run / "summary.md").read_text()
+    summary = (finished_run / records.SUMMARY).read_text()
     for centre in fed.centres:
         assert centre.name in summary
     # Each node's aggregates: the heterogeneity report (no identifier: see below).
@@ -61,7 +60,7 @@ def test_fingerprints_computed_on_nodes_match_the_config(finished_run: Path, tmp
                                                          docker_compose_file: str) -> None:
     fed = load_federation(Path(docker_compose_file).with_name("federation.yaml"))
     generate(fed, tmp_path)  # deterministic: the host regenerates the nodes' exact files
-    fingerprints = json.loads((finished_run / "fingerprints.json").read_text())
+    fingerprints = records.read_fingerprints(finished_run)
     for centre in fed.centres:
         node = node_label(centre.id, centre.name)
         assert fingerprints[node] == dataset_fingerprint(tmp_path / centre.folder_name)
@@ -200,7 +199,7 @@ def test_a_second_experiment_runs_on_the_kept_nodes(stack: Stack, finished_run: 
     assert stack.wait_exit("researcher", timeout=300) == 0, stack.logs("researcher")[-3000:]
     assert stack.wait_exit("results", timeout=60) == 0
     again = finished_run.parent / "itest-again"
-    assert (again / "metrics.jsonl").is_file() and (again / "run.json").is_file()
+    assert (again / records.METRICS).is_file() and (again / records.RUN).is_file()
     assert {s: _started(stack, s) for s in kept} == before
 
 

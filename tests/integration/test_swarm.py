@@ -4,7 +4,6 @@ this host, the researcher's exit status, and nothing running or attached afterwa
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -12,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from fedjourney import records
 from fedjourney.config import load_federation
 from tests.conftest import DEFAULT_CONFIG, ROOT
 
@@ -49,13 +49,12 @@ def test_a_run_on_a_one_host_swarm_finishes_and_leaves_nothing_running(run_id: s
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "creating a one-host swarm" in out.stdout
     results = ROOT / "results" / run_id
-    run = json.loads((results / "run.json").read_text())
-    assert run["status"] == "finished"
+    assert records.read_run(results).finished
     centres = load_federation(DEFAULT_CONFIG).centres
-    fingerprints = json.loads((results / "fingerprints.json").read_text())
+    fingerprints = records.read_fingerprints(results)
     assert len(fingerprints) == len(centres)
-    rows = [json.loads(line) for line in (results / "metrics.jsonl").read_text().splitlines()]
-    assert {r["node"] for r in rows if r["final"] and r["validation_auc"] is not None} == \
+    rows = records.read_rows(results)
+    assert {r.node for r in rows if r.final and r.validation_auc is not None} == \
         set(fingerprints)
     # Nothing left running or attached: no swarm, no container, service or network of it.
     assert _swarm_state() == "inactive"
