@@ -1,10 +1,12 @@
 """The researcher container's command: wait for every centre's node, run FedAverage round by
 round, write results/<run-id>/ atomically.
 
-Exit status: 0 when the run finished and its results are complete; 2 when a node never came
-(the missing centres are named); 3 when a round failed or overran its deadline (the nodes
-concerned are named). Every exit leaves `<results>/.ended` (run id and status) for the
-results collector.
+Exit status (fedjourney/exits.py): OK when the run finished and its results are complete;
+REFUSED for a bad setting, experiment or run id; NOT_READY when a node never came, cannot
+serve or disagrees (the centres are named); FAILED when Fed-BioMed could not set the
+experiment up; ROUND_FAILED when a round failed or overran its deadline (the nodes concerned
+are named). Every exit leaves `<results>/.ended` (run id and status) for the results
+collector.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedjourney import contract, records
+from fedjourney import contract, records, settings
 from fedjourney.config import DEFAULT_EXPERIMENT, Federation, Training, load_federation
 from fedjourney.errors import FedjourneyError
+from fedjourney.exits import Exit
 from fedjourney.researcher import checkpoint, experiment, heterogeneity, results
 from fedjourney.researcher.experiment import Metrics, bound_rounds
 from fedjourney.story import Story, quiet_fedbiomed, setup
@@ -32,167 +37,244 @@ WATCHDOG_GRACE_S = 60
 BROKEN_GRACE_S = 10  # after a node reports broken data, for the others to answer too
 
 
+@dataclass(frozen=True)
+class ResearcherSettings:
+    """What the researcher reads at start: its role's view of the config and its
+    environment (fedjourney/settings.py)."""
+
+    config_path: Path
+    fed: Federation
+    run_id: str
+    experiment: str
+    resume: bool
+    verbose: bool
+    node_deadline_s: float
+    round_deadline_override_s: float | None  # else the experiment's own
+
+    def round_deadline_s(self, t: Training) -> float:
+        return self.round_deadline_override_s or t.round_deadline_s
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str]) -> ResearcherSettings:
+        """FedjourneyError naming the setting."""
+        config_path = Path(settings.CONFIG.raw(environ))
+        fed = load_federation(config_path)
+        try:
+            run_id = contract.check_run_id(settings.RUN_ID.raw(environ)
+                                           or contract.new_run_id())
+        except ValueError as exc:
+            raise FedjourneyError(f"{exc}; set {settings.RUN_ID.env} to a valid one") from None
+        node_s: float | None = settings.NODE_DEADLINE.read(environ)
+        return cls(config_path, fed, run_id,
+                   settings.EXPERIMENT.raw(environ) or DEFAULT_EXPERIMENT,
+                   settings.RESUME.read(environ), settings.VERBOSE.read(environ),
+                   node_s or fed.training.node_deadline_s,
+                   settings.ROUND_DEADLINE.read(environ))
+
+
+class Stop(Exception):
+    """A phase of the run cannot go on; its story line is said, the status is given."""
+
+    def __init__(self, status: Exit) -> None:
+        super().__init__(status.name)
+        self.status = status
+
+
 def main() -> int:
     HEALTH.unlink(missing_ok=True)
     (RESULTS / contract.RUN_ENDED).unlink(missing_ok=True)  # an earlier run's
-    config_path = Path(os.environ.get(contract.ENV_CONFIG, str(contract.CONFIG)))
-    fed = load_federation(config_path)
-    run_id = os.environ.get(contract.ENV_RUN_ID) or contract.new_run_id()
     try:
-        contract.check_run_id(run_id)
-    except ValueError as exc:
-        print(f"fedjourney: error: {exc}; set {contract.ENV_RUN_ID} to a valid one",
-              file=sys.stderr)
-        _mark_ended(run_id, 2)
-        return 2
-    verbose = os.environ.get(contract.ENV_VERBOSE) == "1"
+        s = ResearcherSettings.load(os.environ)
+    except FedjourneyError as exc:
+        print(f"fedjourney: error: {exc}", file=sys.stderr)
+        _mark_ended(settings.RUN_ID.raw(os.environ), Exit.REFUSED)
+        return Exit.REFUSED
     story = setup(contract.RESEARCHER, Path(contract.story_log("researcher")),
-                  verbose).at(run_id)
-    status = 1
+                  s.verbose).at(s.run_id)
+    status = Exit.FAILED
     try:
-        status = _run(fed, config_path, run_id, story, verbose)
+        status = _run(s, story)
+    except Stop as stop:
+        status = stop.status
     finally:
-        _mark_ended(run_id, status)
+        _mark_ended(s.run_id, status)
     return status
 
 
-def _run(fed: Federation, config_path: Path, run_id: str, story: Story, verbose: bool
-         ) -> int:
+def _run(s: ResearcherSettings, story: Story) -> Exit:
+    """The run, phase by phase; Stop ends it early with its status."""
     started = time.monotonic()
-    spec = fed.feature_spec()
-    name = os.environ.get(contract.ENV_EXPERIMENT) or DEFAULT_EXPERIMENT
-    try:
-        t = fed.experiment(name)
-    except FedjourneyError as exc:
-        story.error(f"FAILED: {exc}")
-        return 2
-    resume = os.environ.get(contract.ENV_RESUME) == "1"
-    progress = checkpoint.load(run_id)
-    refusal = _cannot_start(run_id, resume, progress, checkpoint.config_digest(config_path,
-                                                                               name))
-    if refusal:
-        story.error(f"FAILED: {refusal}")
-        return 2
-    partial = RESULTS / contract.partial_results(run_id)
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    story.info(f"run {run_id}: experiment {name} ({results.settings(t.describe())}), "
-               f"{len(fed.centres)} centres, {t.rounds} rounds, spec {spec.fingerprint()}"
-               + (f"; resuming after round {progress.rounds_done}" if progress else ""))
-
-    requests = _serve(story, verbose)
+    t, progress, partial = _prepared(s, story)
+    requests = _serve(story, s.verbose)
     if requests is None:
-        return 2
+        raise Stop(Exit.NOT_READY)
     HEALTH.write_text("researcher: server listening\n", encoding="utf-8")
-    found = _wait_for_nodes(requests, fed, story)
-    if found is None:
-        return 2
+    found = _ready_federation(s, t, progress, requests, story)
     names = {node_id: rec.label for node_id, rec in found.items()}
     fingerprints = {rec.label: rec.fingerprint for rec in found.values()}
     story.info(f"all {len(found)} nodes answered after {time.monotonic() - started:.1f}s: "
                + ", ".join(sorted(names.values())))
+    metrics = Metrics()
+    exp, progress = _experiment(s, t, progress, fingerprints, metrics, story)
+    spent = progress.seconds - (time.monotonic() - started)  # earlier attempts' time
+    _rounds(s, t, exp, progress, metrics, requests, names, story,
+            lambda: spent + time.monotonic() - started)
+    seconds = spent + time.monotonic() - started
+    _write_results(s, t, exp, progress, metrics, names, found, partial, seconds, story)
+    return Exit.OK
+
+
+def _prepared(s: ResearcherSettings, story: Story
+              ) -> tuple[Training, checkpoint.Progress | None, Path]:
+    """The experiment, the run's progress when resuming, and its empty partial folder."""
+    try:
+        t = s.fed.experiment(s.experiment)
+    except FedjourneyError as exc:
+        story.error(f"FAILED: {exc}")
+        raise Stop(Exit.REFUSED) from None
+    progress = checkpoint.load(s.run_id)
+    refusal = _cannot_start(s.run_id, s.resume, progress,
+                            checkpoint.config_digest(s.config_path, s.experiment))
+    if refusal:
+        story.error(f"FAILED: {refusal}")
+        raise Stop(Exit.REFUSED)
+    partial = RESULTS / contract.partial_results(s.run_id)
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    spec = s.fed.feature_spec()
+    story.info(f"run {s.run_id}: experiment {s.experiment} ({results.settings(t.describe())}), "
+               f"{len(s.fed.centres)} centres, {t.rounds} rounds, spec {spec.fingerprint()}"
+               + (f"; resuming after round {progress.rounds_done}" if progress else ""))
+    return t, progress, partial
+
+
+def _ready_federation(s: ResearcherSettings, t: Training,
+                      progress: checkpoint.Progress | None, requests: Any, story: Story
+                      ) -> dict[str, contract.DatasetRecord]:
+    """Every centre's node, answering with sound data, the same FeatureSpec and a stance
+    that accepts this experiment (and, when resuming, the same data as before)."""
+    found = _wait_for_nodes(requests, s.fed, s.node_deadline_s, story)
+    if found is None:
+        raise Stop(Exit.NOT_READY)
+    spec = s.fed.feature_spec()
     others = sorted(r.label for r in found.values() if r.spec_fingerprint != spec.fingerprint())
     if others:  # they would refuse the tasks anyway: say why now
         story.error(f"FAILED: {', '.join(others)} approved another FeatureSpec than this run's "
                     f"{spec.fingerprint()}: the federation config differs; see `docker compose "
                     "logs` of those nodes")
-        return 3
+        raise Stop(Exit.NOT_READY)
     stances = _stance_conflicts(found.values(), t)
     if stances:
         story.error(f"FAILED: {stances}; see `docker compose logs` of those nodes")
-        return 3
+        raise Stop(Exit.NOT_READY)
+    fingerprints = {rec.label: rec.fingerprint for rec in found.values()}
     if progress and progress.fingerprints != fingerprints:
         changed = sorted(k for k in fingerprints if progress.fingerprints.get(k) !=
                          fingerprints[k])
-        story.error(f"FAILED: cannot resume run {run_id}: the data of {', '.join(changed)} "
+        story.error(f"FAILED: cannot resume run {s.run_id}: the data of {', '.join(changed)} "
                     "changed since it began; start a new run")
-        return 2
+        raise Stop(Exit.REFUSED)
+    return found
 
-    min_nodes = t.min_nodes or len(fed.centres)
-    metrics = Metrics()
-    deadline = int(os.environ.get(contract.ENV_ROUND_DEADLINE) or t.round_deadline_s)
-    bound_rounds(deadline)
+
+def _experiment(s: ResearcherSettings, t: Training, progress: checkpoint.Progress | None,
+                fingerprints: dict[str, str], metrics: Metrics, story: Story
+                ) -> tuple[Any, checkpoint.Progress]:
+    """Fed-BioMed's Experiment, new or resumed from its breakpoint, and the run's progress."""
+    bound_rounds(int(s.round_deadline_s(t)))
     try:
         if progress:
             exp = experiment.resume(progress.breakpoint, metrics)
             progress.restore(metrics)
             progress.resumed_after.append(progress.rounds_done)
-        else:
-            from fedjourney.researcher.strategy import AtLeast
+            return exp, progress
+        from fedjourney.researcher.strategy import AtLeast
 
-            exp = experiment.build(fed, t, run_id, metrics, AtLeast(min_nodes))
-            progress = checkpoint.Progress(run_id, checkpoint.config_digest(config_path, name),
-                                           fingerprints)
+        exp = experiment.build(s.fed, t, s.run_id, metrics,
+                               AtLeast(t.min_nodes or len(s.fed.centres)))
+        return exp, checkpoint.Progress(
+            s.run_id, checkpoint.config_digest(s.config_path, s.experiment), fingerprints)
     except SystemExit as stop:
         story.error(f"FAILED: the experiment could not be set up (Fed-BioMed exit {stop.code})")
-        return 3
+        raise Stop(Exit.FAILED) from None
+
+
+def _rounds(s: ResearcherSettings, t: Training, exp: Any, progress: checkpoint.Progress,
+            metrics: Metrics, requests: Any, names: dict[str, str], story: Story,
+            elapsed: Callable[[], float]) -> None:
+    """The remaining rounds, each checkpointed; Stop(ROUND_FAILED) when one fails."""
     strategy = exp.strategy()
-    rounds = t.rounds
-    spent = progress.seconds - (time.monotonic() - started)  # earlier attempts' time
-    for r in range(progress.rounds_done + 1, rounds + 1):
+    min_nodes = t.min_nodes or len(s.fed.centres)
+    for r in range(progress.rounds_done + 1, t.rounds + 1):
         metrics.round = r
+        said = story.at(s.run_id, r)
         # A backstop: late nodes are left out at the deadline; this ends a round that
         # still does not return (aggregation, a wedged transport).
-        watchdog = _watchdog(deadline + WATCHDOG_GRACE_S, run_id, story.at(run_id, r),
+        watchdog = _watchdog(s.round_deadline_s(t) + WATCHDOG_GRACE_S, s.run_id, said,
                              requests, names)
         begun = time.monotonic()
         try:
-            exp.run_once(test_after=r == rounds)
+            exp.run_once(test_after=r == t.rounds)
         except SystemExit as stop:  # Fed-BioMed exits on a failed round (FB402, FB408...)
             watchdog.cancel()
-            story.at(run_id, r).error(
+            said.error(
                 f"FAILED: round {r} (Fed-BioMed exit {stop.code}): "
                 f"{_dropped(strategy.dropped.get(r - 1, {}), names) or 'no node answered'}; "
                 f"at least {min_nodes} needed; node states: {_node_states(requests, names)}")
-            return 3
+            raise Stop(Exit.ROUND_FAILED) from None
         watchdog.cancel()
         progress.round_seconds[r] = time.monotonic() - begun
         progress.took_part[r] = strategy.aggregated(r - 1)
         progress.dropped[r] = strategy.dropped.get(r - 1, {})
         progress.rounds_done, progress.breakpoint = r, experiment.breakpoint_folder(exp)
-        progress.seconds = spent + time.monotonic() - started
+        progress.seconds = elapsed()
         progress.record(metrics)
         checkpoint.save(progress)
         dropped = _dropped(progress.dropped[r], names)
-        story.at(run_id, r).info(f"round {r}/{rounds} aggregated in "
-                                 f"{progress.round_seconds[r]:.2f}s"
-                                 + (f" without {dropped}" if dropped else ""))
+        said.info(f"round {r}/{t.rounds} aggregated in {progress.round_seconds[r]:.2f}s"
+                  + (f" without {dropped}" if dropped else ""))
 
-    rows = results.metric_rows(run_id, rounds, metrics, exp.training_replies(), names,
+
+def _write_results(s: ResearcherSettings, t: Training, exp: Any,
+                   progress: checkpoint.Progress, metrics: Metrics, names: dict[str, str],
+                   found: dict[str, contract.DatasetRecord], partial: Path, seconds: float,
+                   story: Story) -> None:
+    """results/<run-id>/, complete or not there at all; the final model per centre said."""
+    rows = results.metric_rows(s.run_id, t.rounds, metrics, exp.training_replies(), names,
                                progress.round_seconds, progress.took_part)
+    spec = s.fed.feature_spec()
+    fingerprints = {rec.label: rec.fingerprint for rec in found.values()}
     records.write_rows(partial, rows)
     exp.training_plan().export_model(str(partial / records.MODEL))
     results.learning_curve(rows, partial / records.LEARNING_CURVE)
-    shutil.copy(config_path, partial / records.FEDERATION)
+    shutil.copy(s.config_path, partial / records.FEDERATION)
     spec.dump(partial / records.FEATURE_SPEC)
     records.write_fingerprints(partial, fingerprints)
-    seconds = spent + time.monotonic() - started
-    described = {"name": name, **t.describe()}
+    described = {"name": s.experiment, **t.describe()}
     privacy = _privacy(t, rows, len(progress.resumed_after))
     (partial / records.SUMMARY).write_text(results.summary_markdown(
-        run_id, rows, fingerprints, seconds, progress.resumed_after, described, privacy,
+        s.run_id, rows, fingerprints, seconds, progress.resumed_after, described, privacy,
         heterogeneity.report(list(found.values()))))
     records.write_run(partial, records.RunRecord(
-        run_id=run_id, seconds=round(seconds, 2), rounds=rounds,
+        run_id=s.run_id, seconds=round(seconds, 2), rounds=t.rounds,
         round_seconds=progress.round_seconds, spec_fingerprint=spec.fingerprint(),
         experiment=described, privacy=privacy or None,
         resumed_after=progress.resumed_after, status=records.FINISHED))
-    partial.rename(RESULTS / run_id)  # complete, or not there at all
-    checkpoint.forget(run_id)
-    story.info(f"results written to results/{run_id}/ ({seconds:.1f}s in all)")
+    partial.rename(RESULTS / s.run_id)  # complete, or not there at all
+    checkpoint.forget(s.run_id)
+    story.info(f"results written to results/{s.run_id}/ ({seconds:.1f}s in all)")
     for node, m in results.final_table(rows).items():
         story.info(f"final model on {node}: " + (
             "validation metrics withheld (the centre's posture under secure aggregation)"
             if m.validation_withheld else
             f"AUC {results.fmt(m.validation_auc)}, "
             f"accuracy {results.fmt(m.validation_accuracy)}"))
-    return 0
 
 
-def _stance_conflicts(records: Any, t: Training) -> str:
+def _stance_conflicts(found: Any, t: Training) -> str:
     """The centres whose own secure-aggregation stance refuses this experiment, or ""."""
     wrong = [f"{r.label} {'requires' if r.secure_aggregation == 'required' else 'refuses'} "
-             "secure aggregation" for r in sorted(records, key=lambda r: r.centre_id)
+             "secure aggregation" for r in sorted(found, key=lambda r: r.centre_id)
              if (r.secure_aggregation == "required" and t.secagg == "off")
              or (r.secure_aggregation == "refused" and t.secagg != "off")]
     if not wrong:
@@ -263,13 +345,12 @@ def _serve(story: Story, verbose: bool) -> Any:
     return Requests(config)
 
 
-def _wait_for_nodes(requests: Any, fed: Federation, story: Story
+def _wait_for_nodes(requests: Any, fed: Federation, deadline_s: float, story: Story
                     ) -> dict[str, contract.DatasetRecord] | None:
     """{node id: its dataset record} once every centre's node answers; None at the deadline
     (the missing centres named), or as soon as the nodes that answer include one whose data
     is broken (named with its reason, after a short grace for the others to answer)."""
-    deadline = time.monotonic() + float(os.environ.get(contract.ENV_NODE_DEADLINE) or
-                                        fed.training.node_deadline_s)
+    deadline = time.monotonic() + deadline_s
     expected = {contract.node_service(c.id): c for c in fed.centres}
     announced: set[str] = set()
     while True:
@@ -322,8 +403,8 @@ def _watchdog(seconds: float, run_id: str, story: Story, requests: Any,
     def fire() -> None:
         story.error(f"FAILED: the round ran past {seconds:.0f}s; node states: "
                     f"{_node_states(requests, names)}")
-        _mark_ended(run_id, 3)
-        os._exit(3)
+        _mark_ended(run_id, Exit.ROUND_FAILED)
+        os._exit(Exit.ROUND_FAILED)
 
     timer = threading.Timer(seconds, fire)
     timer.daemon = True

@@ -103,7 +103,7 @@ def test_each_kind_of_broken_data_is_named_within_a_minute(centres: Centres,
                        "FEDJOURNEY_KEEP": "0", "FEDJOURNEY_NODE_DEADLINE": "120"})
     status = stack.wait_exit("researcher", timeout=180)
     researcher = stack.logs("researcher")
-    assert status == 2, researcher[-3000:]
+    assert status == Exit.NOT_READY, researcher[-3000:]
     assert time.monotonic() - started < FAIL_WITHIN_S
     output = researcher
     for c, kind in broken.items():

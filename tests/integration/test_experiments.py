@@ -15,6 +15,7 @@ import yaml
 from pytest_docker.plugin import get_docker_services
 
 from fedjourney import records
+from fedjourney.exits import Exit
 from tests.integration.stack import Stack, compose_command, small_federation, write_compose
 
 ROUNDS = 3
@@ -171,7 +172,7 @@ def test_a_hospital_that_requires_secure_aggregation_refuses_a_clear_run(
     stack.compose("up", "-d", "--no-deps", "researcher",
                   env={**KEEP, "FEDJOURNEY_RUN_ID": "itest-exp-clear",
                        "FEDJOURNEY_EXPERIMENT": ""})
-    assert stack.wait_exit("researcher", timeout=300) == 3
+    assert stack.wait_exit("researcher", timeout=300) == Exit.NOT_READY
     assert "node-2 University College London Hospital requires secure aggregation" in \
         stack.logs("researcher")
     # ...and the node itself refuses a researcher that sends a clear task anyway.

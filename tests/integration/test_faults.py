@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fedjourney import records
+from fedjourney.exits import Exit
 from tests.integration.stack import Stack, running, small_federation
 
 
@@ -26,7 +27,7 @@ def test_node_dying_mid_run_fails_the_run_naming_it(long_stack: Stack) -> None:
     stack.kill_after_round("node-1", 2, 60)
     killed = time.monotonic()
     status = stack.wait_exit("researcher", timeout=180)
-    assert status == 3
+    assert status == Exit.ROUND_FAILED
     assert time.monotonic() - killed < 90
     logs = stack.logs("researcher")
     assert "FAILED: round" in logs and "node-1 CHU de Lyon: DISCONNECTED" in logs, logs[-3000:]
@@ -112,7 +113,7 @@ def test_a_researcher_killed_mid_run_resumes_to_the_uninterrupted_results(
     assert not (results / "itest-resume").exists()
     # Without --resume the run id is refused, naming the way out.
     stack.compose("up", "-d", "--no-deps", "researcher", env=again)
-    assert stack.wait_exit("researcher", timeout=120) == 2
+    assert stack.wait_exit("researcher", timeout=120) == Exit.REFUSED
     assert "scripts/run --resume itest-resume" in stack.logs("researcher")
 
     stack.compose("up", "-d", "--no-deps", "researcher", "results",

@@ -12,6 +12,7 @@ import yaml
 from fedjourney import records
 from fedjourney.config import load_federation
 from fedjourney.contract import node_label, node_service, story_log
+from fedjourney.exits import Exit
 from fedjourney.fingerprint import dataset_fingerprint
 from fedjourney.generator import generate
 from tests.integration.conftest import RUN_ID
@@ -223,7 +224,7 @@ def test_a_failed_run_exits_non_zero_naming_the_missing_node(stack: Stack,
     done = stack.compose("run", "--rm", "--no-deps", "--use-aliases", "-T",
                          "-e", "FEDJOURNEY_NODE_DEADLINE=25", "-e", "FEDJOURNEY_RUN_ID=itest-fail",
                          "researcher", check=False, timeout=300)
-    assert done.returncode == 2
+    assert done.returncode == Exit.NOT_READY
     assert "no answer from node-2 (University College London Hospital)" in done.stdout
     stack.compose("start", "node-2")
 

@@ -111,3 +111,33 @@ def test_the_table_command_checks_and_writes(tmp_path: Path) -> None:
     (tmp_path / "bare.md").write_text("no block\n")
     assert settings.main(["--write", str(tmp_path / "bare.md")]) == 2
     assert (tmp_path / "bare.md").read_text() == "no block\n"  # nothing written
+
+
+def test_the_researcher_loads_one_settings_object_from_its_view() -> None:
+    from fedjourney.researcher.run import ResearcherSettings
+
+    view = str(ROOT / "data" / "roles" / "researcher.yaml")
+    s = ResearcherSettings.load({settings.CONFIG.env: view, settings.RUN_ID.env: "r1",
+                                 settings.EXPERIMENT.env: "fedprox"})
+    assert (s.run_id, s.experiment, s.resume, s.verbose) == ("r1", "fedprox", False, False)
+    assert s.node_deadline_s == s.fed.training.node_deadline_s
+    fedprox = s.fed.experiment("fedprox")
+    assert s.round_deadline_s(fedprox) == fedprox.round_deadline_s  # the experiment's own
+    over = ResearcherSettings.load({settings.CONFIG.env: view,
+                                    settings.ROUND_DEADLINE.env: "33"})
+    assert over.round_deadline_s(fedprox) == 33.0 and over.run_id  # a new id when unset
+    for env, value, says in [(settings.RUN_ID.env, "../x", "set FEDJOURNEY_RUN_ID"),
+                             (settings.NODE_DEADLINE.env, "soon", "FEDJOURNEY_NODE_DEADLINE"),
+                             (settings.RESUME.env, "yes", "FEDJOURNEY_RESUME")]:
+        with pytest.raises(FedjourneyError, match=says) as caught:
+            ResearcherSettings.load({settings.CONFIG.env: view, env: value})
+        assert "\n" not in str(caught.value)
+
+
+def test_the_exit_table_is_generated_from_the_enum() -> None:
+    from fedjourney import exits
+
+    page = (ROOT / "docs" / "running.md").read_text(encoding="utf-8")
+    assert exits.with_table(page) == page, "run python -m fedjourney.exits --write " \
+        "docs/running.md"
+    assert set(exits.MEANING) == set(exits.Exit)

@@ -51,7 +51,7 @@ SITE_HEADER = """\
 #   FEDJOURNEY_RESEARCHER_ADDRESS=<the researcher host's IP, or host-gateway on one host> \\
 #   FEDJOURNEY_RESEARCHER_FINGERPRINT=<sha256 the researcher gave you out of band> \\
 #   FEDJOURNEY_RESEARCHER_PORT=<its published port, default 50051> docker compose up
-# The node leaves (status 0) when the researcher's run ends; status 2 when the researcher
+# The node leaves (status 0) when the researcher's run ends; status 3 when the researcher
 # presents another certificate. The centre's data stays in this project's volumes.
 # Compose maps the name `researcher`, which the certificate holds, to the address given
 # (extra_hosts), so TLS checks the name the node dials. The node's network is not internal:
