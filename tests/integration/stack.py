@@ -95,7 +95,9 @@ class Stack:
         return done
 
     def container(self, service: str) -> str:
-        cid = self.compose("ps", "-q", service).stdout.strip()
+        # -a: v2's `ps` lists running containers only (1.29's lists exited ones too), and a
+        # one-shot generator or a finished researcher has exited.
+        cid = self.compose("ps", "-a", "-q", service).stdout.strip()
         assert cid, f"no container for {service}"
         return cid
 
@@ -144,9 +146,14 @@ class Stack:
         assert up.returncode != 0
         logs = self.logs(generator)
         assert "fedjourney: error: " in logs and error in logs, logs
-        running = self.compose("ps", "-q", "node-0", "node-1", "node-2", "researcher",
+        # v2 creates every container before it starts any, 1.29 service by service: what
+        # both must show is that none of them ever started.
+        created = self.compose("ps", "-a", "-q", "node-0", "node-1", "node-2", "researcher",
                                check=False).stdout.split()
-        assert running == []
+        started = [cid for cid in created if not subprocess.run(
+            ["docker", "inspect", "--format", "{{.State.StartedAt}}", cid],
+            capture_output=True, text=True, check=True).stdout.startswith("0001-01-01")]
+        assert started == []
 
     def kill_after_round(self, service: str, round_: int, rounds: int) -> None:
         """SIGKILL service's container once the researcher has aggregated round_."""
