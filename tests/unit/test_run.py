@@ -96,6 +96,14 @@ def test_only_the_steps_own_progress_lines_show(line: str, expected: str | None)
     assert run.shown(line) == expected
 
 
+def test_a_dockerfile_step_becomes_a_short_status() -> None:
+    assert run.build_step("Step 4/9 : RUN pip   install --no-index x\n") == (
+        "  step 4/9: RUN pip install --no-index x")
+    assert run.build_step("Step 4/9 : RUN " + "x" * 200, width=40) == (
+        "  step 4/9: RUN " + "x" * 21 + "...")
+    assert run.build_step(" ---> Running in 0ab1") is None
+
+
 def test_the_compose_project_is_named_after_the_compose_files_folder(tmp_path: Path) -> None:
     folder = tmp_path / "My Study.v2"
     folder.mkdir()

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -49,6 +50,7 @@ TAIL_LINES = 40
 # A step's own progress lines ("build-images: ..."); everything else is raw tool output.
 _PROGRESS = re.compile(r"^(build-images|build-base-image|ensure-docker|setup|compose): ")
 # What `fedjourney generate` prints per centre: "  generated  /data/center_0  (58 patients, ...)"
+_BUILD_STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
 _GENERATED = re.compile(r"^\s*(generated|regenerated|skipped)\s+\S+\s+\((.*)\)\s*$")
 
 
@@ -157,6 +159,15 @@ def shown(line: str) -> str | None:
     return text.removesuffix(":")
 
 
+def build_step(line: str, width: int = 100) -> str | None:
+    """A `docker build` step line ("Step 4/9 : RUN pip ...") as a short status, else None."""
+    m = _BUILD_STEP.match(line)
+    if m is None:
+        return None
+    status = f"  step {m[1]}: {' '.join(m[2].split())}"
+    return status if len(status) <= width else status[:width - 3] + "..."
+
+
 def project_name(compose_file: Path, env: Mapping[str, str]) -> str:
     """Compose's default project name: COMPOSE_PROJECT_NAME, else the compose file's folder,
     lower-cased, keeping letters, digits, '-' and '_' (as both v2 and 1.29 do)."""
@@ -217,8 +228,9 @@ def tail(path: Path, n: int = TAIL_LINES) -> list[str]:
 
 # ---- phases ---------------------------------------------------------------------------------
 
-def plan(opts: Options, base_env: Mapping[str, str]) -> Plan:
-    """Every check that needs no engine: options, config, experiment, compose file."""
+def check(opts: Options) -> Path:
+    """Every check that needs no engine (options, config, experiment, compose file); the
+    compose file."""
     check_options(opts)
     fed = load_federation(opts.config)
     if opts.experiment:
@@ -228,9 +240,14 @@ def plan(opts: Options, base_env: Mapping[str, str]) -> Plan:
     if wrong:
         raise FedjourneyError(f"{', '.join(wrong)} do(es) not match {opts.config}; run "
                               f"fedjourney compose --config {opts.config} --write")
+    return where.path
+
+
+def plan(opts: Options, compose_file: Path, base_env: Mapping[str, str]) -> Plan:
+    """The run's id (its start time, once the images are there) and environment."""
     run_id = opts.resume or base_env.get("FEDJOURNEY_RUN_ID") or new_run_id()
-    return Plan(run_id, where.path, run_env(opts, run_id, where.path, base_env),
-                report_args(opts.config, where.path))
+    return Plan(run_id, compose_file, run_env(opts, run_id, compose_file, base_env),
+                report_args(opts.config, compose_file))
 
 
 def build_images(verbose: bool, env: Mapping[str, str], log_dir: Path = LOG_DIR) -> None:
@@ -241,6 +258,10 @@ def build_images(verbose: bool, env: Mapping[str, str], log_dir: Path = LOG_DIR)
                               "repository's root (scripts/run does)")
     log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / "build-images.log"
+    # On a terminal, the image's current Dockerfile step as a passing line, with its time.
+    live = sys.stdout.isatty() and not verbose
+    width = shutil.get_terminal_size().columns - 8
+    passing, t0 = False, time.monotonic()
     with path.open("w", encoding="utf-8") as out, subprocess.Popen(
             [str(BUILD_SCRIPT)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, text=True, errors="replace", env=dict(env)) as proc:
@@ -249,8 +270,16 @@ def build_images(verbose: bool, env: Mapping[str, str], log_dir: Path = LOG_DIR)
             out.write(line)
             out.flush()
             text = line.rstrip("\n") if verbose else shown(line)
-            if text is not None:
-                print(text, flush=True)
+            step = build_step(line, width) if live and text is None else None
+            if step is not None:
+                sys.stdout.write(f"\r\033[K{step} ({time.monotonic() - t0:.0f}s)")
+                sys.stdout.flush()
+                passing = True
+            elif text is not None:
+                print(("\r\033[K" if passing else "") + text, flush=True)
+                passing, t0 = False, time.monotonic()
+    if passing:
+        print(flush=True)
     if proc.returncode != 0:
         if not verbose:
             sys.stderr.write("".join(f"  {ln}\n" for ln in tail(path)))
@@ -406,10 +435,12 @@ def finish(opts: Options, p: Plan, status: int) -> None:
 def run(opts: Options, base_env: Mapping[str, str] | None = None) -> int:
     """One experiment, start to end; the exit status (see the module's docstring)."""
     env0 = dict(os.environ if base_env is None else base_env)
-    p = plan(opts, env0)
+    compose_file = check(opts)
     compose = compose_command()
     if opts.build:
-        build_images(opts.verbose, p.env)
+        build_images(opts.verbose, {**env0, **({"FEDJOURNEY_VERBOSE": "1"} if opts.verbose
+                                                else {})})
+    p = plan(opts, compose_file, env0)
     if opts.again:
         check_kept_nodes(compose, p.env)
     RESULTS_DIR.mkdir(exist_ok=True)  # yours before compose bind-mounts it (else root's)
