@@ -1,4 +1,5 @@
-"""The `fedjourney` command line. Errors are one line on stderr and exit status 2."""
+"""The `fedjourney` command line. Errors are one line on stderr and exit status REFUSED (2)
+(fedjourney/exits.py); `fedjourney logs` exits 1 when nothing matched, as grep does."""
 
 from __future__ import annotations
 
@@ -7,15 +8,19 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fedjourney import __version__
 from fedjourney.config import DEFAULT_CONFIG, Centre, load_federation, load_raw
 from fedjourney.contract import RESEARCHER_CERTIFICATE
 from fedjourney.errors import FedjourneyError
+from fedjourney.exits import Exit
 
 DEFAULT_OUT = Path("data/generated")
 # `--write`/`--check` without FILE: the config's own place (host/compose.py layout()).
 _DEFAULT_PLACE = Path("<the config's>")
+if TYPE_CHECKING:  # what add_subparsers returns: each command adds its own parser to it
+    Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,7 +30,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fedjourney {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_generate, _add_features, _add_vocabulary, _add_prototype, _add_compose,
+                _add_kit_fingerprint, _add_logs, _add_run, _add_report, _add_compare):
+        add(sub)
+    return parser
 
+
+def _add_generate(sub: Subcommands) -> None:
     gen = sub.add_parser(
         "generate",
         help="write each centre's synthetic patients in Synthea's CSV format",
@@ -47,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="import the one --centre's Synthea CSV output from DIR instead of "
                      "its configured source.folder")
 
+
+def _add_features(sub: Subcommands) -> None:
     feat = sub.add_parser(
         "features",
         help="build a centre's tensor as a node will, print its summary, save it",
@@ -60,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     feat.add_argument("--out", type=Path, metavar="FILE.npz",
                       help="save X, y, patient_ids, feature_names")
 
+
+def _add_vocabulary(sub: Subcommands) -> None:
     voc = sub.add_parser(
         "vocabulary",
         help="choose the shared vocabulary from centres' aggregate code counts",
@@ -73,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     voc.add_argument("--top", type=int, default=30)
     voc.add_argument("--min-patients", type=int, default=5)
 
+
+def _add_prototype(sub: Subcommands) -> None:
     proto = sub.add_parser(
         "prototype",
         help="Stage A: local training on one centre, then local vs centralised baselines",
@@ -85,6 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     proto.add_argument("--epochs", type=int, default=20)
     proto.add_argument("--out", type=Path, default=Path("results/prototype/baselines.json"))
 
+
+def _add_compose(sub: Subcommands) -> None:
     comp = sub.add_parser(
         "compose",
         help="render docker-compose.yml from the federation config",
@@ -107,6 +126,8 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--centre", "--center", metavar="NAME|ID",
                       help="the site of --kit site")
 
+
+def _add_kit_fingerprint(sub: Subcommands) -> None:
     fing = sub.add_parser(
         "kit-fingerprint",
         help="the SHA-256 fingerprint of the researcher's certificate, for a kit's sites",
@@ -122,6 +143,8 @@ def _parser() -> argparse.ArgumentParser:
                       f"{RESEARCHER_CERTIFICATE} in its container")
     fing.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
 
+
+def _add_logs(sub: Subcommands) -> None:
     logs = sub.add_parser(
         "logs",
         help="the story lines of a node (or of every role), filtered, or one timeline",
@@ -142,6 +165,8 @@ def _parser() -> argparse.ArgumentParser:
                       "default: docker-compose.yml here)")
     logs.add_argument("-p", "--project-name", metavar="NAME", help="compose project name")
 
+
+def _add_run(sub: Subcommands) -> None:
     run = sub.add_parser(
         "run",
         help="one experiment of the federation: build the images if stale, run, results",
@@ -170,6 +195,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="show the raw build output and Fed-BioMed's own log lines too "
                      "(as FEDJOURNEY_VERBOSE=1)")
 
+
+def _add_report(sub: Subcommands) -> None:
     rep = sub.add_parser(
         "report",
         help="write a run's local-only and centralised baselines to its baselines.md",
@@ -180,6 +207,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="where the host regenerates the centres for the baselines")
     rep.add_argument("--baselines", type=Path, default=Path("results/prototype/baselines.json"))
 
+
+def _add_compare(sub: Subcommands) -> None:
     cmp_ = sub.add_parser(
         "compare",
         help="finished runs side by side: settings, timings, final AUC per centre, curves",
@@ -190,7 +219,6 @@ def _parser() -> argparse.ArgumentParser:
                       help="results/<run-id>/ (at least one)")
     cmp_.add_argument("--png", type=Path, default=Path("compare.png"), metavar="FILE",
                       help="the learning curves (default: compare.png)")
-    return parser
 
 
 def _progress(centre: Centre, done: int, total: int) -> None:
@@ -341,7 +369,7 @@ def _kit(args: argparse.Namespace) -> int:
 def _kit_fingerprint(args: argparse.Namespace) -> int:
     import ssl
 
-    from fedjourney import contract
+    from fedjourney import contract, settings
     from fedjourney.node import pinning
 
     if (args.address is None) == (args.pem is None):
@@ -357,7 +385,7 @@ def _kit_fingerprint(args: argparse.Namespace) -> int:
     except (OSError, ssl.SSLError, ValueError) as exc:
         raise FedjourneyError(f"no certificate from {args.pem or args.address}: {exc}") from exc
     print(f"kit-fingerprint: the sha256 of the certificate {where}, for the sites' "
-          f"{contract.ENV_RESEARCHER_FINGERPRINT}. Compare the researcher's own "
+          f"{settings.RESEARCHER_FINGERPRINT.env}. Compare the researcher's own "
           f"({RESEARCHER_CERTIFICATE} in its container) with what each site sees, over "
           "another channel than this network", file=sys.stderr)
     return 0
@@ -393,14 +421,13 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import os
-
+    from fedjourney import settings
     from fedjourney.host import run
 
     return run.main(run.Options(
         config=args.config, keep=args.keep, again=args.again, experiment=args.experiment,
-        resume=args.resume, verbose=args.verbose or os.environ.get("FEDJOURNEY_VERBOSE") == "1",
-        build=os.environ.get("FEDJOURNEY_IMAGES_PREBUILT") != "1"))
+        resume=args.resume, verbose=args.verbose or settings.VERBOSE.read(),
+        build=not settings.IMAGES_PREBUILT.read()))
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -430,10 +457,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands[args.command](args)
     except FedjourneyError as exc:
         print(f"fedjourney: error: {exc}", file=sys.stderr)
-        return 2
+        return Exit.REFUSED
     except KeyboardInterrupt:
         print("fedjourney: interrupted; nothing half-written was kept", file=sys.stderr)
-        return 130
+        return Exit.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -56,27 +56,7 @@ def fedbiomed_log(role: str) -> PurePosixPath:
     return OWN_FILES / f"{role}-fedbiomed.log"
 
 
-# ---- environment the compose file sets and the roles read ------------------------------
-ENV_CONFIG = "FEDJOURNEY_CONFIG"
-ENV_CENTRE_ID = "FEDJOURNEY_CENTRE_ID"
-ENV_RUN_ID = "FEDJOURNEY_RUN_ID"
-ENV_VERBOSE = "FEDJOURNEY_VERBOSE"
-# Override training.node_deadline_s and training.round_deadline_s of the config (seconds).
-ENV_NODE_DEADLINE = "FEDJOURNEY_NODE_DEADLINE"
-ENV_ROUND_DEADLINE = "FEDJOURNEY_ROUND_DEADLINE"
-ENV_KEEP = "FEDJOURNEY_KEEP"  # 1: nodes stay up after the run (more experiments, inspection)
-ENV_RESUME = "FEDJOURNEY_RESUME"  # 1: the researcher continues run FEDJOURNEY_RUN_ID
-ENV_EXPERIMENT = "FEDJOURNEY_EXPERIMENT"  # the config's named experiment to run (default)
-# Host side only (scripts/lib/compose.sh, host/logs.py, the tests): which Compose to drive,
-# "docker compose" (v2) or "docker-compose" (1.29). Unset: v2 where it answers, else 1.29.
-ENV_COMPOSE = "FEDJOURNEY_COMPOSE"
-# A hospital kit's site (host/kit.py): where its node reaches the researcher's published port,
-# and the researcher certificate it pins (node/pinning.py). Unset: the researcher's service
-# on the stack's own network, RESEARCHER_PORT, and Fed-BioMed's trust on first use.
-ENV_RESEARCHER_ADDRESS = "FEDJOURNEY_RESEARCHER_ADDRESS"  # an IP, or host-gateway (one host)
-ENV_RESEARCHER_PORT = "FEDJOURNEY_RESEARCHER_PORT"  # the published port (default 50051)
-# sha256 of the certificate's DER, 64 hex digits (colons and upper case allowed).
-ENV_RESEARCHER_FINGERPRINT = "FEDJOURNEY_RESEARCHER_FINGERPRINT"
+# ---- the environment: every FEDJOURNEY_* setting is declared in fedjourney/settings.py ---
 # Where the researcher's Fed-BioMed component keeps the certificate sites pin (its state
 # volume; fedbiomed/researcher/config.py: etc/certs/<SERVER_certificate_prefix>.pem).
 RESEARCHER_CERTIFICATE = STATE / "researcher" / "etc" / "certs" / "server_certificate.pem"

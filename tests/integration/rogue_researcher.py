@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fedjourney import contract
+from fedjourney import contract, settings
 
 os.environ["FBM_RESEARCHER_COMPONENT_ROOT"] = str(contract.STATE / "researcher")
 os.environ["FBM_SERVER_HOST"] = contract.RESEARCHER
@@ -28,7 +28,7 @@ from fedjourney import plan
 from fedjourney.config import load_federation
 
 mode = sys.argv[1]
-fed = load_federation(os.environ[contract.ENV_CONFIG])
+fed = load_federation(os.environ[settings.CONFIG.env])
 spec = fed.feature_spec().to_dict()
 plan_class = plan.FedJourneyPlan
 if mode == "plan":  # the approved plan's source with one changed line: another hash

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from fedjourney import records
-from fedjourney.contract import ENV_COMPOSE
+from fedjourney.settings import COMPOSE
 from tests.integration.stack import GENERATIONS, Stack, compose_installed, small_federation
 
 HOST_USER = 4321  # stands for the user who cloned the repository (the tests run as root)
@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def generation(command: str) -> None:
     """Skip (or, under CI, fail) when this module should not or cannot run under command."""
-    forced = " ".join(os.environ.get(ENV_COMPOSE, "").split())
+    forced = " ".join(os.environ.get(COMPOSE.env, "").split())
     if forced and forced != command:
-        pytest.skip(f"{ENV_COMPOSE}={forced!r}: this run is under that Compose only")
+        pytest.skip(f"{COMPOSE.env}={forced!r}: this run is under that Compose only")
     if not compose_installed(command):
         why = (f"`{command} version` fails: this Compose generation is not installed "
                "(scripts/ensure-docker installs both, as root on Debian/Ubuntu)")
@@ -94,7 +94,7 @@ def test_logs_filters_a_node_round_from_real_compose_output(
     def logs(*args: str) -> subprocess.CompletedProcess[str]:  # under the stack's Compose
         return subprocess.run([".venv/bin/fedjourney", "logs", *args, *where],
                               capture_output=True, text=True, timeout=60, check=False,
-                              env={**os.environ, ENV_COMPOSE: stack.command})
+                              env={**os.environ, COMPOSE.env: stack.command})
 
     round2 = logs("node-1", "--run", run_id, "--round", "2")
     assert round2.returncode == 0, round2.stderr
@@ -116,7 +116,7 @@ def test_both_detections_honour_the_forced_compose(command: str) -> None:
     names, and refuse any other value in one line (no stack needed)."""
     if command in GENERATIONS.values():
         generation(command)
-    env = {**os.environ, ENV_COMPOSE: f" {command} "}  # extra blanks are allowed
+    env = {**os.environ, COMPOSE.env: f" {command} "}  # extra blanks are allowed
     shell = subprocess.run(["bash", "-c", "source scripts/lib/compose.sh && compose_detect && "
                             'echo "${COMPOSE[*]}"'], cwd=ROOT, env=env, capture_output=True,
                            text=True, timeout=60, check=False)
@@ -127,6 +127,6 @@ def test_both_detections_honour_the_forced_compose(command: str) -> None:
         assert (shell.returncode, shell.stdout.strip()) == (0, command), shell.stderr
         assert (python.returncode, python.stdout.strip()) == (0, command), python.stderr
     else:
-        assert shell.returncode == 1 and ENV_COMPOSE in shell.stderr, shell.stderr
+        assert shell.returncode == 1 and COMPOSE.env in shell.stderr, shell.stderr
         assert len(shell.stderr.strip().splitlines()) == 1, shell.stderr
-        assert python.returncode != 0 and ENV_COMPOSE in python.stderr, python.stderr
+        assert python.returncode != 0 and COMPOSE.env in python.stderr, python.stderr

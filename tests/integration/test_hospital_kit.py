@@ -22,7 +22,7 @@ import pytest
 import yaml
 from pytest_docker.plugin import get_docker_ip, get_docker_services
 
-from fedjourney import contract, records
+from fedjourney import contract, records, settings
 from fedjourney.cli import main
 from fedjourney.exits import Exit
 from fedjourney.host import kit
@@ -70,16 +70,16 @@ def kits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """The researcher's kit and the kits of sites 0 and 1, each in its own folder, and the
     environment every project of this test reads."""
     config = _two_centre_federation(tmp_path / "federation")
-    for name in (contract.ENV_EXPERIMENT, contract.ENV_RESUME):
+    for name in (settings.EXPERIMENT.env, settings.RESUME.env):
         monkeypatch.delenv(name, raising=False)
     # Other integration tests set these for the session's stack: this test's own values.
-    monkeypatch.setenv(contract.ENV_RUN_ID, RUN_ID)
-    monkeypatch.setenv(contract.ENV_KEEP, "0")
-    monkeypatch.setenv(contract.ENV_NODE_DEADLINE, "300")
-    monkeypatch.setenv(contract.ENV_RESEARCHER_PORT, str(_free_port()))
-    monkeypatch.setenv(contract.ENV_RESEARCHER_ADDRESS, ADDRESS)
+    monkeypatch.setenv(settings.RUN_ID.env, RUN_ID)
+    monkeypatch.setenv(settings.KEEP.env, "0")
+    monkeypatch.setenv(settings.NODE_DEADLINE.env, "300")
+    monkeypatch.setenv(settings.RESEARCHER_PORT.env, str(_free_port()))
+    monkeypatch.setenv(settings.RESEARCHER_ADDRESS.env, ADDRESS)
     # Until the researcher's is known: any value lets compose read the sites' files.
-    monkeypatch.setenv(contract.ENV_RESEARCHER_FINGERPRINT, WRONG)
+    monkeypatch.setenv(settings.RESEARCHER_FINGERPRINT.env, WRONG)
     return {"researcher": _kit(config, tmp_path / "researcher" / "docker-compose.yml",
                                "researcher"),
             **{f"site-{i}": _kit(config, tmp_path / f"site-{i}" / "docker-compose.yml",
@@ -89,13 +89,13 @@ def kits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
 def test_compose_refuses_a_site_without_its_settings(kits: dict[str, Path]) -> None:
     stack = Stack(kits["site-0"], f"{PROJECT}cfg")
     env = {k: v for k, v in os.environ.items() if k not in (
-        contract.ENV_RESEARCHER_ADDRESS, contract.ENV_RESEARCHER_FINGERPRINT)}
+        settings.RESEARCHER_ADDRESS.env, settings.RESEARCHER_FINGERPRINT.env)}
     done = subprocess.run([*stack.base, "config"], capture_output=True, text=True,
                           timeout=60, check=False, env=env)
     assert done.returncode != 0
     assert kit.ADDRESS_MISSING in done.stdout + done.stderr or \
         kit.FINGERPRINT_MISSING in done.stdout + done.stderr, done.stderr
-    env[contract.ENV_RESEARCHER_ADDRESS] = ADDRESS
+    env[settings.RESEARCHER_ADDRESS.env] = ADDRESS
     done = subprocess.run([*stack.base, "config"], capture_output=True, text=True,
                           timeout=60, check=False, env=env)
     assert done.returncode != 0 and kit.FINGERPRINT_MISSING in done.stdout + done.stderr
@@ -103,7 +103,7 @@ def test_compose_refuses_a_site_without_its_settings(kits: dict[str, Path]) -> N
 
 def test_sites_pinning_the_researchers_certificate_finish_a_run(
         kits: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    port = int(os.environ[contract.ENV_RESEARCHER_PORT])
+    port = int(os.environ[settings.RESEARCHER_PORT.env])
     with contextlib.ExitStack() as projects:
         researcher = projects.enter_context(_project(kits["researcher"], f"{PROJECT}res"))
         researcher.compose("up", "-d")
@@ -121,25 +121,25 @@ def test_sites_pinning_the_researchers_certificate_finish_a_run(
 
         # A site pinning another certificate stops before its client starts: NOT_READY.
         with _project(kits["site-0"], f"{PROJECT}wrong") as wrong:
-            wrong.compose("up", "-d", env={contract.ENV_RESEARCHER_FINGERPRINT: WRONG})
+            wrong.compose("up", "-d", env={settings.RESEARCHER_FINGERPRINT.env: WRONG})
             status = wrong.wait_exit("node-0", timeout=300)
             logs = wrong.logs("node-0")
             assert status == Exit.NOT_READY, logs[-3000:]
             assert (f"UNHEALTHY: the researcher at researcher:{port} presents certificate "
                     f"sha256 {seen[:16]}..., not the pinned {WRONG[:16]}...; check "
-                    f"{contract.ENV_RESEARCHER_FINGERPRINT}") in logs, logs[-3000:]
+                    f"{settings.RESEARCHER_FINGERPRINT.env}") in logs, logs[-3000:]
             assert "connected to the researcher" not in logs
             # A malformed fingerprint: one line at start, REFUSED.
             bad = wrong.compose("run", "--rm", "--no-deps", "-T", "-e",
-                                f"{contract.ENV_RESEARCHER_FINGERPRINT}=not-a-fingerprint",
+                                f"{settings.RESEARCHER_FINGERPRINT.env}=not-a-fingerprint",
                                 "node-0", check=False, timeout=300)
             assert bad.returncode == Exit.REFUSED, bad.stdout[-3000:] + bad.stderr[-3000:]
-            assert (f"UNHEALTHY: {contract.ENV_RESEARCHER_FINGERPRINT}: 'not-a-fingerprint' "
+            assert (f"UNHEALTHY: {settings.RESEARCHER_FINGERPRINT.env}: 'not-a-fingerprint' "
                     "is not a SHA-256 fingerprint") in bad.stdout + bad.stderr
         assert "node-0" not in researcher.logs("researcher")  # it never reached the researcher
 
         # The two sites with the right fingerprint: the run finishes.
-        monkeypatch.setenv(contract.ENV_RESEARCHER_FINGERPRINT, seen.upper())
+        monkeypatch.setenv(settings.RESEARCHER_FINGERPRINT.env, seen.upper())
         sites = {}
         for i in (0, 1):
             sites[i] = projects.enter_context(_project(kits[f"site-{i}"], f"{PROJECT}site{i}"))

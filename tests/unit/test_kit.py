@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from fedjourney import contract
+from fedjourney import contract, settings
 from fedjourney.cli import main
 from fedjourney.config import Federation, load_federation
 from fedjourney.host import compose, kit
@@ -100,19 +100,19 @@ def test_the_sites_node_dials_the_researchers_name_at_the_given_address(
     [host] = node["extra_hosts"]
     name, _, address = host.partition(":")
     assert name == contract.RESEARCHER  # the name the researcher's certificate holds
-    assert _required(address) == contract.ENV_RESEARCHER_ADDRESS
+    assert _required(address) == settings.RESEARCHER_ADDRESS.env
     env = node["environment"]
-    for var in (contract.ENV_RESEARCHER_ADDRESS, contract.ENV_RESEARCHER_FINGERPRINT):
+    for var in (settings.RESEARCHER_ADDRESS.env, settings.RESEARCHER_FINGERPRINT.env):
         assert _required(env[var]) == var
-    assert env[contract.ENV_RESEARCHER_PORT] == "${FEDJOURNEY_RESEARCHER_PORT:-50051}"
-    assert env[contract.ENV_CENTRE_ID] == "1"
+    assert env[settings.RESEARCHER_PORT.env] == "${FEDJOURNEY_RESEARCHER_PORT:-50051}"
+    assert env[settings.CENTRE_ID.env] == "1"
 
 
 def test_compose_refuses_a_site_without_its_address_and_fingerprint(fed: Federation) -> None:
     text = kit.site(fed, fed.centre("0"))
     found = {(m["name"], m["message"]) for m in REQUIRED.finditer(text)}
-    assert {name for name, _ in found} == {contract.ENV_RESEARCHER_ADDRESS,
-                                           contract.ENV_RESEARCHER_FINGERPRINT}
+    assert {name for name, _ in found} == {settings.RESEARCHER_ADDRESS.env,
+                                           settings.RESEARCHER_FINGERPRINT.env}
     for _, message in found:  # compose's own error: no quote, dollar or brace inside
         assert message.strip() and not set(message) & set('"${}')
 
@@ -297,15 +297,15 @@ def test_normalise_rejects_what_is_not_a_sha256(text: str) -> None:
 def test_a_sites_settings() -> None:
     want = OPENSSL_SAYS.replace(":", "").lower()
     assert pinning.settings({}) == (contract.RESEARCHER_PORT, None)  # the stack's, unchanged
-    assert pinning.settings({contract.ENV_RESEARCHER_PORT: "",
-                             contract.ENV_RESEARCHER_FINGERPRINT: ""}) == (50051, None)
-    assert pinning.settings({contract.ENV_RESEARCHER_PORT: "6000",
-                             contract.ENV_RESEARCHER_FINGERPRINT: OPENSSL_SAYS}) == (6000, want)
-    with pytest.raises(ValueError, match=f"^{contract.ENV_RESEARCHER_FINGERPRINT}: 'nothex'"):
-        pinning.settings({contract.ENV_RESEARCHER_FINGERPRINT: "nothex"})
+    assert pinning.settings({settings.RESEARCHER_PORT.env: "",
+                             settings.RESEARCHER_FINGERPRINT.env: ""}) == (50051, None)
+    assert pinning.settings({settings.RESEARCHER_PORT.env: "6000",
+                             settings.RESEARCHER_FINGERPRINT.env: OPENSSL_SAYS}) == (6000, want)
+    with pytest.raises(ValueError, match=f"^{settings.RESEARCHER_FINGERPRINT.env}: 'nothex'"):
+        pinning.settings({settings.RESEARCHER_FINGERPRINT.env: "nothex"})
     for port in ("0", "65536", "http", "-1"):
-        with pytest.raises(ValueError, match=f"^{contract.ENV_RESEARCHER_PORT}: "):
-            pinning.settings({contract.ENV_RESEARCHER_PORT: port})
+        with pytest.raises(ValueError, match=f"^{settings.RESEARCHER_PORT.env}: "):
+            pinning.settings({settings.RESEARCHER_PORT.env: port})
 
 
 # ---- the pinned fetch --------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 
 from fedjourney.cli import main
 from fedjourney.errors import FedjourneyError
+from fedjourney.exits import Exit
 from fedjourney.host import run
 from fedjourney.host.run import Options
 from tests.conftest import ROOT
@@ -66,11 +67,13 @@ def test_the_last_lines_say_where_the_results_are_or_how_to_resume() -> None:
     assert run.end_lines("r1", 0, finished=True, kept=False) == [
         "results: results/r1/ (summary.md, baselines.md, metrics.jsonl, model.pt, "
         "learning_curve.png)"]
-    stopped = run.end_lines("r1", 3, finished=False, kept=False)
-    assert stopped[0].startswith("no results: the run did not finish")
-    assert "scripts/run --resume r1 continues it" in stopped[1]
-    # 2: it never started, nothing to resume.
-    assert len(run.end_lines("r1", 2, finished=False, kept=False)) == 1
+    for status in (Exit.ROUND_FAILED, Exit.FAILED):
+        stopped = run.end_lines("r1", status, finished=False, kept=False)
+        assert stopped[0].startswith("no results: the run did not finish")
+        assert "scripts/run --resume r1 continues it" in stopped[1]
+    # Refused, or the federation never started: no round to resume.
+    for status in (Exit.REFUSED, Exit.NOT_READY):
+        assert len(run.end_lines("r1", status, finished=False, kept=False)) == 1
     assert run.end_lines("r1", 0, finished=True, kept=True)[-1].startswith(
         "nodes kept: scripts/run --again")
 

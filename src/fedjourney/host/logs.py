@@ -12,8 +12,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedjourney.contract import ENV_COMPOSE, story_log
+from fedjourney.contract import story_log
 from fedjourney.errors import FedjourneyError
+from fedjourney.settings import COMPOSE
 from fedjourney.story import StoryRecord, parse
 
 _SINCE = re.compile(r"^(\d+)([smhd])$")
@@ -37,15 +38,15 @@ def compose_command() -> list[str]:
     """The Compose command that $FEDJOURNEY_COMPOSE names ("docker compose" or
     "docker-compose"), else `docker compose` (v2) when it answers, else `docker-compose`
     (1.29). Same rule as scripts/lib/compose.sh."""
-    forced = " ".join(os.environ.get(ENV_COMPOSE, "").split())
+    forced = " ".join(os.environ.get(COMPOSE.env, "").split())
     if forced:
         if forced not in COMPOSE_COMMANDS:
-            raise FedjourneyError(f"{ENV_COMPOSE}={forced!r}: use 'docker compose' (v2) or "
+            raise FedjourneyError(f"{COMPOSE.env}={forced!r}: use 'docker compose' (v2) or "
                                   f"'docker-compose' (1.29), or unset it")
         if not _answers(forced.split()):
-            raise FedjourneyError(f"{ENV_COMPOSE}={forced!r} but `{forced} version` fails: "
+            raise FedjourneyError(f"{COMPOSE.env}={forced!r} but `{forced} version` fails: "
                                   f"install it (scripts/ensure-docker, as root) or unset "
-                                  f"{ENV_COMPOSE}")
+                                  f"{COMPOSE.env}")
         return forced.split()
     for candidate in COMPOSE_COMMANDS:
         if _answers(candidate.split()):

@@ -6,9 +6,9 @@ reporting each centre's data generation as its generator exits (the engine's eve
 polling); follow every role's story; wait for the researcher and the results collector; stop
 the stack; compute the baselines; exit with the researcher's status.
 
-Exit status: the researcher's (0 finished, 2 could not start, 3 a round failed); 2 before
-anything starts (bad option, unknown experiment, stale compose file, refused run id); 1 when
-the images could not be built or the stack did not start.
+Exit status (fedjourney/exits.py): the researcher's; REFUSED before anything starts (bad
+option, unknown experiment, stale compose file, refused run id); FAILED when the images could
+not be built or the stack did not start.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fedjourney import records, settings
 from fedjourney.config import DEFAULT_CONFIG, Federation, load_federation, load_raw
 from fedjourney.contract import (
     RESULTS_COLLECTOR,
@@ -35,6 +36,7 @@ from fedjourney.contract import (
     node_service,
 )
 from fedjourney.errors import FedjourneyError
+from fedjourney.exits import Exit
 from fedjourney.host.compose import layout, stale
 from fedjourney.host.logs import compose_command
 
@@ -44,7 +46,9 @@ RESEARCHER = "researcher"
 BUILD_SCRIPT = Path("scripts/build-images")
 LOG_DIR = Path(".cache/run")  # raw output of the steps (gitignored)
 RESULTS_DIR = Path("results")
-RESULT_FILES = "summary.md, baselines.md, metrics.jsonl, model.pt, learning_curve.png"
+RESULT_FILES = ", ".join(records.HEADLINE_FILES)
+# After these the run has completed rounds to continue from (a crash, a failed round).
+RESUMABLE = (Exit.FAILED, Exit.ROUND_FAILED)
 COLLECTOR_WAIT_S = 60
 TAIL_LINES = 40
 # A step's own progress lines ("build-images: ..."); everything else is raw tool output.
@@ -55,9 +59,9 @@ _GENERATED = re.compile(r"^\s*(generated|regenerated|skipped)\s+\S+\s+\((.*)\)\s
 
 
 class RunFailed(Exception):
-    """The run could not go on: the message, and the exit status (1: build or start)."""
+    """The run could not go on: the message, and the exit status (build or start)."""
 
-    def __init__(self, message: str, status: int = 1) -> None:
+    def __init__(self, message: str, status: int = Exit.FAILED) -> None:
         super().__init__(message)
         self.status = status
 
@@ -110,11 +114,12 @@ def run_env(opts: Options, run_id: str, compose_file: Path,
             base: Mapping[str, str]) -> dict[str, str]:
     """The environment of compose and of every role: base plus the run's settings."""
     env = dict(base)
-    env.update(COMPOSE_FILE=str(compose_file), FEDJOURNEY_EXPERIMENT=opts.experiment,
-               FEDJOURNEY_RUN_ID=run_id, FEDJOURNEY_RESUME="1" if opts.resume else "0",
-               FEDJOURNEY_KEEP="1" if opts.kept else "0")
+    env.update({"COMPOSE_FILE": str(compose_file), settings.EXPERIMENT.env: opts.experiment,
+                settings.RUN_ID.env: run_id,
+                settings.RESUME.env: "1" if opts.resume else "0",
+                settings.KEEP.env: "1" if opts.kept else "0"})
     if opts.verbose:
-        env["FEDJOURNEY_VERBOSE"] = "1"
+        env[settings.VERBOSE.env] = "1"
     return env
 
 
@@ -139,8 +144,7 @@ def end_lines(run_id: str, status: int, finished: bool, kept: bool) -> list[str]
         lines = [f"results: {RESULTS_DIR}/{run_id}/ ({RESULT_FILES})"]
     else:
         lines = ["no results: the run did not finish (see: docker compose logs researcher)"]
-        # 2: it could not start (nodes missing or broken, run id refused); else it stopped.
-        if status != 2:
+        if status in RESUMABLE:
             lines.append(f"scripts/run --resume {run_id} continues it from its last "
                          "completed round")
     if kept:
@@ -245,7 +249,7 @@ def check(opts: Options) -> Path:
 
 def plan(opts: Options, compose_file: Path, base_env: Mapping[str, str]) -> Plan:
     """The run's id (its start time, once the images are there) and environment."""
-    run_id = opts.resume or base_env.get("FEDJOURNEY_RUN_ID") or new_run_id()
+    run_id = opts.resume or settings.RUN_ID.raw(base_env) or new_run_id()
     return Plan(run_id, compose_file, run_env(opts, run_id, compose_file, base_env),
                 report_args(opts.config, compose_file))
 
@@ -370,7 +374,7 @@ def up(opts: Options, compose: Sequence[str], env: Mapping[str, str]) -> None:
     generators = [s for s in services if s.startswith("generator-")]
     subprocess.run([*compose, "logs", "--no-color", *generators], stdout=sys.stderr,
                    stderr=sys.stderr, env=dict(env), check=False)
-    raise RunFailed("", status=1)
+    raise RunFailed("", status=Exit.FAILED)
 
 
 def container(compose: Sequence[str], service: str, env: Mapping[str, str]) -> str:
@@ -427,7 +431,7 @@ def finish(opts: Options, p: Plan, status: int) -> None:
         rep = subprocess.run(fedjourney("report", str(run_dir), *p.report_args),
                              stdout=subprocess.DEVNULL, env=p.env, check=False)
         if rep.returncode != 0:
-            log.warning("could not compute the baselines (%s/baselines.md)", run_dir)
+            log.warning("could not compute the baselines (%s/%s)", run_dir, records.BASELINES)
     for line in end_lines(p.run_id, status, finished, opts.kept):
         log.info("%s", line)
 
@@ -438,7 +442,7 @@ def run(opts: Options, base_env: Mapping[str, str] | None = None) -> int:
     compose_file = check(opts)
     compose = compose_command()
     if opts.build:
-        build_images(opts.verbose, {**env0, **({"FEDJOURNEY_VERBOSE": "1"} if opts.verbose
+        build_images(opts.verbose, {**env0, **({settings.VERBOSE.env: "1"} if opts.verbose
                                                 else {})})
     p = plan(opts, compose_file, env0)
     if opts.again:
@@ -478,13 +482,14 @@ def setup_logging() -> None:
 
 
 def main(opts: Options) -> int:
-    """`fedjourney run`: errors as one `run: error:` line; 2 before anything started."""
+    """`fedjourney run`: errors as one `run: error:` line; REFUSED before anything
+    started."""
     setup_logging()
     try:
         return run(opts)
     except FedjourneyError as exc:
         log.error("%s", exc)
-        return 2
+        return Exit.REFUSED
     except RunFailed as exc:
         if str(exc):
             log.error("%s", exc)
