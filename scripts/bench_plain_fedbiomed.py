@@ -1,5 +1,5 @@
 """Reference benchmark: PLAIN Fed-BioMed 6.4.1 driven through its own CLI, on the
-fedjourney stack's default workload, for comparison with scripts/bench-stack.
+fedjourney stack's default workload, for comparison with scripts/bench stack.
 
 Each centre's model input is written once on the host as a CSV (CODE_* columns and a
 `target` column). The plain stack, generated into a temporary folder, then has per centre
