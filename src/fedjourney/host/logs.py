@@ -37,7 +37,7 @@ def _answers(command: list[str]) -> bool:
 def compose_command() -> list[str]:
     """The Compose command that $FEDJOURNEY_COMPOSE names ("docker compose" or
     "docker-compose"), else `docker compose` (v2) when it answers, else `docker-compose`
-    (1.29). Same rule as scripts/lib/compose.sh."""
+    (1.29). The one Compose detection: fedjourney run, logs and the tests use it."""
     forced = " ".join(os.environ.get(COMPOSE.env, "").split())
     if forced:
         if forced not in COMPOSE_COMMANDS:
