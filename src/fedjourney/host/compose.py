@@ -63,8 +63,9 @@ def mount(m: Mount) -> str:
     return text(f"{m.source}:{m.target}" + (":ro" if m.read_only else ""))
 
 
-def service(s: Service) -> dict[str, Any]:
-    """One service in Compose's format."""
+def head(s: Service, role: dict[str, Any]) -> dict[str, Any]:
+    """What Compose and Swarm say alike of a service: its image, name, command and user,
+    the settings every role shares, and the capabilities it gets back."""
     out: dict[str, Any] = {"image": text(s.image)}
     if s.hostname:
         out["hostname"] = text(s.hostname)
@@ -72,9 +73,15 @@ def service(s: Service) -> dict[str, Any]:
         out["command"] = Flow(text(x) for x in s.command)
     if s.user:
         out["user"] = text(s.user)
-    out.update(ROLE)
+    out.update(role)
     if s.cap_add:
         out["cap_add"] = Flow(s.cap_add)
+    return out
+
+
+def service(s: Service) -> dict[str, Any]:
+    """One service in Compose's format."""
+    out = head(s, ROLE)
     if not s.networks:
         out["network_mode"] = "none"
     if s.environment:

@@ -101,16 +101,7 @@ def layout(config: Path, path: Path | None = None) -> Layout:
 
 def service(s: Service) -> dict[str, Any]:
     """One service in the stack file's format."""
-    out: dict[str, Any] = {"image": text(s.image)}
-    if s.hostname:
-        out["hostname"] = text(s.hostname)
-    if s.command:
-        out["command"] = Flow(text(x) for x in s.command)
-    if s.user:
-        out["user"] = text(s.user)
-    out.update(SWARM_ROLE)
-    if s.cap_add:
-        out["cap_add"] = Flow(s.cap_add)
+    out = compose.head(s, SWARM_ROLE)
     if s.environment:
         out["environment"] = {name: text(value) for name, value in s.environment}
     if s.ports:
