@@ -13,7 +13,7 @@ import time
 
 from bench_stack import PROJECT, ROOT, compose
 
-from fedjourney import records
+from fedjourney import records, settings
 from fedjourney.config import DEFAULT_EXPERIMENT, load_federation
 from fedjourney.contract import new_run_id
 
@@ -36,9 +36,9 @@ def main() -> int:
     for i, name in enumerate(names):
         run_id = f"{base}-{name}"
         started = time.monotonic()
-        compose("up", "--force-recreate", env={"FEDJOURNEY_RUN_ID": run_id,
-                                               "FEDJOURNEY_EXPERIMENT": name,
-                                               "FEDJOURNEY_KEEP": "0"})
+        compose("up", "--force-recreate", env={settings.RUN_ID.env: run_id,
+                                               settings.EXPERIMENT.env: name,
+                                               settings.KEEP.env: "0"})
         up_s = time.monotonic() - started
         out = ROOT / "results" / run_id
         if not out.is_dir():
@@ -50,10 +50,10 @@ def main() -> int:
         reference = mean if i == 0 else reference
         ratio = f"x{mean / reference:.2f}" if reference else "-"
         eps = (run.privacy or {}).get("epsilon")
-        settings = ", ".join(f"{k}={v}" for k, v in (run.experiment or {}).items()
+        described = ", ".join(f"{k}={v}" for k, v in (run.experiment or {}).items()
                              if k != "name")
         print(f"{name:<12} {up_s:>10.1f} s {mean:>11.2f} s {ratio:>11} "
-              f"{eps if eps is not None else '-':>8}  {settings}", flush=True)
+              f"{eps if eps is not None else '-':>8}  {described}", flush=True)
     compose("down", "-v")
     print(f"(first run generates the data; 'vs default': mean round wall time against "
           f"{names[0]}'s)")

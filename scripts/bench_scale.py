@@ -24,7 +24,7 @@ from typing import Any
 
 from bench_stack import ROOT, compose, connected_at, rendered
 
-from fedjourney import records
+from fedjourney import records, settings
 from fedjourney.config import load_raw
 from fedjourney.contract import new_run_id
 
@@ -76,7 +76,7 @@ def measure(n: int) -> dict[str, float]:
     try:
         wall, started = time.time(), time.monotonic()
         compose("up", "-d", file=file, project=project,
-                env={"FEDJOURNEY_RUN_ID": run_id, "FEDJOURNEY_KEEP": "1"})
+                env={settings.RUN_ID.env: run_id, settings.KEEP.env: "1"})
         for service in ("researcher", "results"):
             subprocess.run(["docker", "wait", ids(service)], check=True, capture_output=True)
         up_s = time.monotonic() - started

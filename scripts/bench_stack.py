@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from fedjourney import records
+from fedjourney import records, settings
 from fedjourney.config import Federation, load_federation, load_raw
 from fedjourney.contract import new_run_id
 from fedjourney.host.compose import Layout, write
@@ -87,7 +87,7 @@ def main() -> int:
         compose("down", "-v")
         run_id = f"bench-{new_run_id()}"
         wall, started = time.time(), time.monotonic()
-        compose("up", env={"FEDJOURNEY_RUN_ID": run_id, "FEDJOURNEY_KEEP": "0"})
+        compose("up", env={settings.RUN_ID.env: run_id, settings.KEEP.env: "0"})
         up_s = time.monotonic() - started
         out = ROOT / "results" / run_id
         if not out.is_dir():
@@ -101,13 +101,13 @@ def main() -> int:
 
         # Nodes kept: a second experiment on them.
         compose("down")
-        compose("up", "-d", env={"FEDJOURNEY_RUN_ID": f"{run_id}-keep", "FEDJOURNEY_KEEP": "1"})
+        compose("up", "-d", env={settings.RUN_ID.env: f"{run_id}-keep", settings.KEEP.env: "1"})
         researcher = compose("ps", "-q", "researcher").stdout.strip()
         subprocess.run(["docker", "wait", researcher], check=True, capture_output=True)
         again = f"{run_id}-again"
         started = time.monotonic()
         compose("up", "-d", "--no-deps", "researcher", "results",
-                env={"FEDJOURNEY_RUN_ID": again, "FEDJOURNEY_KEEP": "1"})
+                env={settings.RUN_ID.env: again, settings.KEEP.env: "1"})
         for service in ("researcher", "results"):
             cid = compose("ps", "-q", service).stdout.strip()
             subprocess.run(["docker", "wait", cid], check=True, capture_output=True)

@@ -23,7 +23,7 @@ from typing import Any
 
 from bench_stack import compose, rendered
 
-from fedjourney import records
+from fedjourney import records, settings
 from fedjourney.config import DEFAULT_EXPERIMENT, Federation, load_federation, load_raw
 from fedjourney.contract import new_run_id
 from fedjourney.host.report import report
@@ -56,8 +56,8 @@ def run_seed(k: int, config: Path, names: list[str]) -> dict[str, Any]:
             run_id = f"{base}-{name}"
             started = time.monotonic()
             compose("up", "--force-recreate", file=file, project=project,
-                    env={"FEDJOURNEY_RUN_ID": run_id, "FEDJOURNEY_EXPERIMENT": name,
-                         "FEDJOURNEY_KEEP": "0"})
+                    env={settings.RUN_ID.env: run_id, settings.EXPERIMENT.env: name,
+                         settings.KEEP.env: "0"})
             run_dir = ROOT / "results" / run_id
             if not run_dir.is_dir():
                 raise SystemExit(f"seed {k}, {name}: no results (docker compose -p {project} "

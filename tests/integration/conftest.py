@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fedjourney import settings
 from fedjourney.errors import FedjourneyError
 from tests.integration.stack import Stack, compose_command, small_federation
 
@@ -40,9 +41,9 @@ def docker_compose_command() -> str:
 
 @pytest.fixture(scope="session")
 def docker_compose_file(stack_dir: Path) -> str:
-    os.environ["FEDJOURNEY_RUN_ID"] = RUN_ID
-    os.environ["FEDJOURNEY_NODE_DEADLINE"] = "180"
-    os.environ["FEDJOURNEY_KEEP"] = "1"  # the tests below use the nodes after the run
+    os.environ[settings.RUN_ID.env] = RUN_ID
+    os.environ[settings.NODE_DEADLINE.env] = "180"
+    os.environ[settings.KEEP.env] = "1"  # the tests below use the nodes after the run
     return str(small_federation(stack_dir)[1])
 
 

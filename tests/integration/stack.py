@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pytest_docker.plugin import get_docker_services
 
+from fedjourney import settings
 from fedjourney.config import load_federation, load_raw
 from fedjourney.host import views
 from fedjourney.host.compose import render
@@ -53,10 +54,10 @@ def small_federation(folder: Path, population: int = 30, rounds: int = 3, epochs
 
 
 @contextlib.contextmanager
-def running(folder: Path, project: str, run_id: str, **settings: Any) -> Iterator[Stack]:
-    """A small federation (small_federation's settings) up with `up -d`, then `down -v`."""
-    _, compose = small_federation(folder, **settings)
-    os.environ["FEDJOURNEY_RUN_ID"] = run_id
+def running(folder: Path, project: str, run_id: str, **options: Any) -> Iterator[Stack]:
+    """A small federation (small_federation's options) up with `up -d`, then `down -v`."""
+    _, compose = small_federation(folder, **options)
+    os.environ[settings.RUN_ID.env] = run_id
     with get_docker_services(compose_command(), str(compose), project, ["up -d"],
                              ["down -v"]):
         yield Stack(compose, project)

@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 from pytest_docker.plugin import get_docker_services
 
+from fedjourney import settings
 from fedjourney.config import Centre, load_federation
 from fedjourney.contract import node_service
 from fedjourney.exits import Exit
@@ -99,8 +100,8 @@ def test_each_kind_of_broken_data_is_named_within_a_minute(centres: Centres,
     nodes = [node_service(c.id) for c in centres.centres]
     started = time.monotonic()
     stack.compose("up", "-d", "--no-deps", "--force-recreate", *nodes, "researcher",
-                  env={"FEDJOURNEY_RUN_ID": f"itest-broken-{KINDS.index(batch[0])}",
-                       "FEDJOURNEY_KEEP": "0", "FEDJOURNEY_NODE_DEADLINE": "120"})
+                  env={settings.RUN_ID.env: f"itest-broken-{KINDS.index(batch[0])}",
+                       settings.KEEP.env: "0", settings.NODE_DEADLINE.env: "120"})
     status = stack.wait_exit("researcher", timeout=180)
     researcher = stack.logs("researcher")
     assert status == Exit.NOT_READY, researcher[-3000:]

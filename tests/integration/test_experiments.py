@@ -14,21 +14,21 @@ import pytest
 import yaml
 from pytest_docker.plugin import get_docker_services
 
-from fedjourney import records
+from fedjourney import records, settings
 from fedjourney.exits import Exit
 from tests.integration.stack import Stack, compose_command, small_federation, write_compose
 
 ROUNDS = 3
 EXPERIMENTS = ("secagg", "dp", "fedprox", "scaffold", "one-round", "one-round-secagg")
-KEEP = {"FEDJOURNEY_KEEP": "1"}
+KEEP = {settings.KEEP.env: "1"}
 
 
 def _run(stack: Stack, experiment: str, run_id: str = "") -> Path:
     """One experiment on the kept nodes (what `scripts/run --again --experiment` does)."""
     run_id = run_id or f"itest-exp-{experiment}"
     stack.compose("up", "-d", "--no-deps", "researcher", "results",
-                  env={**KEEP, "FEDJOURNEY_RUN_ID": run_id,
-                       "FEDJOURNEY_EXPERIMENT": experiment})
+                  env={**KEEP, settings.RUN_ID.env: run_id,
+                       settings.EXPERIMENT.env: experiment})
     status = stack.wait_exit("researcher", timeout=300)
     assert status == 0, stack.logs("researcher")[-3000:]
     assert stack.wait_exit("results", timeout=60) == 0
@@ -47,9 +47,9 @@ def kept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     config.write_text(yaml.safe_dump(raw, sort_keys=False))
     compose = write_compose(folder, config)
     stack = Stack(compose, f"fjexp{os.getpid()}")
-    settings = {**KEEP, "FEDJOURNEY_RUN_ID": "itest-exp-default", "FEDJOURNEY_EXPERIMENT": ""}
+    chosen = {**KEEP, settings.RUN_ID.env: "itest-exp-default", settings.EXPERIMENT.env: ""}
     with pytest.MonkeyPatch.context() as env:  # the other modules' stacks must not inherit
-        for name, value in settings.items():
+        for name, value in chosen.items():
             env.setenv(name, value)
         with get_docker_services(compose_command(), str(compose), stack.project, ["up -d"],
                                  ["down -v"]):
@@ -170,8 +170,8 @@ def test_a_hospital_that_requires_secure_aggregation_refuses_a_clear_run(
 
     # The researcher reads the stance the node registered and refuses before round 1...
     stack.compose("up", "-d", "--no-deps", "researcher",
-                  env={**KEEP, "FEDJOURNEY_RUN_ID": "itest-exp-clear",
-                       "FEDJOURNEY_EXPERIMENT": ""})
+                  env={**KEEP, settings.RUN_ID.env: "itest-exp-clear",
+                       settings.EXPERIMENT.env: ""})
     assert stack.wait_exit("researcher", timeout=300) == Exit.NOT_READY
     assert "node-2 University College London Hospital requires secure aggregation" in \
         stack.logs("researcher")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fedjourney import records
+from fedjourney import records, settings
 from fedjourney.exits import Exit
 from tests.integration.stack import Stack, running, small_federation
 
@@ -83,7 +83,7 @@ def test_with_min_nodes_a_lost_node_is_dropped_then_rejoins(k_of_n_stack: Stack)
 
 @pytest.fixture
 def resume_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    monkeypatch.setenv("FEDJOURNEY_KEEP", "1")  # the nodes outlive both researchers
+    monkeypatch.setenv(settings.KEEP.env, "1")  # the nodes outlive both researchers
     with running(tmp_path, f"fjresume{os.getpid()}", "itest-resume-ref", rounds=30,
                  epochs=10) as stack:
         yield stack
@@ -107,7 +107,7 @@ def test_a_researcher_killed_mid_run_resumes_to_the_uninterrupted_results(
     assert stack.wait_exit("results", timeout=60) == 0
     reference = _metrics(results / "itest-resume-ref")
 
-    again = {"FEDJOURNEY_RUN_ID": "itest-resume", "FEDJOURNEY_KEEP": "1"}
+    again = {settings.RUN_ID.env: "itest-resume", settings.KEEP.env: "1"}
     stack.compose("up", "-d", "--no-deps", "researcher", "results", env=again)
     stack.kill_after_round("researcher", 3, 30)
     assert not (results / "itest-resume").exists()
@@ -117,7 +117,7 @@ def test_a_researcher_killed_mid_run_resumes_to_the_uninterrupted_results(
     assert "scripts/run --resume itest-resume" in stack.logs("researcher")
 
     stack.compose("up", "-d", "--no-deps", "researcher", "results",
-                  env={**again, "FEDJOURNEY_RESUME": "1"})
+                  env={**again, settings.RESUME.env: "1"})
     status = stack.wait_exit("researcher", timeout=300)
     logs = stack.logs("researcher")
     assert status == 0, logs[-3000:]
@@ -145,7 +145,7 @@ def _assert_close(got: list[dict[str, object]], want: list[dict[str, object]]) -
 
 @pytest.fixture
 def hang_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    monkeypatch.setenv("FEDJOURNEY_KEEP", "0")
+    monkeypatch.setenv(settings.KEEP.env, "0")
     # Rounds of a few seconds (many epochs): the stop lands inside a round, not after them.
     with running(tmp_path, f"fjhang{os.getpid()}", "itest-hang", rounds=4, epochs=150,
                  min_nodes=2, round_deadline_s=20) as stack:

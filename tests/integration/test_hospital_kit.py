@@ -32,7 +32,7 @@ from tests.integration.stack import Stack, compose_command, small_federation
 PROJECT = f"fjkit{os.getpid()}"
 RUN_ID = f"itest-kit-{os.getpid()}"
 WRONG = "0" * 64
-ADDRESS = os.environ.get("FEDJOURNEY_KIT_ADDRESS", "host-gateway")
+ADDRESS = settings.KIT_ADDRESS.raw()  # host-gateway unless set
 
 
 def _free_port() -> int:

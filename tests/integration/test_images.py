@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from fedjourney import settings
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,9 +67,9 @@ def pem_certs(text: str) -> set[str]:
 
 @pytest.fixture(scope="session")
 def built() -> None:
-    if os.environ.get("FEDJOURNEY_SKIP_IMAGE_TESTS") == "1":
+    if os.environ.get(settings.SKIP_IMAGE_TESTS.env) == "1":
         pytest.skip("FEDJOURNEY_SKIP_IMAGE_TESTS=1: image tests skipped on request")
-    if os.environ.get("FEDJOURNEY_IMAGES_PREBUILT") != "1":
+    if os.environ.get(settings.IMAGES_PREBUILT.env) != "1":
         subprocess.run([str(ROOT / "scripts" / "build-images")], check=True, timeout=5400)
     for image in IMAGES:
         docker("image", "inspect", tag(image))

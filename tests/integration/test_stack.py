@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fedjourney import records
+from fedjourney import records, settings
 from fedjourney.config import load_federation
 from fedjourney.contract import node_label, node_service, story_log
 from fedjourney.exits import Exit
@@ -196,7 +196,7 @@ def test_a_second_experiment_runs_on_the_kept_nodes(stack: Stack, finished_run: 
     kept = [*NODES, "generator-0"]
     before = {s: _started(stack, s) for s in kept}
     stack.compose("up", "-d", "--no-deps", "researcher", "results",
-                  env={"FEDJOURNEY_RUN_ID": "itest-again"})
+                  env={settings.RUN_ID.env: "itest-again"})
     assert stack.wait_exit("researcher", timeout=300) == 0, stack.logs("researcher")[-3000:]
     assert stack.wait_exit("results", timeout=60) == 0
     again = finished_run.parent / "itest-again"
@@ -206,7 +206,7 @@ def test_a_second_experiment_runs_on_the_kept_nodes(stack: Stack, finished_run: 
 
 def test_a_second_up_regenerates_nothing_and_registers_nothing(stack: Stack,
                                                                finished_run: Path) -> None:
-    stack.compose("up", "-d", "--force-recreate", env={"FEDJOURNEY_RUN_ID": "itest-run-2"})
+    stack.compose("up", "-d", "--force-recreate", env={settings.RUN_ID.env: "itest-run-2"})
     assert stack.wait_exit("researcher", timeout=400) == 0
     for i in range(3):
         assert "skipped" in stack.logs(f"generator-{i}")
@@ -222,7 +222,8 @@ def test_a_failed_run_exits_non_zero_naming_the_missing_node(stack: Stack,
                                                              finished_run: Path) -> None:
     stack.compose("stop", "node-2")
     done = stack.compose("run", "--rm", "--no-deps", "--use-aliases", "-T",
-                         "-e", "FEDJOURNEY_NODE_DEADLINE=25", "-e", "FEDJOURNEY_RUN_ID=itest-fail",
+                         "-e", f"{settings.NODE_DEADLINE.env}=25",
+                         "-e", f"{settings.RUN_ID.env}=itest-fail",
                          "researcher", check=False, timeout=300)
     assert done.returncode == Exit.NOT_READY
     assert "no answer from node-2 (University College London Hospital)" in done.stdout

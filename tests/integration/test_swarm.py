@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fedjourney import records
+from fedjourney import records, settings
 from fedjourney.config import load_federation
 from tests.conftest import DEFAULT_CONFIG, ROOT
 
@@ -45,7 +45,7 @@ def run_id() -> Iterator[str]:
 def test_a_run_on_a_one_host_swarm_finishes_and_leaves_nothing_running(run_id: str) -> None:
     out = subprocess.run([str(ROOT / "scripts" / "swarm-run"), "--stack", STACK],
                          capture_output=True, text=True, timeout=900, cwd=ROOT,
-                         env={**os.environ, "FEDJOURNEY_RUN_ID": run_id})
+                         env={**os.environ, settings.RUN_ID.env: run_id})
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "creating a one-host swarm" in out.stdout
     results = ROOT / "results" / run_id
