@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
+from typing import Literal
 
 from fedjourney import contract as c
 from fedjourney import settings
@@ -110,7 +111,7 @@ class Service:
     after: tuple[str, ...] = ()  # services that must have completed successfully first
     # "role": healthy once its start-up wrote the health file; "off": its image's check
     # never passes (the collector runs the researcher's image); None: its image has none.
-    health: str | None = None
+    health: Literal["role", "off"] | None = None
     # Seconds past start-up an orchestrator that stops unhealthy tasks (Swarm) must wait:
     # a node's own deadline stops it first, and says why.
     grace_s: int = 0

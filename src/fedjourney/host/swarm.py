@@ -2,7 +2,7 @@
 federation over several hosts (the researcher on the manager, each centre on its own host).
 
 The same services, images, commands, users, environment, volumes and health checks as
-docker-compose.yml (host/compose.py renders both from the same pieces), placed by node
+docker-compose.yml: both serialize the one deployment of host/deployment.py, placed by node
 label: centre N's generator and node on the host labelled fedjourney.centre-N=true, the
 researcher and the results collector on the manager. What `docker stack deploy` does
 differently, and how:
