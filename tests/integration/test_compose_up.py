@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from fedjourney import records
+from fedjourney.exits import Exit
 from fedjourney.settings import COMPOSE
 from tests.integration.stack import GENERATIONS, Stack, compose_installed, small_federation
 
@@ -122,6 +123,8 @@ def test_the_detection_honours_the_forced_compose(command: str) -> None:
                             env=env, capture_output=True, text=True, timeout=60, check=False)
     if command in GENERATIONS.values():
         assert (python.returncode, python.stdout.strip()) == (0, command), python.stderr
-    else:
-        assert python.returncode != 0 and COMPOSE.env in python.stderr, python.stderr
-        assert len(python.stderr.strip().splitlines()) == 1, python.stderr
+    else:  # through the command line: one line, REFUSED
+        cli = subprocess.run([str(ROOT / ".venv/bin/fedjourney"), "logs"], env=env,
+                             capture_output=True, text=True, timeout=60, check=False)
+        assert cli.returncode == Exit.REFUSED and COMPOSE.env in cli.stderr, cli.stderr
+        assert len(cli.stderr.strip().splitlines()) == 1, cli.stderr
