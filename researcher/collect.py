@@ -23,7 +23,6 @@ from fedjourney.story import Story, setup
 
 SOURCE = Path(contract.RESULTS)
 TARGET = Path(contract.HOST_RESULTS)
-CLOCK_SKEW_S = 1.0  # the same kernel clock: only timestamp rounding
 
 
 def sync(source: Path, target: Path, uid: int, gid: int) -> list[str]:
@@ -43,24 +42,37 @@ def sync(source: Path, target: Path, uid: int, gid: int) -> list[str]:
     return copied
 
 
-def _ended(since: float, run_id: str | None) -> dict[str, object] | None:
-    """The researcher's end-of-run marker, if it is this run's."""
-    marker = SOURCE / contract.RUN_ENDED
+def _marker_identity() -> tuple[int, int] | None:
+    """The end-of-run marker's (inode, mtime in ns), or None when there is none."""
     try:
-        mtime = marker.stat().st_mtime
+        st = (SOURCE / contract.RUN_ENDED).stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def _ended(before: tuple[int, int] | None, run_id: str | None) -> dict[str, object] | None:
+    """The researcher's end-of-run marker, if it is this run's: not the one that was there
+    when the collector started (an earlier attempt at the same run id, refused or killed
+    then resumed, leaves one behind; the researcher replaces it, a new file, when it ends).
+    Comparing times instead lost a resumed run whose refused attempt ended within a second
+    of the collector's start."""
+    marker = SOURCE / contract.RUN_ENDED
+    now = _marker_identity()
+    if now is None or now == before:
+        return None
+    try:
         ended: dict[str, object] = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    # Only a marker written since the collector started: an earlier attempt at the same
-    # run id (refused, or killed then resumed) leaves one behind.
-    if mtime < since - CLOCK_SKEW_S or (run_id and ended.get("run_id") != run_id):
+    if run_id and ended.get("run_id") != run_id:
         return None
     return ended
 
 
 def main() -> int:
     story: Story = setup(contract.RESULTS_COLLECTOR, None)
-    since = time.time()
+    before = _marker_identity()
     run_id = settings.RUN_ID.raw() or None
     try:
         deadline = time.monotonic() + settings.COLLECT_DEADLINE.read()
@@ -69,7 +81,7 @@ def main() -> int:
         return Exit.REFUSED
     owner = TARGET.stat()
     while True:
-        ended = _ended(since, run_id)
+        ended = _ended(before, run_id)
         for name in sync(SOURCE, TARGET, owner.st_uid, owner.st_gid):
             story.at(name).info(f"results/{name}/ copied to the host "
                                 f"(owner {owner.st_uid}:{owner.st_gid})")
