@@ -115,6 +115,9 @@ def test_a_researcher_killed_mid_run_resumes_to_the_uninterrupted_results(
     stack.compose("up", "-d", "--no-deps", "researcher", env=again)
     assert stack.wait_exit("researcher", timeout=120) == Exit.REFUSED
     assert "scripts/run --resume itest-resume" in stack.logs("researcher")
+    # The first attempt's collector ends on that refusal (its run id's end); only then is
+    # a second `up` sure to start a new one rather than find it still running.
+    assert stack.wait_exit("results", timeout=60) == 0
 
     stack.compose("up", "-d", "--no-deps", "researcher", "results",
                   env={**again, settings.RESUME.env: "1"})
@@ -124,6 +127,7 @@ def test_a_researcher_killed_mid_run_resumes_to_the_uninterrupted_results(
     assert "resuming after round" in logs and "round 1/30 aggregated" not in logs
     assert stack.wait_exit("results", timeout=60) == 0
     resumed = results / "itest-resume"
+    assert resumed.is_dir(), stack.logs("results")[-3000:] + logs[-2000:]
     _assert_close(_metrics(resumed), reference)
     run = records.read_run(resumed)
     assert run.resumed_after and run.resumed_after[0] >= 3
