@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from enum import IntEnum
 
+from fedjourney import doctable
+
 
 class Exit(IntEnum):
     """Why a role or command stopped."""
@@ -53,17 +55,9 @@ def markdown() -> str:
 
 def with_table(page: str) -> str:
     """The page with its generated block replaced by the current table."""
-    head, rest = page.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{markdown()}{END}{tail}"
+    return doctable.with_block(page, BEGIN, END, markdown())
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--write"]:
-        for name in sys.argv[2:]:
-            with open(name, encoding="utf-8") as f:
-                text = f.read()
-            with open(name, "w", encoding="utf-8") as f:
-                f.write(with_table(text))
-    else:
-        sys.stdout.write(markdown())
+    sys.exit(doctable.main(None, "python -m fedjourney.exits", "exit-status table",
+                           with_table, markdown))

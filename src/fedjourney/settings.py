@@ -8,15 +8,14 @@ test fails when a FEDJOURNEY_* name anywhere in the repository is not declared h
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from fedjourney import doctable
 from fedjourney.errors import FedjourneyError
 
 # Who reads a setting: the containers' roles, and the host's tools.
@@ -174,39 +173,12 @@ def markdown() -> str:
 
 def with_table(page: str) -> str:
     """The page with its generated block replaced by the current table."""
-    if BEGIN not in page or END not in page:
-        raise FedjourneyError(f"the page has no generated settings block; add the lines "
-                              f"{BEGIN!r} and {END!r} where the table goes")
-    head, rest = page.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{markdown()}{END}{tail}"
+    return doctable.with_block(page, BEGIN, END, markdown())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fedjourney.settings",
-                                     description="print, write or check the settings table")
-    parser.add_argument("--write", type=Path, metavar="PAGE",
-                        help="replace the generated block of PAGE with the current table")
-    parser.add_argument("--check", type=Path, metavar="PAGE",
-                        help="exit 2 when PAGE's generated block is not the current table")
-    args = parser.parse_args(argv)
-    try:
-        page = args.write or args.check
-        if page is None:
-            sys.stdout.write(markdown())
-            return 0
-        text = page.read_text(encoding="utf-8")
-        new = with_table(text)
-        if args.check:
-            if new != text:
-                raise FedjourneyError(f"{page}'s settings table is stale; run python -m "
-                                      f"fedjourney.settings --write {page}")
-            return 0
-        page.write_text(new, encoding="utf-8")
-        return 0
-    except (OSError, FedjourneyError) as exc:
-        print(f"fedjourney settings: error: {exc}", file=sys.stderr)
-        return 2
+    return doctable.main(argv, "python -m fedjourney.settings", "settings table", with_table,
+                         markdown)
 
 
 if __name__ == "__main__":
