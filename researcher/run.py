@@ -111,7 +111,7 @@ def _run(s: ResearcherSettings, story: Story) -> Exit:
     HEALTH.write_text("researcher: server listening\n", encoding="utf-8")
     found = _ready_federation(s, t, progress, requests, story)
     names = {node_id: rec.label for node_id, rec in found.items()}
-    fingerprints = {rec.label: rec.fingerprint for rec in found.values()}
+    fingerprints = _fingerprints(found)
     story.info(f"all {len(found)} nodes answered after {time.monotonic() - started:.1f}s: "
                + ", ".join(sorted(names.values())))
     metrics = Metrics()
@@ -167,7 +167,7 @@ def _ready_federation(s: ResearcherSettings, t: Training,
     if stances:
         story.error(f"FAILED: {stances}; see `docker compose logs` of those nodes")
         raise Stop(Exit.NOT_READY)
-    fingerprints = {rec.label: rec.fingerprint for rec in found.values()}
+    fingerprints = _fingerprints(found)
     if progress and progress.fingerprints != fingerprints:
         changed = sorted(k for k in fingerprints if progress.fingerprints.get(k) !=
                          fingerprints[k])
@@ -243,7 +243,7 @@ def _write_results(s: ResearcherSettings, t: Training, exp: Any,
     rows = results.metric_rows(s.run_id, t.rounds, metrics, exp.training_replies(), names,
                                progress.round_seconds, progress.took_part)
     spec = s.fed.feature_spec()
-    fingerprints = {rec.label: rec.fingerprint for rec in found.values()}
+    fingerprints = progress.fingerprints  # the nodes' records' (checked equal on resume)
     records.write_rows(partial, rows)
     exp.training_plan().export_model(str(partial / records.MODEL))
     results.learning_curve(rows, partial / records.LEARNING_CURVE)
@@ -269,6 +269,11 @@ def _write_results(s: ResearcherSettings, t: Training, exp: Any,
             if m.validation_withheld else
             f"AUC {results.fmt(m.validation_auc)}, "
             f"accuracy {results.fmt(m.validation_accuracy)}"))
+
+
+def _fingerprints(found: dict[str, contract.DatasetRecord]) -> dict[str, str]:
+    """Each node's dataset fingerprint, by its label."""
+    return {rec.label: rec.fingerprint for rec in found.values()}
 
 
 def _stance_conflicts(found: Any, t: Training) -> str:
