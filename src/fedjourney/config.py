@@ -173,7 +173,8 @@ class Federation:
         """The researcher's FeatureSpec from the config's `features` section."""
         if self.features is None:
             where = self.source or "the federation config"
-            raise FedjourneyError(f"{where} has no 'features' section; add one (see README)")
+            raise FedjourneyError(f"{where} has no 'features' section; add one "
+                                  "(see docs/data/features.md)")
         return self.features
 
     def centre(self, key: str) -> Centre:
