@@ -37,6 +37,7 @@ HOSTILE = [
     "!!python/object:os.system",
     "--- \n...",
     "$HOME ${FEDJOURNEY_KEEP:-1} $$",
+    "$HOME ${USER} $$",  # no ':': a mount it must keep literal, not interpolated
     "back\\slash",
     "é ü 中文 🏥",
     "key: value, other: [1, 2]",
