@@ -32,6 +32,8 @@ FEDERATION = "federation.yaml"
 FEATURE_SPEC = "feature_spec.yaml"
 FINGERPRINTS = "fingerprints.json"
 BASELINES = "baselines.md"
+# A folder: TensorBoard event files, one subfolder per centre (researcher/curves.py).
+TENSORBOARD = "tensorboard"
 RESEARCHER_FILES = frozenset({METRICS, RUN, SUMMARY, MODEL, LEARNING_CURVE, FEDERATION,
                               FEATURE_SPEC, FINGERPRINTS})
 # What a user opens first, in that order (named when a run ends).

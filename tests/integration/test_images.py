@@ -216,6 +216,84 @@ PY
     assert "ROUND-SUCCESS [True]" in out, out[-3000:]
 
 
+# Two centres, 3 rounds, as the researcher's Metrics receive them; B withholds its validation
+# metrics (secure aggregation). Curves writes round by round, read back with TensorBoard's own
+# reader after each update (flushed: live) and at the end, then once more as a resumed run
+# writes them: all rounds in one update, in a fresh folder.
+CURVES_SCRIPT = textwrap.dedent(
+    """
+    import math
+    from pathlib import Path
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from fedjourney.contract import METRICS_WITHHELD
+    from fedjourney.researcher.curves import Curves
+    from fedjourney.researcher.experiment import Metrics
+
+    ROUNDS = 3
+    names = {"id-a": "node-0 Massachusetts General Hospital", "id-b": "node-1 Mayo/Clinic"}
+    A, B = Path("node-0_Massachusetts_General_Hospital"), Path("node-1_Mayo_Clinic")
+    loss = {r: [0.9 - 0.1 * r, 0.7 - 0.1 * r] for r in range(1, ROUNDS + 1)}
+    auc = {1: 0.5, 2: 0.6, 3: float("nan"), 4: 0.8}
+
+    def scalars(folder):
+        acc = EventAccumulator(str(folder))
+        acc.Reload()
+        return {tag: [(e.step, round(e.value, 5)) for e in acc.Scalars(tag)]
+                for tag in acc.Tags()["scalars"]}
+
+    metrics, out = Metrics(), Path("/tmp/tb")
+    curves = Curves(out, names)
+    for r in range(1, ROUNDS + 1):
+        metrics.round = r
+        validations = [r, r + 1] if r == ROUNDS else [r]  # the final model's in the last
+        for v in validations:
+            metrics.on_scalar({"node_id": "id-a", "test_on_global_updates": True, "metric": {
+                "loss": 0.1 * v, "auc": auc[v], "accuracy": 0.5 + 0.1 * v}})
+            metrics.on_scalar({"node_id": "id-b", "test_on_global_updates": True,
+                               "metric": {METRICS_WITHHELD: 1.0}})
+        for node, shift in (("id-a", 0.0), ("id-b", 1.0)):
+            for batch in loss[r]:
+                metrics.on_scalar({"node_id": node, "train": True,
+                                   "metric": {"Loss": batch + shift}})
+        curves.update(metrics, r)
+        seen = scalars(out / A)  # read during the run
+        assert [s for s, _ in seen["train/loss"]] == list(range(1, r + 1)), (r, seen)
+        assert [s for s, _ in seen["validation/loss"]] == [*range(1, r + 1),
+                                                           *([r + 1] if r == ROUNDS else [])]
+    curves.close()
+
+    def check(folder):
+        assert sorted(p.name for p in folder.iterdir()) == [A.name, B.name]
+        a, b = scalars(folder / A), scalars(folder / B)
+        mean = {r: sum(batches) / len(batches) for r, batches in loss.items()}
+        assert a["train/loss"] == [(r, round(mean[r], 5)) for r in mean], a
+        assert b["train/loss"] == [(r, round(mean[r] + 1.0, 5)) for r in mean], b
+        assert a["validation/auc"] == [(1, 0.5), (2, 0.6), (4, 0.8)], a  # NaN left out
+        assert a["validation/loss"] == [(v, round(0.1 * v, 5)) for v in range(1, 5)], a
+        assert a["validation/accuracy"] == [(v, round(0.5 + 0.1 * v, 5))
+                                            for v in range(1, 5)], a
+        assert sorted(b) == ["train/loss"], b  # withheld: no validation at all
+        return [p.stat().st_size for p in folder.rglob("events.out.tfevents.*")]
+
+    sizes = check(out)
+    resumed = Curves(Path("/tmp/resumed"), names)
+    resumed.update(metrics, ROUNDS)
+    resumed.close()
+    check(Path("/tmp/resumed"))
+    print("CURVES-OK", sizes)
+    """
+)
+
+
+def test_tensorboard_curves_in_the_researcher_image(built: None) -> None:
+    """researcher/curves.py with the image's torch and tensorboard: the scalars and steps a
+    run writes (the final model's validation at step rounds+1), NaN and withheld metrics
+    left out, each update readable at once, a resumed run writing every round again."""
+    out = docker("run", "--rm", "--read-only", "--tmpfs", "/tmp", "--network", "none",
+                 tag("researcher"), "python3", "-c", CURVES_SCRIPT).stdout
+    assert "CURVES-OK" in out, out[-3000:]
+
+
 @pytest.mark.parametrize("image", IMAGES)
 def test_no_wheelhouse_pip_cache_credential_or_proxy_ca(
     built: None, base_os_image: str, image: str
