@@ -77,29 +77,57 @@ def register_dataset(cfg: Any, record: DatasetRecord, folder: Path, tag: str
     return manager.add_database(**wanted, data_type="custom", tags=[tag]), "registered"
 
 
-def approve_plan(cfg: Any, source: str, scratch: Path) -> tuple[str, bool]:
-    """(the plan's hash, whether it was approved now): approval by the hash of its source,
-    recorded before the node starts."""
+# How a node's approvals are described in Fed-BioMed's registry: the ones its centre's config
+# lists are withdrawn when the config stops listing them; an administrator's stay.
+BY_CONFIG = "approved in the centre's config (approved_plans)"
+BY_ADMINISTRATOR = "approved by the node's administrator (fedjourney approve)"
+
+
+def _security(cfg: Any) -> Any:
     from fedbiomed.node.training_plan_security_manager import TrainingPlanSecurityManager
 
-    security = TrainingPlanSecurityManager(
+    return TrainingPlanSecurityManager(
         db=_db(cfg), node_id=cfg.get("default", "id"), node_name=cfg.get("default", "name"),
         hashing=cfg.get("security", "hashing_algorithm"), tp_approval=True)
+
+
+def approve_plan(cfg: Any, source: str, scratch: Path, name: str = "plan",
+                 description: str = BY_CONFIG) -> tuple[str, bool]:
+    """(the plan's hash, whether it was approved now): the plan whose code the researcher
+    sends is `source`, filed in Fed-BioMed's registry as approved, under `name`."""
+    security = _security(cfg)
     entry = security.get_training_plan_from_database(source)
     if entry is not None:
+        if entry.get("training_plan_status") != "Approved":  # a pending or rejected request
+            security.approve_training_plan(entry["training_plan_id"], extra_notes=description)
+            return str(entry["hash"]), True
         return str(entry["hash"]), False
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".py", dir=scratch, delete=False) as fh:
         fh.write(source)
     try:
-        # Names must be unique: one per plan source (a new fedjourney brings a new plan).
-        name = f"fedjourney-plan-{hashlib.sha256(source.encode()).hexdigest()[:12]}"
-        security.register_training_plan(name=name, path=fh.name,
-                                        description="the federation's FedJourneyPlan")
+        # Registry names must be unique: one per plan source.
+        unique = f"{name}-{hashlib.sha256(source.encode()).hexdigest()[:12]}"
+        security.register_training_plan(name=unique, path=fh.name, description=description)
     finally:
         os.unlink(fh.name)
     entry = security.get_training_plan_from_database(source)
     return str(entry["hash"]), True
+
+
+def withdraw_config_approvals(cfg: Any, keep: set[str]) -> list[str]:
+    """Delete the approvals the centre's config made of any plan whose hash is not in `keep`
+    (the config no longer lists it, or it changed); the registry names of those withdrawn."""
+    from fedjourney.planfile import plan_hash
+
+    security = _security(cfg)
+    gone = []
+    for entry in security.list_training_plans(verbose=False):  # without their hashes
+        if entry.get("description") == BY_CONFIG and \
+                plan_hash(str(entry.get("training_plan"))) not in keep:
+            security.delete_training_plan(entry["training_plan_id"])
+            gone.append(str(entry.get("name")))
+    return gone
 
 
 class _Watch(logging.Handler):

@@ -35,7 +35,7 @@ CACHE = Path(OWN_FILES) / "cache"
 def check_data(folder: Path, centre: Centre, spec: FeatureSpec, backend: str = "polars",
                record_path: Path = RECORD, cache_dir: Path = CACHE
                ) -> tuple[DatasetRecord, int, bool]:
-    """(the record, number of features, whether the cache answered); FedjourneyError when
+    """(the record, number of codes K, whether the cache answered); FedjourneyError when
     the centre is incomplete or its data is broken."""
     if read_meta(folder) is None:
         raise FedjourneyError(f"no complete centre at {folder} (did its generator finish?)")
@@ -49,7 +49,7 @@ def check_data(folder: Path, centre: Centre, spec: FeatureSpec, backend: str = "
                            metrics_under_secagg=centre.metrics_under_secagg,
                            profile=profile(x, y, ids, folder, spec))
     _write(record, record_path)
-    return record, int(x.shape[1]), hit
+    return record, len(spec.vocabulary), hit
 
 
 def broken(centre: Centre, spec: FeatureSpec, reason: str, record_path: Path = RECORD

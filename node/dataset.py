@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from fedbiomed.common.dataset import CustomDataset
 
 from fedjourney.errors import FedjourneyError
-from fedjourney.features import spec_from_dict
+from fedjourney.features import plan_input, spec_from_dict
 from fedjourney.model import split_order
 from fedjourney.node.cache import load_or_build
 from fedjourney.node.data import CACHE, recorded
@@ -41,13 +42,15 @@ class CentreDataset(CustomDataset):  # type: ignore[misc]
             story.warning(reason)
             raise FedjourneyError(reason)
         x, y, ids, hit = load_or_build(Path(self.path), spec, CACHE, record.fingerprint)
+        # The plan's input: its class says (INPUT), the researcher passes it on.
+        x = plan_input(x, spec, str(self.settings.get("input", "vector")))
         order, n_test = split_order(ids, int(self.settings["held_out_percent"]))
-        self._x = torch.from_numpy(x[order])
+        self._x = torch.from_numpy(np.ascontiguousarray(x[order]))
         self._y = torch.from_numpy(y[order]).reshape(-1, 1)
+        shape = " x ".join(str(d) for d in x.shape[1:])
         story.info(
-            f"features {'from cache' if hit else 'built'}: {len(ids)} patients x "
-            f"{x.shape[1]} codes (spec {spec.fingerprint()}), {len(ids) - n_test} to train, "
-            f"{n_test} held out")
+            f"features {'from cache' if hit else 'built'}: {len(ids)} patients x {shape} "
+            f"(spec {spec.fingerprint()}), {len(ids) - n_test} to train, {n_test} held out")
 
     def get_item(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self._x[index], self._y[index]

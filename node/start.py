@@ -35,7 +35,7 @@ from fedjourney.features import FeatureSpec
 from fedjourney.generator.output import read_meta
 from fedjourney.node import component, metrics, pinning
 from fedjourney.node.data import broken, check_data
-from fedjourney.plan import FedJourneyPlan
+from fedjourney.planfile import plan_hash, sent_source
 from fedjourney.story import Story, quiet_fedbiomed, setup
 
 COMPONENT = Path(contract.STATE) / "node"
@@ -133,11 +133,28 @@ def _registered(s: NodeSettings, story: Story, record: DatasetRecord) -> Any:
                 "updated": f"dataset updated: the data changed ({dataset_id})",
                 "unchanged": f"dataset already registered ({dataset_id}): nothing to do"}[done])
     if not record.unhealthy:
-        digest, approved_now = component.approve_plan(cfg, FedJourneyPlan().source(),
-                                                      Path(contract.OWN_FILES))
-        story.info(f"training plan {'approved' if approved_now else 'already approved'}: "
-                   f"sha256 {digest[:16]}")
+        _approve_config_plans(centre, cfg, story)
     return cfg
+
+
+def _approve_config_plans(centre: Centre, cfg: Any, story: Story) -> None:
+    """Approve, in Fed-BioMed's registry, each plan the centre's config lists (as the code
+    the researcher would send), and withdraw the config's earlier approvals it no longer
+    lists. A plan that cannot run here is refused, in one line naming why."""
+    kept: set[str] = set()
+    for plan in centre.approved_plans:
+        try:
+            source = sent_source(plan)
+        except FedjourneyError as exc:
+            story.warning(f"REFUSED training plan {plan.name} from the centre's config: {exc}")
+            continue
+        digest, now = component.approve_plan(cfg, source, Path(contract.OWN_FILES), plan.name)
+        kept.add(plan_hash(source))  # as withdraw_config_approvals computes it
+        story.info(f"training plan {plan.name} {'approved' if now else 'already approved'} "
+                   f"(the centre's approved_plans): sha256 {digest[:16]}")
+    for name in component.withdraw_config_approvals(cfg, kept):
+        story.info(f"training plan {name}: approval withdrawn (no longer in the centre's "
+                   "approved_plans)")
 
 
 def _serve(s: NodeSettings, story: Story, cfg: Any, unhealthy: bool) -> None:

@@ -1,5 +1,6 @@
 """The tutorial's Stage B on Fed-BioMed's researcher API (checked against 6.4.1): FedAverage
-of the MLP, validation of the global model on each node's held-out split."""
+of the experiment's training plan (planfile.py), validation of the global model on each
+node's held-out split."""
 
 from __future__ import annotations
 
@@ -74,17 +75,13 @@ def build(fed: Federation, t: Training, run_id: str, metrics: Metrics, strategy:
     from fedbiomed.researcher.config import config
     from fedbiomed.researcher.federated_workflows import Experiment
 
-    from fedjourney.plan import FedJourneyPlan
+    from fedjourney.planfile import plan_class
 
     shutil.rmtree(Path(config.vars["EXPERIMENTS_DIR"]) / run_id, ignore_errors=True)
-    spec = fed.feature_spec()
     exp = Experiment(
         tags=[t.tag],
-        training_plan_class=FedJourneyPlan,
-        model_args={"n_features": len(spec.vocabulary), "hidden": t.hidden,
-                    "spec": spec.to_dict(), "run_id": run_id,
-                    "held_out_percent": t.held_out_percent,
-                    "optimizer": "sgd" if t.aggregator == "scaffold" else "adam"},
+        training_plan_class=plan_class(t.plan),
+        model_args=model_args(fed, t, run_id),
         training_args=training_args(t),
         round_limit=t.rounds,
         aggregator=_aggregator(t),
@@ -96,6 +93,17 @@ def build(fed: Federation, t: Training, run_id: str, metrics: Metrics, strategy:
     )
     _tee(exp, metrics)
     return exp
+
+
+def model_args(fed: Federation, t: Training, run_id: str) -> dict[str, Any]:
+    """What the plan's init_model and the nodes' dataset receive: the config's model_args,
+    and fedjourney's own (config.RESERVED_MODEL_ARGS)."""
+    spec = fed.feature_spec()
+    return {**t.model_args,
+            "n_features": len(spec.vocabulary), "n_bins": spec.n_bins, "input": t.plan.input,
+            "hidden": t.hidden, "spec": spec.to_dict(), "run_id": run_id,
+            "held_out_percent": t.held_out_percent,
+            "optimizer": "sgd" if t.aggregator == "scaffold" else "adam"}
 
 
 def training_args(t: Training) -> dict[str, Any]:

@@ -26,7 +26,9 @@ from fedjourney import contract, records, settings
 from fedjourney.config import DEFAULT_EXPERIMENT, Federation, Training, load_federation
 from fedjourney.errors import FedjourneyError
 from fedjourney.exits import Exit
+from fedjourney.planfile import sent_source
 from fedjourney.researcher import checkpoint, experiment, heterogeneity, results
+from fedjourney.researcher.curves import Curves
 from fedjourney.researcher.experiment import Metrics, bound_rounds
 from fedjourney.story import Story, quiet_fedbiomed, setup
 
@@ -116,9 +118,13 @@ def _run(s: ResearcherSettings, story: Story) -> Exit:
                + ", ".join(sorted(names.values())))
     metrics = Metrics()
     exp, progress = _experiment(s, t, progress, fingerprints, metrics, story)
+    _plan_approved(exp, t, found, story)
     spent = progress.seconds - (time.monotonic() - started)  # earlier attempts' time
+    curves = Curves(partial / records.TENSORBOARD, names)
+    curves.update(metrics, progress.rounds_done)  # a resumed run's earlier rounds
     _rounds(s, t, exp, progress, metrics, requests, names, story,
-            lambda: spent + time.monotonic() - started)
+            lambda: spent + time.monotonic() - started, curves)
+    curves.close()
     seconds = spent + time.monotonic() - started
     _write_results(s, t, exp, progress, metrics, names, found, partial, seconds, story)
     return Exit.OK
@@ -129,6 +135,13 @@ def _prepared(s: ResearcherSettings, story: Story
     """The experiment, the run's progress when resuming, and its empty partial folder."""
     try:
         t = s.fed.experiment(s.experiment)
+    except FedjourneyError as exc:
+        story.error(f"FAILED: {exc}")
+        raise Stop(Exit.REFUSED) from None
+    try:
+        # The plan's code as the nodes will receive it runs here first: a module the images
+        # lack, or a class that needs what stays behind in its file, stops the run now.
+        sent_source(t.plan)
     except FedjourneyError as exc:
         story.error(f"FAILED: {exc}")
         raise Stop(Exit.REFUSED) from None
@@ -199,10 +212,27 @@ def _experiment(s: ResearcherSettings, t: Training, progress: checkpoint.Progres
         raise Stop(Exit.FAILED) from None
 
 
+def _plan_approved(exp: Any, t: Training, found: dict[str, contract.DatasetRecord],
+                   story: Story) -> None:
+    """Stop(NOT_READY) before round 1, one line per centre, unless every node approved the
+    plan (Fed-BioMed's status request)."""
+    from fedjourney.planfile import plan_hash
+    from fedjourney.researcher.approval import refusals
+
+    digest = plan_hash(exp.training_plan().source())
+    lines = refusals(exp.check_training_plan_status(), found, t.plan, digest)
+    for line in lines:
+        story.error(f"FAILED: {line}")
+    if lines:
+        raise Stop(Exit.NOT_READY)
+    story.info(f"every node approved plan {t.plan.name} (sha256 {digest[:16]})")
+
+
 def _rounds(s: ResearcherSettings, t: Training, exp: Any, progress: checkpoint.Progress,
             metrics: Metrics, requests: Any, names: dict[str, str], story: Story,
-            elapsed: Callable[[], float]) -> None:
-    """The remaining rounds, each checkpointed; Stop(ROUND_FAILED) when one fails."""
+            elapsed: Callable[[], float], curves: Curves) -> None:
+    """The remaining rounds, each checkpointed and drawn (TensorBoard); Stop(ROUND_FAILED)
+    when one fails."""
     strategy = exp.strategy()
     min_nodes = t.min_nodes or len(s.fed.centres)
     for r in range(progress.rounds_done + 1, t.rounds + 1):
@@ -230,6 +260,7 @@ def _rounds(s: ResearcherSettings, t: Training, exp: Any, progress: checkpoint.P
         progress.seconds = elapsed()
         progress.record(metrics)
         checkpoint.save(progress)
+        curves.update(metrics, r)
         dropped = _dropped(progress.dropped[r], names)
         said.info(f"round {r}/{t.rounds} aggregated in {progress.round_seconds[r]:.2f}s"
                   + (f" without {dropped}" if dropped else ""))

@@ -32,7 +32,7 @@ import yaml
 
 from fedjourney.config import load_federation
 from fedjourney.contract import node_service
-from fedjourney.features import build, model_input
+from fedjourney.features import build, model_input, plan_input
 from fedjourney.generator import generate
 from fedjourney.host.logs import compose_command
 
@@ -141,7 +141,7 @@ def prepare(work: Path) -> dict[str, Any]:
     generate(fed, work / "records")
     for c in fed.centres:
         fs = build(work / "records" / c.folder_name, spec)
-        table = np.column_stack([model_input(fs.X, spec), fs.y])
+        table = np.column_stack([plan_input(model_input(fs.X, spec), spec, "vector"), fs.y])
         name = node_service(c.id)
         np.savetxt(work / "in" / f"{name}.csv", table, fmt="%.6f", delimiter=",",
                    header=",".join([*spec.feature_names, "target"]), comments="")

@@ -3,7 +3,8 @@
 # editing fedjourney's source rebuilds only this small layer.
 #
 # Built by scripts/build-images with --network none; its context is a copy of pyproject.toml,
-# README.md, src/, node/ and researcher/ (src/fedjourney/{node,researcher} link to them); it builds with the setuptools and wheel already in the venv (locked).
+# README.md, src/, node/, researcher/ and plans/ (src/fedjourney/{node,researcher,plans} link
+# to them); it builds with the setuptools and wheel already in the venv (locked).
 ARG DEPS_IMAGE=fedjourney/base-deps:latest
 
 FROM ${DEPS_IMAGE} AS build

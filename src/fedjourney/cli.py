@@ -31,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fedjourney {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_generate, _add_features, _add_vocabulary, _add_prototype, _add_compose,
-                _add_kit_fingerprint, _add_logs, _add_run, _add_report, _add_compare):
+                _add_kit_fingerprint, _add_logs, _add_run, _add_approve, _add_report,
+                _add_compare):
         add(sub)
     return parser
 
@@ -196,6 +197,30 @@ def _add_run(sub: Subcommands) -> None:
                      "(as FEDJOURNEY_VERBOSE=1)")
 
 
+def _add_approve(sub: Subcommands) -> None:
+    appr = sub.add_parser(
+        "approve",
+        help="approve a training plan on running nodes (a hospital administrator's step)",
+        description="Approve PLAN on the running node of each centre named, in "
+        "Fed-BioMed's own approval registry, as a hospital's administrator would; the "
+        "node's story records the plan's hash and when. Nodes run when kept "
+        "(`scripts/run --keep`). Plans a centre always approves belong in its "
+        "`approved_plans` instead. Exit 0 when every node approved it.",
+    )
+    appr.add_argument("plan", nargs="?", default=None, metavar="PLAN",
+                      help="a shipped plan (mlp, logistic, gru), a plan the config names (by "
+                      "its file name) or a .py file; default: the config's training.plan")
+    who = appr.add_mutually_exclusive_group(required=True)
+    who.add_argument("--centre", action="append", metavar="NAME|ID",
+                     help="the centre whose node approves it (repeatable)")
+    who.add_argument("--all", action="store_true", help="every centre of the config")
+    appr.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                      help="the federation the nodes run (its compose project)")
+    appr.add_argument("--compose-file", type=Path, default=None, metavar="FILE",
+                      help="the compose file the nodes run from, when not the config's own "
+                      "(COMPOSE_PROJECT_NAME is honoured)")
+
+
 def _add_report(sub: Subcommands) -> None:
     rep = sub.add_parser(
         "report",
@@ -353,15 +378,17 @@ def _kit(args: argparse.Namespace) -> int:
     if args.kit == "site":
         centre = fed.centre(args.centre)
         text, role_views = kit.site(fed, centre), kit.site_views(raw, fed, centre)
+        plans = kit.site_plans(centre)
         what = f"site kit of centre {centre.id} ({centre.name})"
     else:
         text, role_views = kit.researcher(fed), kit.researcher_views(raw, fed)
+        plans = kit.researcher_plans(fed)
         what = f"researcher kit ({len(fed.centres)} centres)"
     if not args.write:
         sys.stdout.write(text)
         return 0
     args.write.parent.mkdir(parents=True, exist_ok=True)
-    kit.write(text, role_views, args.write, results=args.kit == "researcher")
+    kit.write(text, role_views, args.write, results=args.kit == "researcher", plans=plans)
     print(f"wrote {args.write} and {args.write.parent / kit.ROLES}/ ({what})")
     return 0
 
@@ -420,6 +447,15 @@ def _logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _approve(args: argparse.Namespace) -> int:
+    from fedjourney.host import approve, compose
+
+    fed = load_federation(args.config)
+    centres = list(fed.centres) if args.all else [fed.centre(c) for c in args.centre]
+    return approve.approve(args.compose_file or compose.layout(args.config).path,
+                           centres, approve.plan_named(fed, args.plan))
+
+
 def _run(args: argparse.Namespace) -> int:
     from fedjourney import settings
     from fedjourney.host import run
@@ -451,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"generate": _generate, "features": _features, "vocabulary": _vocabulary,
                 "prototype": _prototype, "compose": _compose, "logs": _logs,
-                "report": _report, "run": _run, "compare": _compare,
+                "report": _report, "run": _run, "approve": _approve, "compare": _compare,
                 "kit-fingerprint": _kit_fingerprint}
     try:
         return commands[args.command](args)

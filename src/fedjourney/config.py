@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from fedjourney.countries import COUNTRIES
 from fedjourney.errors import FedjourneyError
 from fedjourney.features.backends import check_backend
 from fedjourney.features.spec import FeatureSpec, spec_from_dict
+from fedjourney.planfile import DEFAULT as DEFAULT_PLAN
+from fedjourney.planfile import PlanFile, check_input, resolve
 from fedjourney.yaml_input import EXPONENT_FLOAT, ConfigLoader, Refused
 
 DEFAULT_CONFIG = Path("data/federation.yaml")
@@ -68,6 +70,9 @@ class Centre:
     # Under secure aggregation, whether its node sends the global model's validation metrics
     # in the clear (Fed-BioMed always would) or withholds them: withheld unless it says so.
     metrics_under_secagg: str = "withheld"
+    # The training plans its node approves at start-up (Fed-BioMed's approval registry); an
+    # administrator may approve more on a running node (`fedjourney approve`).
+    approved_plans: tuple[PlanFile, ...] = ()
 
     @property
     def folder_name(self) -> str:
@@ -88,8 +93,12 @@ NOT_HERE = {"joye-libert": "Fed-BioMed 6.4.1 opens its bundled biprime file for 
                            "which fails in fedjourney's non-root, read-only nodes; use lom"}
 SECAGG_POSTURES = ("allowed", "required", "refused")  # a centre's own stance
 METRICS_POSTURES = ("withheld", "clear")  # its validation metrics under secure aggregation
-STANCE = ("secure_aggregation", "metrics_under_secagg")  # a centre's privacy stance
+# A centre's own stance: its node's business, not its generator's, and no part of its records.
+STANCE = ("secure_aggregation", "metrics_under_secagg", "approved_plans")
 DEFAULT_EXPERIMENT = "default"  # the `training` section itself
+# Model arguments fedjourney gives every plan (researcher/experiment.py): not the config's.
+RESERVED_MODEL_ARGS = ("n_features", "n_bins", "input", "spec", "run_id", "held_out_percent",
+                       "optimizer", "hidden")
 
 
 @dataclass(frozen=True)
@@ -124,10 +133,16 @@ class Training:
     secagg: str = "off"  # secure aggregation: off | lom
     secagg_clip: int = 3  # secagg: parameters are clipped to +-this before quantization
     dp: Privacy | None = None  # local differential privacy, or none
+    plan: PlanFile = field(default_factory=lambda: resolve(DEFAULT_PLAN, Path(), "plan"))
+    # Passed to the plan's init_model beside what fedjourney sets (RESERVED_MODEL_ARGS).
+    model_args: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         """What distinguishes this experiment (run.json's `experiment`)."""
-        out: dict[str, Any] = {"aggregator": self.aggregator}
+        out: dict[str, Any] = {"plan": self.plan.name}
+        if self.model_args:
+            out["model_args"] = dict(self.model_args)
+        out["aggregator"] = self.aggregator
         if self.aggregator == "fedprox":
             out["mu"] = self.fedprox_mu
         if self.num_updates:
@@ -275,8 +290,11 @@ def parse_federation(raw: Any, source: Path | None = None) -> Federation:
         features = spec_from_dict(section, f"{where}: features")
         _check_window(features, f"{where}: features")
     training_raw = raw.get("training") or {}
-    training = _parse_training(training_raw, f"{where}: training")
-    experiments = _parse_experiments(raw.get("experiments"), training_raw, where)
+    aggregation = features.aggregation if features is not None else None
+    training = _parse_training(training_raw, f"{where}: training", base, aggregation)
+    experiments = _parse_experiments(raw.get("experiments"), training_raw, where, base,
+                                     aggregation)
+    _one_file_per_name(centres, (training, *experiments.values()), where)
     if view in (None, "researcher"):  # a node's or generator's view holds one centre
         # Named experiments are checked when chosen (Federation.experiment): one that
         # inherits a training.min_nodes it cannot use must not make the whole config invalid.
@@ -286,7 +304,22 @@ def parse_federation(raw: Any, source: Path | None = None) -> Federation:
                       experiments=experiments)
 
 
-def _parse_experiments(raw: Any, training: dict[str, Any], where: str) -> dict[str, Training]:
+def _one_file_per_name(centres: tuple[Centre, ...], trainings: tuple[Training, ...],
+                       where: str) -> None:
+    """Users' plan files are mounted by file name: two files may not share one."""
+    files = [p for c in centres for p in c.approved_plans] + [t.plan for t in trainings]
+    by_name: dict[str, Path] = {}
+    for plan in files:
+        if plan.shipped:
+            continue
+        other = by_name.setdefault(plan.path.name, plan.path)
+        if other != plan.path:
+            raise FedjourneyError(f"{where}: plan files {other} and {plan.path} share the name "
+                                  f"{plan.path.name!r} (each is mounted by its name); rename one")
+
+
+def _parse_experiments(raw: Any, training: dict[str, Any], where: str, base: Path,
+                       aggregation: str | None) -> dict[str, Training]:
     """`experiments: {name: {training settings that differ}}`, each merged with `training`."""
     if raw is None:
         return {}
@@ -306,7 +339,8 @@ def _parse_experiments(raw: Any, training: dict[str, Any], where: str) -> dict[s
             if fixed in overrides:
                 raise FedjourneyError(f"{where}: experiments.{name} cannot change {fixed}; "
                                       "set it in training")
-        out[name] = _parse_training({**training, **overrides}, f"{where}: experiments.{name}")
+        out[name] = _parse_training({**training, **overrides}, f"{where}: experiments.{name}",
+                                    base, aggregation)
     return out
 
 
@@ -329,10 +363,13 @@ def _check_federation_wide(t: Training, centres: int, label: str) -> None:
                               f"{centres}")
 
 
-def _parse_training(raw: Any, label: str) -> Training:
+def _parse_training(raw: Any, label: str, base: Path = Path(),
+                    aggregation: str | None = None) -> Training:
+    """A training section (or an experiment merged with it); plan files are relative to
+    `base`, and a plan must take what features.aggregation gives (when there are features)."""
     if not isinstance(raw, dict):
         raise FedjourneyError(f"{label} must be a mapping (rounds, epochs, batch_size, ...)")
-    defaults = asdict(Training())
+    defaults = {f.name: getattr(Training(), f.name) for f in fields(Training)}
     _no_unknown_keys(raw, set(defaults), label)
     values = {**defaults, **raw}
     limits = {"rounds": (1, 1000), "epochs": (1, 1000), "batch_size": (1, 100000),
@@ -365,7 +402,29 @@ def _parse_training(raw: Any, label: str) -> Training:
         # correction would silently have no effect.
         raise FedjourneyError(f"{label}: dp works with aggregator fedavg only (DP-SGD drops "
                               f"{values['aggregator']}'s gradient term); choose one")
-    return Training(**{**values, "learning_rate": lr, "fedprox_mu": mu, "dp": dp})
+    plan = values["plan"] if isinstance(values["plan"], PlanFile) else resolve(
+        values["plan"], base, f"{label}.plan")
+    if aggregation is not None:
+        check_input(plan, aggregation, f"{label}.plan")
+    model_args = _model_args(values["model_args"], f"{label}.model_args")
+    return Training(**{**values, "learning_rate": lr, "fedprox_mu": mu, "dp": dp,
+                       "plan": plan, "model_args": model_args})
+
+
+def _model_args(raw: Any, label: str) -> dict[str, Any]:
+    """`model_args: {name: value}` for the plan's init_model; fedjourney's own are refused."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise FedjourneyError(f"{label} must be a mapping of names to values, e.g. "
+                              "{dropout: 0.2}")
+    for key in raw:
+        if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", key):
+            raise FedjourneyError(f"{label}: {key!r} is not a Python name")
+        if key in RESERVED_MODEL_ARGS:
+            fix = "set training.hidden" if key == "hidden" else "choose another name"
+            raise FedjourneyError(f"{label}.{key} is set by fedjourney for every plan; {fix}")
+    return dict(raw)
 
 
 def _parse_dp(raw: Any, label: str) -> Privacy | None:
@@ -471,7 +530,19 @@ def _parse_centre(entry: Any, index: int, where: str, base: Path,
         else None,
         secure_aggregation=posture,
         metrics_under_secagg=metrics,
+        approved_plans=_approved_plans(entry.get("approved_plans", [DEFAULT_PLAN]), label,
+                                       base),
     )
+
+
+def _approved_plans(raw: Any, label: str, base: Path) -> tuple[PlanFile, ...]:
+    """`approved_plans: [mlp, gru, path/to/plan.py]` (default: [mlp]; [] approves none)."""
+    if not isinstance(raw, list):
+        raise FedjourneyError(f"{label}.approved_plans must be a list of plans, e.g. "
+                              f"[{DEFAULT_PLAN}, gru, plans/my_plan.py]")
+    plans = tuple(resolve(ref, base, f"{label}.approved_plans[{i}]")
+                  for i, ref in enumerate(raw))
+    return tuple(dict.fromkeys(plans))  # each once, in order
 
 
 def _centre_name(value: Any, label: str) -> str:

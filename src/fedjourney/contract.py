@@ -37,6 +37,9 @@ def node_label(centre_id: int, centre_name: str) -> str:
 CONFIG = PurePosixPath("/etc/fedjourney/federation.yaml")
 DATA = PurePosixPath("/data")  # a centre's volume (the node mounts it read-only)
 SOURCE = PurePosixPath("/source")  # a user's own Synthea folder, read-only, for its generator
+# A user's own training-plan files (training.plan, a centre's approved_plans), each mounted
+# read-only under its file name.
+PLANS = PurePosixPath("/etc/fedjourney/plans")
 STATE = PurePosixPath("/fbm")  # the role's state volume: Fed-BioMed component + our files
 RESULTS = PurePosixPath("/results")  # the researcher's results volume
 HOST_RESULTS = PurePosixPath("/host-results")  # the host's ./results, for the collector

@@ -34,7 +34,7 @@ MEANING = {
     Exit.NOT_READY: "the federation could not start: a node never answered or cannot serve "
                     "(broken data, an unreachable researcher, another certificate than the "
                     "pinned one) or disagrees (another FeatureSpec, a secure-aggregation "
-                    "stance); the centres are named",
+                    "stance, a training plan it has not approved); the centres are named",
     Exit.ROUND_FAILED: "a round failed or overran (the nodes are named); `scripts/run "
                        "--resume` continues from the last completed round",
     Exit.TIMED_OUT: "the results collector waited past its deadline for the run to end",

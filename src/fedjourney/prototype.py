@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fedjourney.config import Centre, Federation
-from fedjourney.features import FeatureSet, FeatureSpec, build, model_input
+from fedjourney.features import FeatureSet, FeatureSpec, build, model_input, plan_input
 from fedjourney.model import accuracy, auc, held_out, make_mlp
 
 F32 = npt.NDArray[np.float32]
@@ -32,7 +32,8 @@ class Split:
 
 
 def split(features: FeatureSet, spec: FeatureSpec) -> Split:
-    x = model_input(features.X, spec).reshape(len(features.y), -1)
+    # The tutorial's MLP takes a vector per patient (the mean over bins of a sequence spec).
+    x = plan_input(model_input(features.X, spec), spec, "vector")
     test = held_out(features.patient_ids)
     return Split(x[~test], features.y[~test], x[test], features.y[test])
 

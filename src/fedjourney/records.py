@@ -35,7 +35,7 @@ BASELINES = "baselines.md"
 # A folder: TensorBoard event files, one subfolder per centre (researcher/curves.py).
 TENSORBOARD = "tensorboard"
 RESEARCHER_FILES = frozenset({METRICS, RUN, SUMMARY, MODEL, LEARNING_CURVE, FEDERATION,
-                              FEATURE_SPEC, FINGERPRINTS})
+                              FEATURE_SPEC, FINGERPRINTS, TENSORBOARD})
 # What a user opens first, in that order (named when a run ends).
 HEADLINE_FILES = (SUMMARY, BASELINES, METRICS, MODEL, LEARNING_CURVE)
 

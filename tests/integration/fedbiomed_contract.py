@@ -18,7 +18,7 @@ from fedjourney.contract import DatasetRecord
 from fedjourney.generator import generate
 from fedjourney.node import component
 from fedjourney.node.data import check_data, recorded
-from fedjourney.plan import FedJourneyPlan
+from fedjourney.planfile import plan_hash, sent_source
 
 version = str(fedbiomed.__version__).lstrip("v")
 assert version == "6.4.1", f"checked against 6.4.1, found {version}"
@@ -172,15 +172,54 @@ changed = DatasetRecord(**{**record.__dict__, "fingerprint": "0" * 64})
 assert component.register_dataset(cfg, changed, folder, fed.training.tag) == (dataset_id,
                                                                             "updated")
 
-source = FedJourneyPlan().source()
+source = sent_source(fed.training.plan)
 digest, now = component.approve_plan(cfg, source, scratch / "own")
 assert now and len(digest) >= 32
+# The researcher names a plan by the hash the node files it under (planfile.plan_hash).
+assert plan_hash(source) == digest, "Fed-BioMed's plan hash is no longer sha256(minify(...))"
 assert component.approve_plan(cfg, source, scratch / "own") == (digest, False)
 # Approval is by the hash of the minified source: a comment changes nothing, code does.
 assert component.approve_plan(cfg, source + "\n# a comment\n", scratch / "own") == (digest,
                                                                                     False)
-changed_code = source.replace('lr=optimizer_args["lr"]', 'lr=2 * optimizer_args["lr"]')
+changed_code = source.replace('model_args["hidden"])', 'model_args["hidden"] + 1)')
 assert changed_code != source
 tampered, now = component.approve_plan(cfg, changed_code, scratch / "own")
 assert now and tampered != digest
+# The config's approvals it no longer lists are withdrawn; an administrator's stay.
+from pathlib import Path as _Path  # noqa: E402
+
+from fedjourney.errors import FedjourneyError  # noqa: E402
+from fedjourney.planfile import SHIPPED, resolve  # noqa: E402
+
+gru = sent_source(resolve("gru", _Path(), "test"))
+component.approve_plan(cfg, gru, scratch / "own", "gru", component.BY_ADMINISTRATOR)
+gone = component.withdraw_config_approvals(cfg, {digest})
+assert len(gone) == 1 and gone[0].startswith("plan-"), gone  # the tampered one
+assert component.approve_plan(cfg, source, scratch / "own") == (digest, False)
+assert component.approve_plan(cfg, gru, scratch / "own", "gru")[1] is False  # still there
+assert len(component.withdraw_config_approvals(cfg, set())) == 1  # mlp; gru is the admin's
+assert component.approve_plan(cfg, gru, scratch / "own", "gru")[1] is False
+# Every shipped plan runs as the nodes receive it, and is filed under plan_hash.
+for name in SHIPPED:
+    sent = sent_source(resolve(name, _Path(), "test"))
+    assert component.approve_plan(cfg, sent, scratch / "own", name)[0] == plan_hash(sent), name
+# A plan importing what the image lacks is refused naming the import, before any node.
+lacking = scratch / "lacking.py"
+lacking.write_text("import sklearn_not_here\nfrom fedjourney.plans.base import CentrePlan\n\n"
+                   "class Lacking(CentrePlan):\n    pass\n")
+try:
+    sent_source(resolve(str(lacking), _Path(), "test"))
+    raise AssertionError("a plan with a missing import was accepted")
+except FedjourneyError as exc:
+    assert "imports 'sklearn_not_here'" in str(exc), exc
+# A class that uses a helper left behind in its file fails here, not on the nodes.
+helper = scratch / "helper.py"
+helper.write_text("from fedjourney.plans.base import CentrePlan\n\nWIDTH = 3\n\n"
+                  "class Helper(CentrePlan):\n    N = WIDTH\n\n"
+                  "    def init_model(self, model_args):\n        return None\n")
+try:
+    sent_source(resolve(str(helper), _Path(), "test"))
+    raise AssertionError("a plan needing a module-level helper was accepted")
+except FedjourneyError as exc:
+    assert "does not run on its own" in str(exc), exc
 print("OK")

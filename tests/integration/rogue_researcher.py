@@ -6,7 +6,6 @@
 Prints REFUSED and exits 0 when the nodes refuse; exits 1 when they run it.
 """
 
-import inspect
 import os
 import sys
 import tempfile
@@ -24,16 +23,18 @@ from fedbiomed.researcher.aggregators.fedavg import FedAverage
 from fedbiomed.researcher.federated_workflows import Experiment
 from fedbiomed.researcher.requests import Requests
 
-from fedjourney import plan
 from fedjourney.config import load_federation
+from fedjourney.planfile import plan_class as load_plan
 
 mode = sys.argv[1]
 fed = load_federation(os.environ[settings.CONFIG.env])
 spec = fed.feature_spec().to_dict()
-plan_class = plan.FedJourneyPlan
+plan_class = load_plan(fed.training.plan)
 if mode == "plan":  # the approved plan's source with one changed line: another hash
-    source = inspect.getsource(plan).replace("class FedJourneyPlan(", "class TamperedPlan(")
-    source = source.replace('lr=optimizer_args["lr"]', 'lr=optimizer_args["lr"] * 10')
+    source = fed.training.plan.path.read_text()
+    source = source.replace(f"class {plan_class.__name__}(", "class TamperedPlan(")
+    source = source.replace('model_args["hidden"])', 'model_args["hidden"] + 1)')
+    assert "TamperedPlan" in source and "+ 1)" in source, "the default plan changed"
     module = Path(tempfile.mkdtemp()) / "tampered.py"
     module.write_text(source)
     sys.path.insert(0, str(module.parent))
@@ -50,7 +51,8 @@ while len(requests.search([fed.training.tag])) < len(fed.centres):
     time.sleep(1)
 exp = Experiment(tags=[fed.training.tag], training_plan_class=plan_class,
                  model_args={"n_features": len(spec["vocabulary"]), "hidden": 32,
-                             "spec": spec, "run_id": f"rogue-{mode}", "held_out_percent": 30},
+                             "spec": spec, "run_id": f"rogue-{mode}", "held_out_percent": 30,
+                             "input": fed.training.plan.input},
                  training_args={"epochs": 1, "loader_args": {"batch_size": 16,
                                                              "shuffle": False},
                                 "optimizer_args": {"lr": 0.001}, "test_ratio": 0.3},

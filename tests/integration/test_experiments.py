@@ -1,12 +1,16 @@
 """The config's named experiments on real containers: each runs through compose on the kept
 nodes and leaves complete results; secure aggregation gives the clear run's model up to its
 quantization; a hospital withholds its validation metrics under it unless it sends them in
-the clear; DP records its epsilon; a hospital that requires secure aggregation refuses a
+the clear; DP records its epsilon; a plan no hospital approved is refused, node by node,
+until their administrators approve it; a hospital that requires secure aggregation refuses a
 run in the clear, at the researcher and at its own node."""
 
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,11 +19,13 @@ import yaml
 from pytest_docker.plugin import get_docker_services
 
 from fedjourney import records, settings
+from fedjourney.contract import story_log
 from fedjourney.exits import Exit
 from tests.integration.stack import Stack, compose_command, small_federation, write_compose
 
 ROUNDS = 3
-EXPERIMENTS = ("secagg", "dp", "fedprox", "scaffold", "one-round", "one-round-secagg")
+EXPERIMENTS = ("secagg", "dp", "fedprox", "scaffold", "one-round", "one-round-secagg",
+               "logistic", "gru")
 KEEP = {settings.KEEP.env: "1"}
 
 
@@ -154,6 +160,77 @@ def test_differential_privacy_records_its_epsilon(runs: dict[str, Path]) -> None
     summary = (runs["dp"] / records.SUMMARY).read_text()
     assert "## Differential privacy" in summary and "RDP (opacus)" in summary
     assert _run_json(runs["default"]).privacy is None
+
+
+def test_the_shipped_plans_run_and_are_recorded(runs: dict[str, Path]) -> None:
+    for plan in ("mlp", "logistic", "gru"):
+        run = runs["default" if plan == "mlp" else plan]
+        assert _run_json(run).experiment["plan"] == plan
+        assert all(auc is not None for auc in _final(run).values()), (plan, _final(run))
+    # The GRU reads the bins; the MLP their mean: different models, different metrics.
+    assert _final(runs["gru"]) != _final(runs["default"])
+
+
+MY_PLAN = '''"""A researcher's own plan: a narrow MLP with dropout."""
+
+from typing import Any
+
+import torch.nn as nn
+
+from fedjourney.plans.base import CentrePlan
+
+
+class MyPlan(CentrePlan):
+    def init_model(self, model_args: dict[str, Any]) -> Any:
+        return nn.Sequential(nn.Linear(model_args["n_features"], 8), nn.ReLU(),
+                             nn.Dropout(model_args["dropout"]), nn.Linear(8, 1), nn.Sigmoid())
+'''
+
+
+def test_a_plan_no_hospital_approved_is_refused_until_each_approves_it(
+        kept: Stack, runs: dict[str, Path]) -> None:
+    folder = kept.compose_file.parent
+    (folder / "my_plan.py").write_text(MY_PLAN)
+    config = folder / "federation.yaml"
+    raw = yaml.safe_load(config.read_text())
+    raw["experiments"]["mine"] = {"plan": "my_plan.py", "model_args": {"dropout": 0.1}}
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    write_compose(folder, config)  # the researcher mounts my_plan.py now; the nodes do not
+    kept.compose("up", "-d", "--no-deps", "researcher", "results",
+                 env={**KEEP, settings.RUN_ID.env: "itest-exp-mine-refused",
+                      settings.EXPERIMENT.env: "mine"})
+    assert kept.wait_exit("researcher", timeout=300) == Exit.NOT_READY
+    kept.wait_exit("results", timeout=60)  # before the next run's collector starts
+    refused = [line for line in kept.logs("researcher").splitlines()
+               if "has not approved it" in line]
+    assert len(refused) == 3, kept.logs("researcher")[-3000:]
+    digests = {m.group(1) for line in refused
+               for m in [re.search(r"plan my_plan\.py sha256 ([0-9a-f]{16})", line)] if m}
+    assert len(digests) == 1, refused
+    for centre, line in enumerate(refused):
+        assert line.count("FAILED:") == 1 and f"node-{centre} " in line
+        assert f"fedjourney approve --centre {centre} my_plan.py" in line
+
+    # Each hospital's administrator approves it on its running node.
+    approved = subprocess.run(
+        [sys.executable, "-m", "fedjourney.cli", "approve", "--all", "my_plan.py",
+         "--config", str(config), "--compose-file", str(kept.compose_file)],
+        capture_output=True, text=True, env={**os.environ,
+                                             "COMPOSE_PROJECT_NAME": kept.project},
+        check=False)
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    lines, digest = approved.stdout.splitlines(), digests.pop()
+    assert len(lines) == 3 and all(
+        f"approved by the node's administrator: sha256 {digest}" in line for line in lines), \
+        lines
+    for centre in range(3):
+        assert "training plan my_plan.py approved by the node's administrator" in \
+            kept.exec(f"node-{centre}", "cat", str(story_log("node"))).stdout
+
+    run = _run(kept, "mine", "itest-exp-mine")
+    assert _run_json(run).experiment["plan"] == "my_plan.py"
+    assert _run_json(run).experiment["model_args"] == {"dropout": 0.1}
+    assert "every node approved plan my_plan.py" in kept.logs("researcher")
 
 
 def test_a_hospital_that_requires_secure_aggregation_refuses_a_clear_run(

@@ -15,6 +15,7 @@ from fedjourney.contract import node_label, node_service, story_log
 from fedjourney.exits import Exit
 from fedjourney.fingerprint import dataset_fingerprint
 from fedjourney.generator import generate
+from fedjourney.researcher.curves import slug
 from tests.integration.conftest import RUN_ID
 from tests.integration.stack import Stack, traces
 
@@ -27,6 +28,12 @@ def test_run_succeeds_with_complete_consistent_results(finished_run: Path,
     fed = load_federation(config)
     files = {p.name for p in finished_run.iterdir()}
     assert files == records.RESEARCHER_FILES
+    # TensorBoard: one run per centre, each with its event file.
+    boards = finished_run / records.TENSORBOARD
+    assert sorted(p.name for p in boards.iterdir()) == sorted(
+        slug(node_label(c.id, c.name)) for c in fed.centres)
+    assert all(any(f.name.startswith("events.out.tfevents.") and f.stat().st_size > 0
+                   for f in board.iterdir()) for board in boards.iterdir())
     # The researcher's view of the config: every centre named, none of their seeds.
     published = (finished_run / records.FEDERATION).read_text()
     assert yaml.safe_load(published) == yaml.safe_load(
@@ -73,7 +80,9 @@ def test_nodes_are_healthy_and_tell_their_story(stack: Stack, finished_run: Path
         stack.wait_until(lambda n=node: stack.health(n) == "healthy", timeout=30,
                          what=f"{node} healthy")
         logs = stack.logs(node)
-        for step in ("data checked", "dataset registered under tag", "training plan approved",
+        for step in ("data checked", "dataset registered under tag",
+                     "training plan mlp approved (the centre's approved_plans): sha256",
+                     "training plan gru approved",
                      "connected to the researcher", f"run={RUN_ID} round=1 | validation on"):
             assert step in logs, (node, step)
         kept = stack.exec(node, "cat", str(story_log("node"))).stdout
@@ -213,8 +222,9 @@ def test_a_second_up_regenerates_nothing_and_registers_nothing(stack: Stack,
         kept = stack.exec(f"node-{i}", "cat", str(story_log("node"))).stdout
         assert kept.count("dataset registered under tag") == 1
         assert "dataset already registered" in kept
-        assert kept.count("training plan approved") == 1
-        assert "training plan already approved" in kept
+        for plan in ("mlp", "logistic", "gru"):  # the centre's approved_plans
+            assert kept.count(f"training plan {plan} approved") == 1
+            assert f"training plan {plan} already approved" in kept
         assert "features from cache" in kept
 
 

@@ -47,9 +47,13 @@ def test_each_role_sees_only_what_it_needs(tmp_path: Path) -> None:
         generator = load_federation(roles / f"generator-{centre.id}.yaml")
         assert node.centres == (centre,)
         # The generator's view draws the same centre, without the hospital's privacy stance.
+        # Its approved plans are its node's too: the generator's view has the default ones.
         assert generator.centres == (dataclasses.replace(
-            centre, secure_aggregation="allowed", metrics_under_secagg="withheld"),)
-        assert "metrics_under_secagg" not in (roles / f"generator-{centre.id}.yaml").read_text()
+            centre, secure_aggregation="allowed", metrics_under_secagg="withheld",
+            approved_plans=generator.centres[0].approved_plans),)
+        assert [p.name for p in generator.centres[0].approved_plans] == ["mlp"]
+        for stance in ("metrics_under_secagg", "approved_plans"):
+            assert stance not in (roles / f"generator-{centre.id}.yaml").read_text()
         assert node.training == fed.training and generator.features is None
         # The generator's view draws exactly the centre the full config draws.
         assert generator.centre_fingerprint(centre, "builtin", "v") == \

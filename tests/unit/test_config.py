@@ -136,7 +136,7 @@ def test_experiments_are_training_with_what_differs() -> None:
     dp = fed.experiment("dp").dp
     assert dp is not None and (dp.sigma, dp.clip, dp.delta) == (1.0, 1.0, 1e-5)
     assert fed.experiment("secagg").describe() == {
-        "aggregator": "fedavg", "secagg": "lom", "clipping_range": 3, "dp": "off"}
+        "plan": "mlp", "aggregator": "fedavg", "secagg": "lom", "clipping_range": 3, "dp": "off"}
     with pytest.raises(FedjourneyError, match=r"no experiment 'nope'.*known: default, dp"):
         fed.experiment("nope")
 

@@ -24,6 +24,7 @@ from fedjourney.features import (
     build,
     load_spec,
     model_input,
+    plan_input,
 )
 from fedjourney.features.spec import AGGREGATIONS, spec_from_dict
 from fedjourney.features.vocabulary import code_counts, top_codes
@@ -150,7 +151,14 @@ def test_counts_and_presence_mean_what_they_say(default_federation: Path) -> Non
     assert set(np.unique(presence.X)) <= {0.0, 1.0}
     np.testing.assert_array_equal(presence.X, np.minimum(counts.X, 1))
     assert counts.X.max() > 1
-    assert model_input(counts.X, SPEC).shape == (len(counts.y), 30)
+    # The default spec gives the sequence; a vector plan sees its mean over the bins.
+    sequence = model_input(counts.X, SPEC)
+    assert sequence.shape == (len(counts.y), 10, 30)
+    vector = plan_input(sequence, SPEC, "vector")
+    np.testing.assert_array_equal(vector, model_input(counts.X, dataclasses.replace(
+        SPEC, aggregation="mean")))
+    np.testing.assert_array_equal(plan_input(sequence.reshape(len(counts.y), -1), SPEC,
+                                             "sequence"), sequence)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

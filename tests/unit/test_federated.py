@@ -101,7 +101,8 @@ def test_features_are_cached_by_spec_and_fingerprint(default_federation: Path,
     np.testing.assert_array_equal(y1, y2)
     assert (hit1, hit2) == (False, True)
     np.testing.assert_array_equal(x1, x2)
-    assert x1.shape == (len(ids1), 30) and list(ids1) == list(ids2)
+    # The default spec's sequence, flattened: 10 bins x 30 codes.
+    assert x1.shape == (len(ids1), 300) and list(ids1) == list(ids2)
     assert len(list(tmp_path.glob("*.npz"))) == 1
     assert load_or_build(folder, spec, tmp_path, "0" * 64)[3] is False  # new data: rebuilt
 

@@ -448,11 +448,8 @@ class _Story:
 
 @pytest.fixture
 def start(monkeypatch: pytest.MonkeyPatch) -> Iterator[types.ModuleType]:
-    """node/start.py, importable on the host with the training plan (Fed-BioMed, torch)
-    stubbed, dialling loopback for the researcher's name."""
-    plan: Any = types.ModuleType("fedjourney.plan")
-    plan.FedJourneyPlan = object
-    monkeypatch.setitem(sys.modules, "fedjourney.plan", plan)
+    """node/start.py, imported on the host (it loads Fed-BioMed and torch only when it
+    runs), dialling loopback for the researcher's name."""
     monkeypatch.setattr(contract, "RESEARCHER", "127.0.0.1")
     yield importlib.import_module("fedjourney.node.start")
     sys.modules.pop("fedjourney.node.start", None)

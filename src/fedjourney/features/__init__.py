@@ -18,7 +18,7 @@ from fedjourney.features.spec import (
 )
 
 __all__ = ["BACKENDS", "ConditionTarget", "FeatureSet", "FeatureSpec", "Target", "build",
-           "check_backend", "load_spec", "model_input", "spec_from_dict"]
+           "check_backend", "load_spec", "model_input", "plan_input", "spec_from_dict"]
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,27 @@ def build(folder: Path | str, spec: FeatureSpec, backend: str = "polars") -> Fea
 
 
 def model_input(x: npt.NDArray[np.float32], spec: FeatureSpec) -> npt.NDArray[np.float32]:
-    """The model's input: the tutorial's mean over time bins (N, K), or the sequence."""
+    """What the spec gives: the tutorial's mean over time bins (N, K), or the sequence."""
     if spec.aggregation == "mean":
         mean: npt.NDArray[np.float32] = x.mean(axis=1).astype(np.float32)
         return mean
     return x
+
+
+def plan_input(x: npt.NDArray[np.float32], spec: FeatureSpec, kind: str
+               ) -> npt.NDArray[np.float32]:
+    """What a plan taking `kind` (vector | sequence) gets from model_input's output `x`
+    (N first, any layout): (N, K), the mean over bins of a sequence; or (N, M, K).
+    ValueError for a sequence plan on a spec that only gives the mean (the config refuses
+    that pairing first)."""
+    n = len(x)
+    if kind == "sequence":
+        if spec.aggregation != "sequence":
+            raise ValueError("a sequence plan needs features.aggregation: sequence")
+        return x.reshape(n, spec.n_bins, len(spec.vocabulary))
+    if spec.aggregation == "sequence":
+        # model_input's own mean for a "mean" spec: equal features either way.
+        mean: npt.NDArray[np.float32] = x.reshape(n, spec.n_bins, len(spec.vocabulary)).mean(
+            axis=1).astype(np.float32)
+        return mean
+    return x.reshape(n, len(spec.vocabulary))

@@ -23,6 +23,7 @@ from typing import Literal
 from fedjourney import contract as c
 from fedjourney import settings
 from fedjourney.config import Centre, Federation
+from fedjourney.planfile import PlanFile
 from fedjourney.settings import Setting
 
 GENERATOR_IMAGE = "fedjourney/generator:latest"
@@ -40,6 +41,7 @@ COLLECTOR_NETWORK = f"{c.RESULTS_COLLECTOR}-collector"  # Swarm: the collector a
 HEALTH_START_S = 180  # the images' allowance for a role's start-up (images/node/Dockerfile)
 ROLES = "./data/roles"  # the role views (host/views.py), beside docker-compose.yml
 KIT_ROLES = "./roles"  # a kit's role views, beside its compose file
+KIT_PLANS = "./plans"  # a kit's copies of the users' plan files it mounts
 RESULTS = "./results"
 # What compose says when a site's setting is missing ("required variable ... is missing a
 # value: <this>"): no braces, quotes or dollars.
@@ -74,7 +76,8 @@ Text = str | Var | tuple[str | Var, ...]
 @dataclass(frozen=True)
 class Mount:
     """A volume (by name) or a host path (starting with ./, ../ or /) at target.
-    `view` marks the role's view of the config, which Swarm ships as a config."""
+    `view` marks a file Swarm ships as a config: the role's view of the config, or a
+    user's plan file."""
 
     source: str
     target: PurePosixPath
@@ -156,6 +159,20 @@ def _view(roles: str, service: str) -> Mount:
     return Mount(f"{roles}/{service}.yaml", c.CONFIG, read_only=True, view=True)
 
 
+def _plans(plans: tuple[PlanFile, ...], folder: str | None) -> tuple[Mount, ...]:
+    """Read-only mounts of the users' plan files among `plans`, each at its name under
+    contract.PLANS: from where the config names them, or from `folder` (a kit's copy)."""
+    files = dict.fromkeys(p.path for p in plans if not p.shipped)
+    return tuple(Mount(f"{folder}/{path.name}" if folder else str(path), c.PLANS / path.name,
+                       read_only=True, view=True) for path in files)
+
+
+def researcher_plans(fed: Federation) -> tuple[PlanFile, ...]:
+    """The plans the researcher may send: the training section's and each experiment's."""
+    return tuple(dict.fromkeys([fed.training.plan,
+                                *(t.plan for t in fed.experiments.values())]))
+
+
 def generator(centre: Centre, roles: str, alone_on: str) -> Service:
     """A centre's one-shot generator: its centre's volume, and nothing else to reach."""
     name = c.generator_service(centre.id)
@@ -169,14 +186,16 @@ def generator(centre: Centre, roles: str, alone_on: str) -> Service:
                    alone_on=alone_on, placement=centre_constraint(centre))
 
 
-def node(centre: Centre, roles: str, deadline_s: int, after: tuple[str, ...]) -> Service:
-    """A centre's Fed-BioMed node: its centre's data read-only, its own state."""
+def node(centre: Centre, roles: str, deadline_s: int, after: tuple[str, ...],
+         plans_folder: str | None = None) -> Service:
+    """A centre's Fed-BioMed node: its centre's data read-only, its own state, and the plan
+    files its centre approves, read-only."""
     name = c.node_service(centre.id)
     environment: tuple[tuple[str, Text], ...] = (
         (settings.CONFIG.env, str(c.CONFIG)), (settings.CENTRE_ID.env, str(centre.id)),
         *passed(settings.NODE))
     mounts = (_view(roles, name), Mount(data_volume(centre), c.DATA, read_only=True),
-              Mount(state_volume(name), c.STATE))
+              Mount(state_volume(name), c.STATE), *_plans(centre.approved_plans, plans_folder))
     return Service(name, NODE_IMAGE, hostname=name, environment=environment,
                    tmpfs=HOME_SCRATCH, mounts=mounts, networks=(centre_network(centre),),
                    after=after, health="role", grace_s=deadline_s,
@@ -184,12 +203,14 @@ def node(centre: Centre, roles: str, deadline_s: int, after: tuple[str, ...]) ->
 
 
 def researcher(roles: str, networks: tuple[str, ...], after: tuple[str, ...] = (),
-               ports: tuple[Text, ...] = ()) -> Service:
-    """The researcher: the gRPC server the nodes dial, its state and the results volume."""
+               ports: tuple[Text, ...] = (), plans: tuple[PlanFile, ...] = (),
+               plans_folder: str | None = None) -> Service:
+    """The researcher: the gRPC server the nodes dial, its state, the results volume and
+    the plan files it may send, read-only."""
     environment: tuple[tuple[str, Text], ...] = (
         (settings.CONFIG.env, str(c.CONFIG)), *passed(settings.RESEARCHER))
     mounts = (_view(roles, c.RESEARCHER), Mount(RESEARCHER_STATE, c.STATE),
-              Mount(RESULTS_VOLUME, c.RESULTS))
+              Mount(RESULTS_VOLUME, c.RESULTS), *_plans(plans, plans_folder))
     return Service(c.RESEARCHER, RESEARCHER_IMAGE, hostname=c.RESEARCHER,
                    environment=environment, ports=ports, tmpfs=HOME_SCRATCH, mounts=mounts,
                    networks=networks, after=after, health="role", dialled=True,
@@ -219,7 +240,8 @@ def federation(fed: Federation, roles: str = ROLES, results: str = RESULTS) -> D
     for x in fed.centres:
         volumes += [data_volume(x), state_volume(c.node_service(x.id))]
     return Deployment(
-        services=(*generators, *nodes, researcher(roles, networks, after),
+        services=(*generators, *nodes,
+                  researcher(roles, networks, after, plans=researcher_plans(fed)),
                   collector(results, after)),
         networks=tuple(Network(n) for n in networks),
         volumes=(*volumes, RESEARCHER_STATE, RESULTS_VOLUME))
@@ -232,7 +254,7 @@ def site(fed: Federation, centre: Centre, roles: str = KIT_ROLES) -> Deployment:
     if centre not in fed.centres:
         raise ValueError(f"centre {centre.id} is not in this federation")
     gen = generator(centre, roles, f"{centre_network(centre)}-generator")
-    base = node(centre, roles, fed.training.node_deadline_s, (gen.name,))
+    base = node(centre, roles, fed.training.node_deadline_s, (gen.name,), KIT_PLANS)
     address = Var.of(settings.RESEARCHER_ADDRESS)
     environment = (*base.environment, *((s.env, Var.of(s)) for s in settings.SETTINGS
                                         if settings.SITE in s.readers))
@@ -248,10 +270,12 @@ def researcher_kit(fed: Federation, roles: str = KIT_ROLES,
                    results: str = RESULTS) -> Deployment:
     """A hospital kit's researcher: its gRPC port published on its host, and the collector.
     It waits for the node of every centre of `fed` (its role view lists them)."""
-    del fed  # the role view, not the deployment, names the centres
+    # The role view, not the deployment, names the centres.
     port = (Var.of(settings.RESEARCHER_PORT), f":{c.RESEARCHER_PORT}")
     return Deployment(
-        services=(researcher(roles, (PUBLIC_NETWORK,), ports=(port,)), collector(results)),
+        services=(researcher(roles, (PUBLIC_NETWORK,), ports=(port,),
+                             plans=researcher_plans(fed), plans_folder=KIT_PLANS),
+                  collector(results)),
         # Not internal: a published port needs a routed network. The researcher alone is on it.
         networks=(Network(PUBLIC_NETWORK, internal=False),),
         volumes=(RESEARCHER_STATE, RESULTS_VOLUME))

@@ -30,6 +30,7 @@ from fedjourney.host import compose, deployment, views
 from fedjourney.host.deployment import (
     ADDRESS_MISSING,
     FINGERPRINT_MISSING,
+    KIT_PLANS,
     KIT_ROLES,
     PUBLIC_NETWORK,
 )
@@ -40,7 +41,8 @@ KINDS = ("site", "researcher")
 ROLES = KIT_ROLES  # the kit's role views, beside its compose file
 # Re-exported: the tests and the CLI name them through this module.
 __all__ = ["ADDRESS_MISSING", "FINGERPRINT_MISSING", "KINDS", "PUBLIC_NETWORK", "RESULTS",
-           "ROLES", "researcher", "researcher_views", "site", "site_views", "write"]
+           "ROLES", "researcher", "researcher_plans", "researcher_views", "site", "site_plans",
+           "site_views", "write"]
 
 SITE_HEADER = """\
 # GENERATED from the federation config by `fedjourney compose --kit site --centre {id}` --
@@ -101,17 +103,36 @@ def _views(raw: dict[str, Any], fed: Federation, services: list[str]) -> dict[st
     return {f"{s}.yaml": every[f"{s}.yaml"] for s in services}
 
 
-def write(text: str, role_views: dict[str, str], path: Path, results: bool = False) -> None:
-    """A kit's compose file at path and its role views in ./roles beside it, each written
-    atomically; other files there are left alone (several kits may share a folder). With
-    `results`, the ./results folder the collector fills (created now, so that it belongs to
-    whoever writes the kit, to whom the collector gives the runs)."""
+def site_plans(centre: Centre) -> list[Path]:
+    """The users' plan files a site's node mounts (its centre approves them)."""
+    return sorted({p.path for p in centre.approved_plans if not p.shipped})
+
+
+def researcher_plans(fed: Federation) -> list[Path]:
+    """The users' plan files the researcher kit mounts (it may send them)."""
+    return sorted({p.path for p in deployment.researcher_plans(fed) if not p.shipped})
+
+
+def write(text: str, role_views: dict[str, str], path: Path, results: bool = False,
+          plans: list[Path] | None = None) -> None:
+    """A kit's compose file at path, its role views in ./roles and copies of its users' plan
+    files in ./plans beside it, each written atomically; other files there are left alone
+    (several kits may share a folder). With `results`, the ./results folder the collector
+    fills (created now, so that it belongs to whoever writes the kit, to whom the collector
+    gives the runs)."""
     folder = path.parent / ROLES
     folder.mkdir(parents=True, exist_ok=True)
     for name, view in role_views.items():
         tmp = folder / f".{name}.partial"
         tmp.write_text(view, encoding="utf-8")
         tmp.replace(folder / name)
+    if plans:
+        copies = path.parent / KIT_PLANS
+        copies.mkdir(exist_ok=True)
+        for plan in plans:
+            tmp = copies / f".{plan.name}.partial"
+            tmp.write_bytes(plan.read_bytes())
+            tmp.replace(copies / plan.name)
     if results:
         (path.parent / RESULTS).mkdir(exist_ok=True)
     tmp = path.with_name(path.name + ".partial")

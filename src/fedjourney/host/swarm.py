@@ -41,6 +41,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from fedjourney import contract as c
 from fedjourney.config import Centre, Federation
 from fedjourney.host import compose, deployment
 from fedjourney.host.compose import HEALTHCHECK, ROLE, Layout
@@ -48,6 +49,7 @@ from fedjourney.host.deployment import (
     HEALTH_START_S,
     ROLES,
     Deployment,
+    Mount,
     Service,
 )
 from fedjourney.host.serialize import Flow, dump, text
@@ -93,6 +95,12 @@ def view_config(service: str) -> str:
     return f"{service}-view"
 
 
+def shipped_config(service: str, m: Mount) -> str:
+    """The Swarm config holding a mounted file: the service's role view, or a user's plan
+    file (one config per file, whichever services mount it)."""
+    return view_config(service) if m.target == c.CONFIG else f"plan-{m.target.name}"
+
+
 def layout(config: Path, path: Path | None = None) -> Layout:
     """The stack file of a config: beside its compose file (compose.layout), or at path."""
     where = compose.layout(config, path)
@@ -111,7 +119,7 @@ def service(s: Service) -> dict[str, Any]:
         compose.mount(m) for m in s.mounts if not m.view]
     views = [m for m in s.mounts if m.view]
     if views:
-        out["configs"] = [{"source": view_config(s.name), "target": str(m.target)}
+        out["configs"] = [{"source": shipped_config(s.name, m), "target": str(m.target)}
                           for m in views]
     if not s.networks and s.alone_on is None:
         raise ValueError(f"{s.name}: Swarm needs a network for it to be alone on")
@@ -133,7 +141,7 @@ def document(d: Deployment) -> dict[str, Any]:
     """A deployment as a stack document."""
     networks = [n.name for n in d.networks] + [s.alone_on for s in d.services
                                                if not s.networks and s.alone_on]
-    configs = {view_config(s.name): {"file": text(m.source)}
+    configs = {shipped_config(s.name, m): {"file": text(m.source)}
                for s in d.services for m in s.mounts if m.view}
     return {
         "version": VERSION,

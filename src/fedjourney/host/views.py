@@ -1,12 +1,13 @@
 """Role-scoped views of the federation config: each container reads only what its role needs.
 
 - generator-N: the federation's dates and its own centre (seed, population, ages, source);
-- node-N: its own centre (its secure-aggregation stance included), the FeatureSpec and the
-  training settings;
+- node-N: its own centre (its secure-aggregation stance and approved plans included), the
+  FeatureSpec and the training settings;
 - researcher: every centre's id, name, country and region, the FeatureSpec, the training
   settings and the named experiments — no seed, population, ages, source or privacy stance
   (each node states its own), so it cannot regenerate any hospital's records, and
   results/<run>/federation.yaml holds none.
+Users' plan files are named where the role mounts them (contract.PLANS).
 The host keeps the full config (the baselines are computed there). The views are rendered
 with docker-compose.yml (`fedjourney compose --write`) and checked with it.
 """
@@ -30,10 +31,14 @@ def views(raw: dict[str, Any], fed: Federation) -> dict[str, dict[str, Any]]:
     """{service: its view of the raw config}; sources become absolute paths."""
     common = {"version": raw.get("version", 1), "federation": raw.get("federation")}
     shared = {k: raw[k] for k in ("features", "training") if raw.get(k) is not None}
+    if isinstance(shared.get("training"), dict) and "plan" in shared["training"]:
+        shared["training"] = {**shared["training"],
+                              "plan": fed.training.plan.in_container()}
     out: dict[str, dict[str, Any]] = {}
     for entry, centre in zip(raw["centres"], fed.centres, strict=True):
         own = dict(entry)
         own.setdefault("id", centre.id)
+        own["approved_plans"] = [p.in_container() for p in centre.approved_plans]
         if centre.source_folder is not None:
             own["source"] = {"folder": str(centre.source_folder)}
         # A generator draws records: the hospital's privacy stance is its node's business.
@@ -44,7 +49,9 @@ def views(raw: dict[str, Any], fed: Federation) -> dict[str, dict[str, Any]]:
             "view": contract.node_service(centre.id), **common, "centres": [own], **shared}
     listed = [{k: getattr(c, k) for k in PUBLIC if getattr(c, k) not in (None, "")}
               for c in fed.centres]
-    experiments = {"experiments": raw["experiments"]} if raw.get("experiments") else {}
+    experiments = {"experiments": {
+        name: {**x, "plan": fed.experiments[name].plan.in_container()} if "plan" in x else x
+        for name, x in raw["experiments"].items()}} if raw.get("experiments") else {}
     out[contract.RESEARCHER] = {"view": contract.RESEARCHER, **common, "centres": listed,
                                 **shared, **experiments}
     return out

@@ -1,5 +1,10 @@
-"""The federation's training plan. Nodes approve it by hash before they start; the
-researcher sends exactly this class's source, so keep it free of module-level helpers."""
+"""What every shipped plan shares: the centre's dataset, the optimizer, BCE and the
+validation metrics. A plan subclasses CentrePlan and defines `init_model` (and INPUT when it
+takes the per-bin sequence); it may override any other method, as in any Fed-BioMed plan.
+
+Only the subclass's source travels to the nodes and is hashed for approval (with the imports
+`init_dependencies` lists); this class is part of the images, which each hospital installs.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +14,25 @@ import torch
 from fedbiomed.common.datamanager import DataManager
 from fedbiomed.common.training_plans import TorchTrainingPlan
 
-from fedjourney.model import make_mlp
 from fedjourney.node.dataset import CentreDataset
 from fedjourney.node.metrics import validation_metrics
 
 
-class FedJourneyPlan(TorchTrainingPlan):  # type: ignore[misc]
-    """The tutorial's MLP (K -> hidden -> 1, ReLU, sigmoid; Adam, or SGD for SCAFFOLD; BCE)
-    on the FeatureSpec."""
+class CentrePlan(TorchTrainingPlan):  # type: ignore[misc]
+    """A binary classifier of the FeatureSpec's target, trained with Adam (SGD under
+    SCAFFOLD) on BCE, validated on the centre's held-out patients."""
+
+    # What the model takes per patient: "vector" (K codes, the mean over the time bins, as
+    # in the tutorial) or "sequence" (M bins x K codes; needs features.aggregation sequence).
+    INPUT = "vector"
 
     def init_dependencies(self) -> list[str]:
+        # The subclass's source is run on the node after these lines: it needs its base.
         return ["from typing import Any",
-                "import torch",
-                "from fedbiomed.common.datamanager import DataManager",
-                "from fedjourney.node.dataset import CentreDataset",
-                "from fedjourney.node.metrics import validation_metrics",
-                "from fedjourney.model import make_mlp"]
-
-    def init_model(self, model_args: dict[str, Any]) -> Any:
-        return make_mlp(model_args["n_features"], model_args["hidden"])
+                "from fedjourney.plans.base import CentrePlan"]
 
     def init_optimizer(self, optimizer_args: dict[str, Any]) -> Any:
-        # SCAFFOLD's correction assumes plain SGD steps; the tutorial's MLP uses Adam.
+        # SCAFFOLD's correction assumes plain SGD steps.
         if self.model_args().get("optimizer") == "sgd":
             return torch.optim.SGD(self.model().parameters(), lr=optimizer_args["lr"])
         return torch.optim.Adam(self.model().parameters(), lr=optimizer_args["lr"])
