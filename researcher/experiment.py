@@ -91,7 +91,7 @@ def build(fed: Federation, t: Training, run_id: str, metrics: Metrics, strategy:
         save_breakpoints=True,
         experimentation_folder=run_id,
     )
-    _tee(exp, metrics)
+    tee(exp, metrics)
     return exp
 
 
@@ -154,7 +154,7 @@ def resume(breakpoint: str, metrics: Metrics) -> Any:
     from fedbiomed.researcher.federated_workflows import Experiment
 
     exp = Experiment.load_breakpoint(breakpoint)
-    _tee(exp, metrics)
+    tee(exp, metrics)
     return exp
 
 
@@ -167,7 +167,8 @@ def breakpoint_folder(exp: Any) -> str:
     return str(folder)
 
 
-def _tee(exp: Any, metrics: Metrics) -> None:
+def tee(exp: Any, metrics: Metrics) -> None:
+    """Every scalar the nodes report reaches `metrics` too, beside Fed-BioMed's monitor."""
     monitor = exp.monitor().on_message_handler
 
     def both(msg: dict[str, Any]) -> None:

@@ -107,7 +107,7 @@ def _run(s: ResearcherSettings, story: Story) -> Exit:
     """The run, phase by phase; Stop ends it early with its status."""
     started = time.monotonic()
     t, progress, partial = _prepared(s, story)
-    requests = _serve(story, s.verbose)
+    requests = serve(story, s.verbose)
     if requests is None:
         raise Stop(Exit.NOT_READY)
     HEALTH.write_text("researcher: server listening\n", encoding="utf-8")
@@ -166,7 +166,7 @@ def _ready_federation(s: ResearcherSettings, t: Training,
                       ) -> dict[str, contract.DatasetRecord]:
     """Every centre's node, answering with sound data, the same FeatureSpec and a stance
     that accepts this experiment (and, when resuming, the same data as before)."""
-    found = _wait_for_nodes(requests, s.fed, s.node_deadline_s, story)
+    found = wait_for_nodes(requests, s.fed, s.node_deadline_s, story)
     if found is None:
         raise Stop(Exit.NOT_READY)
     spec = s.fed.feature_spec()
@@ -360,7 +360,7 @@ def _cannot_start(run_id: str, resume: bool, progress: checkpoint.Progress | Non
     return ""
 
 
-def _serve(story: Story, verbose: bool) -> Any:
+def serve(story: Story, verbose: bool) -> Any:
     """Fed-BioMed's Requests with its gRPC server on every interface, or None when the
     component's certificate names another host than the one nodes dial."""
     # Importing the config creates the component once, its certificate named after the
@@ -381,8 +381,8 @@ def _serve(story: Story, verbose: bool) -> Any:
     return Requests(config)
 
 
-def _wait_for_nodes(requests: Any, fed: Federation, deadline_s: float, story: Story
-                    ) -> dict[str, contract.DatasetRecord] | None:
+def wait_for_nodes(requests: Any, fed: Federation, deadline_s: float, story: Story
+                   ) -> dict[str, contract.DatasetRecord] | None:
     """{node id: its dataset record} once every centre's node answers; None at the deadline
     (the missing centres named), or as soon as the nodes that answer include one whose data
     is broken (named with its reason, after a short grace for the others to answer)."""

@@ -31,9 +31,11 @@ from fedjourney.researcher.results import final_table
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".cache" / "bench-study"
-LABELS = {"local": "local only (own centre)", "centralised": "centralised (pooled)",
-          DEFAULT_EXPERIMENT: "FedAverage", "fedprox": "FedProx", "scaffold": "SCAFFOLD",
-          "secagg": "FedAverage + secagg (LOM)", "dp": "FedAverage + local DP"}
+LABELS = {"local": "local only (own centre, mlp)", "centralised": "centralised (pooled, mlp)",
+          DEFAULT_EXPERIMENT: "FedAverage (mlp plan)", "fedprox": "FedProx",
+          "scaffold": "SCAFFOLD",
+          "secagg": "FedAverage + secagg (LOM)", "dp": "FedAverage + local DP",
+          "logistic": "FedAverage, logistic plan", "gru": "FedAverage, GRU plan"}
 
 
 def seeded(config: Path, k: int) -> tuple[Federation, Path]:

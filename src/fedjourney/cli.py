@@ -31,8 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fedjourney {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_generate, _add_features, _add_vocabulary, _add_prototype, _add_compose,
-                _add_kit_fingerprint, _add_logs, _add_run, _add_approve, _add_report,
-                _add_compare):
+                _add_kit_fingerprint, _add_logs, _add_run, _add_approve, _add_notebook,
+                _add_report, _add_compare):
         add(sub)
     return parser
 
@@ -219,6 +219,21 @@ def _add_approve(sub: Subcommands) -> None:
     appr.add_argument("--compose-file", type=Path, default=None, metavar="FILE",
                       help="the compose file the nodes run from, when not the config's own "
                       "(COMPOSE_PROJECT_NAME is honoured)")
+
+
+def _add_notebook(sub: Subcommands) -> None:
+    note = sub.add_parser(
+        "notebook",
+        help="JupyterLab as the researcher, against the federation's kept nodes",
+        description="Start the federation's nodes (kept) and JupyterLab in a container of "
+        "the researcher's image that answers to them as `researcher`, on 127.0.0.1 only, "
+        "with a token (FEDJOURNEY_NOTEBOOK_TOKEN, or a new one); print its address. "
+        "notebooks/ holds the shipped notebooks (docs/own-model.md).",
+    )
+    note.add_argument("--down", action="store_true",
+                      help="stop the notebook (the nodes stay up)")
+    note.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                      help="another federation, e.g. data/study.yaml")
 
 
 def _add_report(sub: Subcommands) -> None:
@@ -456,6 +471,13 @@ def _approve(args: argparse.Namespace) -> int:
                            centres, approve.plan_named(fed, args.plan))
 
 
+def _notebook(args: argparse.Namespace) -> int:
+    from fedjourney import settings
+    from fedjourney.host import notebook
+
+    return notebook.main(args.config, args.down, build=not settings.IMAGES_PREBUILT.read())
+
+
 def _run(args: argparse.Namespace) -> int:
     from fedjourney import settings
     from fedjourney.host import run
@@ -487,7 +509,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"generate": _generate, "features": _features, "vocabulary": _vocabulary,
                 "prototype": _prototype, "compose": _compose, "logs": _logs,
-                "report": _report, "run": _run, "approve": _approve, "compare": _compare,
+                "report": _report, "run": _run, "approve": _approve, "notebook": _notebook,
+                "compare": _compare,
                 "kit-fingerprint": _kit_fingerprint}
     try:
         return commands[args.command](args)

@@ -40,6 +40,8 @@ SOURCE = PurePosixPath("/source")  # a user's own Synthea folder, read-only, for
 # A user's own training-plan files (training.plan, a centre's approved_plans), each mounted
 # read-only under its file name.
 PLANS = PurePosixPath("/etc/fedjourney/plans")
+# The notebook researcher's shipped notebooks (read-only); its users save theirs in work/.
+NOTEBOOKS = PurePosixPath("/home/fedjourney/notebooks")
 STATE = PurePosixPath("/fbm")  # the role's state volume: Fed-BioMed component + our files
 RESULTS = PurePosixPath("/results")  # the researcher's results volume
 HOST_RESULTS = PurePosixPath("/host-results")  # the host's ./results, for the collector

@@ -20,6 +20,7 @@ from fedjourney.errors import FedjourneyError
 
 # Who reads a setting: the containers' roles, and the host's tools.
 NODE, RESEARCHER, COLLECTOR, SITE = "node", "researcher", "results", "kit site's node"
+NOTEBOOK = "notebook"
 GENERATE, RUN, BUILD, SETUP, TESTS, IMAGE = ("fedjourney generate", "scripts/run",
                                              "scripts/build-images", "scripts/ensure-docker",
                                              "the tests", "the images")
@@ -113,6 +114,12 @@ RESEARCHER_FINGERPRINT = S(
     "FEDJOURNEY_RESEARCHER_FINGERPRINT", "text", "", (SITE,),
     "the SHA-256 of the researcher's certificate, given out of band; the node accepts no "
     "other", True, required="the sha256 of the researcher certificate, given out of band")
+# --- the notebook researcher (scripts/notebook) ----------------------------------------------
+NOTEBOOK_TOKEN = S("FEDJOURNEY_NOTEBOOK_TOKEN", "text", "", (NOTEBOOK,),
+                   "JupyterLab's token; the notebook refuses to start without one "
+                   "(scripts/notebook makes one)", True)
+NOTEBOOK_PORT = S("FEDJOURNEY_NOTEBOOK_PORT", "port", "8888", (NOTEBOOK,),
+                  "the host port JupyterLab is published on, on 127.0.0.1 only", True)
 # --- the host's tools -----------------------------------------------------------------------
 COMPOSE = S("FEDJOURNEY_COMPOSE", "command", "", (RUN, TESTS),
             "the Compose to use: `docker compose` (v2) or `docker-compose` (1.29); "

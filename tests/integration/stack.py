@@ -12,14 +12,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pytest_docker.plugin import get_docker_services
 
 from fedjourney import settings
-from fedjourney.config import load_federation, load_raw
-from fedjourney.host import views
-from fedjourney.host.compose import render
 from fedjourney.host.logs import compose_command as _compose_command
+from fedjourney.testing import Compose, prepare
+from fedjourney.testing import write_compose as write_compose
 from tests.conftest import DEFAULT_CONFIG
 
 # The Compose generations the tests know, by test id: test_compose_up runs under each one
@@ -43,14 +41,9 @@ def compose_installed(command: str) -> bool:
 def small_federation(folder: Path, population: int = 30, rounds: int = 3, epochs: int = 2,
                      **training: object) -> tuple[Path, Path]:
     """A small copy of the default federation and its compose file, in folder; its runs'
-    results land in folder/results."""
-    cfg = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    for centre in cfg["centres"]:
-        centre["population"] = population
-    cfg["training"].update(rounds=rounds, epochs=epochs, **training)
-    config = folder / "federation.yaml"
-    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return config, write_compose(folder, config)
+    results land in folder/results (fedjourney.testing.prepare)."""
+    return prepare(folder, DEFAULT_CONFIG, population, rounds=rounds, epochs=epochs,
+                   **training)
 
 
 @contextlib.contextmanager
@@ -63,57 +56,9 @@ def running(folder: Path, project: str, run_id: str, **options: Any) -> Iterator
         yield Stack(compose, project)
 
 
-def write_compose(folder: Path, config: Path) -> Path:
-    """The config's compose file and role views in folder; its runs' results in folder."""
-    compose = folder / "docker-compose.yml"
-    (folder / "results").mkdir(exist_ok=True)
-    fed = load_federation(config)
-    views.write(load_raw(config), fed, folder / "roles")
-    compose.write_text(render(fed, roles=str(folder / "roles"),
-                              results_path=str(folder / "results")))
-    return compose
-
-
-class Stack:
-    """One compose project: commands, waits and container lookups."""
-
-    def __init__(self, compose_file: Path, project: str, command: str | None = None) -> None:
-        """command: the Compose command to drive it with (default compose_command())."""
-        self.command = command or compose_command()
-        self.base = [*self.command.split(), "-f", str(compose_file), "-p", project]
-        self.compose_file = compose_file
-        self.project = project
-
-    def compose(self, *args: str, check: bool = True, timeout: float = 600,
-                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        import os
-
-        done = subprocess.run([*self.base, *args], capture_output=True, text=True,
-                              timeout=timeout, check=False, env={**os.environ, **(env or {})})
-        if check and done.returncode != 0:
-            raise AssertionError(f"compose {' '.join(args)} failed ({done.returncode}):\n"
-                                 f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-        return done
-
-    def container(self, service: str) -> str:
-        # -a: v2's `ps` lists running containers only (1.29's lists exited ones too), and a
-        # one-shot generator or a finished researcher has exited.
-        cid = self.compose("ps", "-a", "-q", service).stdout.strip()
-        assert cid, f"no container for {service}"
-        return cid
-
-    def wait_exit(self, service: str, timeout: float) -> int:
-        """The service's exit status; fails the test past the deadline."""
-        done = subprocess.run(["docker", "wait", self.container(service)], capture_output=True,
-                              text=True, timeout=timeout, check=True)
-        return int(done.stdout.strip())
-
-    def logs(self, service: str) -> str:
-        return self.compose("logs", "--no-color", service).stdout
-
-    def exec(self, service: str, *cmd: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["docker", "exec", self.container(service), *cmd],
-                              capture_output=True, text=True, timeout=120, check=False)
+class Stack(Compose):
+    """One compose project of the tests: fedjourney.testing's, with the tests' own waits
+    and probes."""
 
     def health(self, service: str) -> str:
         out = subprocess.run(["docker", "inspect", "--format", "{{json .State.Health}}",

@@ -7,21 +7,18 @@ run in the clear, at the researcher and at its own node."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from pytest_docker.plugin import get_docker_services
 
 from fedjourney import records, settings
 from fedjourney.contract import story_log
 from fedjourney.exits import Exit
-from tests.integration.stack import Stack, compose_command, small_federation, write_compose
+from fedjourney.testing import LiveFederation, Start
+from tests.conftest import DEFAULT_CONFIG
+from tests.integration.stack import Stack
 
 ROUNDS = 3
 EXPERIMENTS = ("secagg", "dp", "fedprox", "scaffold", "one-round", "one-round-secagg",
@@ -29,47 +26,35 @@ EXPERIMENTS = ("secagg", "dp", "fedprox", "scaffold", "one-round", "one-round-se
 KEEP = {settings.KEEP.env: "1"}
 
 
-def _run(stack: Stack, experiment: str, run_id: str = "") -> Path:
+def _run(live: LiveFederation, experiment: str, run_id: str = "") -> Path:
     """One experiment on the kept nodes (what `scripts/run --again --experiment` does)."""
-    run_id = run_id or f"itest-exp-{experiment}"
-    stack.compose("up", "-d", "--no-deps", "researcher", "results",
-                  env={**KEEP, settings.RUN_ID.env: run_id,
-                       settings.EXPERIMENT.env: experiment})
-    status = stack.wait_exit("researcher", timeout=300)
-    assert status == 0, stack.logs("researcher")[-3000:]
-    assert stack.wait_exit("results", timeout=60) == 0
-    return stack.compose_file.parent / "results" / run_id
+    done = live.run(experiment, run_id=run_id or f"itest-exp-{experiment}", timeout=300)
+    assert done.ok, "\n".join(done.lines[-40:])
+    return done.folder
 
 
 @pytest.fixture(scope="module")
-def kept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The small federation's nodes up and kept, after the default experiment ran."""
-    folder = tmp_path_factory.mktemp("experiments")
-    config, _ = small_federation(folder, rounds=ROUNDS, epochs=2)
+def live(federation: Start) -> LiveFederation:
+    """The small federation's nodes up and kept (fedjourney.testing, the plugin a user's
+    own tests get), after the default experiment ran."""
     # One aggregation each, in the clear and masked: their models differ by quantization only.
-    raw = yaml.safe_load(config.read_text())
-    raw["experiments"].update({"one-round": {"rounds": 1},
-                               "one-round-secagg": {"rounds": 1, "secagg": "lom"}})
-    config.write_text(yaml.safe_dump(raw, sort_keys=False))
-    compose = write_compose(folder, config)
-    stack = Stack(compose, f"fjexp{os.getpid()}")
-    chosen = {**KEEP, settings.RUN_ID.env: "itest-exp-default", settings.EXPERIMENT.env: ""}
-    with pytest.MonkeyPatch.context() as env:  # the other modules' stacks must not inherit
-        for name, value in chosen.items():
-            env.setenv(name, value)
-        with get_docker_services(compose_command(), str(compose), stack.project, ["up -d"],
-                                 ["down -v"]):
-            assert stack.wait_exit("researcher", timeout=400) == 0, \
-                stack.logs("researcher")[-3000:]
-            assert stack.wait_exit("results", timeout=60) == 0
-            yield stack
+    live = federation(DEFAULT_CONFIG, population=30, rounds=ROUNDS, epochs=2, experiments={
+        "one-round": {"rounds": 1}, "one-round-secagg": {"rounds": 1, "secagg": "lom"}})
+    _run(live, "", "itest-exp-default")
+    return live
 
 
 @pytest.fixture(scope="module")
-def runs(kept: Stack) -> dict[str, Path]:
-    out = {"default": kept.compose_file.parent / "results" / "itest-exp-default"}
+def kept(live: LiveFederation) -> Stack:
+    """The same project, with the tests' own probes."""
+    return Stack(live.compose_file, live.project)
+
+
+@pytest.fixture(scope="module")
+def runs(live: LiveFederation) -> dict[str, Path]:
+    out = {"default": live.folder / "results" / "itest-exp-default"}
     for name in EXPERIMENTS:
-        out[name] = _run(kept, name)
+        out[name] = _run(live, name)
     return out
 
 
@@ -188,22 +173,14 @@ class MyPlan(CentrePlan):
 
 
 def test_a_plan_no_hospital_approved_is_refused_until_each_approves_it(
-        kept: Stack, runs: dict[str, Path]) -> None:
-    folder = kept.compose_file.parent
-    (folder / "my_plan.py").write_text(MY_PLAN)
-    config = folder / "federation.yaml"
-    raw = yaml.safe_load(config.read_text())
-    raw["experiments"]["mine"] = {"plan": "my_plan.py", "model_args": {"dropout": 0.1}}
-    config.write_text(yaml.safe_dump(raw, sort_keys=False))
-    write_compose(folder, config)  # the researcher mounts my_plan.py now; the nodes do not
-    kept.compose("up", "-d", "--no-deps", "researcher", "results",
-                 env={**KEEP, settings.RUN_ID.env: "itest-exp-mine-refused",
-                      settings.EXPERIMENT.env: "mine"})
-    assert kept.wait_exit("researcher", timeout=300) == Exit.NOT_READY
-    kept.wait_exit("results", timeout=60)  # before the next run's collector starts
-    refused = [line for line in kept.logs("researcher").splitlines()
-               if "has not approved it" in line]
-    assert len(refused) == 3, kept.logs("researcher")[-3000:]
+        live: LiveFederation, kept: Stack, runs: dict[str, Path], tmp_path: Path) -> None:
+    plan = tmp_path / "my_plan.py"
+    plan.write_text(MY_PLAN)
+    # The researcher mounts my_plan.py now (the compose file is re-rendered); the nodes do not.
+    attempt = live.run(plan=plan, model_args={"dropout": 0.1}, run_id="itest-exp-mine-refused")
+    assert attempt.status == Exit.NOT_READY
+    refused = [line for line in attempt.lines if "has not approved it" in line]
+    assert len(refused) == 3, "\n".join(attempt.lines[-40:])
     digests = {m.group(1) for line in refused
                for m in [re.search(r"plan my_plan\.py sha256 ([0-9a-f]{16})", line)] if m}
     assert len(digests) == 1, refused
@@ -211,13 +188,9 @@ def test_a_plan_no_hospital_approved_is_refused_until_each_approves_it(
         assert line.count("FAILED:") == 1 and f"node-{centre} " in line
         assert f"fedjourney approve --centre {centre} my_plan.py" in line
 
-    # Each hospital's administrator approves it on its running node.
-    approved = subprocess.run(
-        [sys.executable, "-m", "fedjourney.cli", "approve", "--all", "my_plan.py",
-         "--config", str(config), "--compose-file", str(kept.compose_file)],
-        capture_output=True, text=True, env={**os.environ,
-                                             "COMPOSE_PROJECT_NAME": kept.project},
-        check=False)
+    # Each hospital's administrator approves it on its running node, by the name the
+    # refusal gave (the config names the file).
+    approved = live.approve("my_plan.py")
     assert approved.returncode == 0, approved.stdout + approved.stderr
     lines, digest = approved.stdout.splitlines(), digests.pop()
     assert len(lines) == 3 and all(
@@ -227,14 +200,15 @@ def test_a_plan_no_hospital_approved_is_refused_until_each_approves_it(
         assert "training plan my_plan.py approved by the node's administrator" in \
             kept.exec(f"node-{centre}", "cat", str(story_log("node"))).stdout
 
-    run = _run(kept, "mine", "itest-exp-mine")
-    assert _run_json(run).experiment["plan"] == "my_plan.py"
-    assert _run_json(run).experiment["model_args"] == {"dropout": 0.1}
-    assert "every node approved plan my_plan.py" in kept.logs("researcher")
+    done = live.run(plan=plan, model_args={"dropout": 0.1}, run_id="itest-exp-mine")
+    assert done.ok and done.record is not None and done.record.experiment is not None
+    assert done.record.experiment["plan"] == "my_plan.py"
+    assert done.record.experiment["model_args"] == {"dropout": 0.1}
+    assert any("every node approved plan my_plan.py" in line for line in done.lines)
 
 
 def test_a_hospital_that_requires_secure_aggregation_refuses_a_clear_run(
-        kept: Stack, runs: dict[str, Path]) -> None:
+        live: LiveFederation, kept: Stack, runs: dict[str, Path]) -> None:
     stack = kept
     view = stack.compose_file.parent / "roles" / "node-2.yaml"
     config = yaml.safe_load(view.read_text())
@@ -256,7 +230,7 @@ def test_a_hospital_that_requires_secure_aggregation_refuses_a_clear_run(
     refused = stack.rogue("clear")
     assert "secure aggregation" in refused + stack.logs("node-2"), refused[-3000:]
     # Under secure aggregation it takes part, its final validation included.
-    run = _run(stack, "secagg", "itest-exp-secagg-required")
+    run = _run(live, "secagg", "itest-exp-secagg-required")
     final = [r for r in _rows(run) if r.node == UCLH and r.final]
     assert final and final[0].validation_withheld
     assert all(r.took_part for r in _rows(run) if r.node == UCLH and not r.final)

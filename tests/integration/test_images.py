@@ -292,6 +292,20 @@ def test_tensorboard_curves_in_the_researcher_image(built: None) -> None:
     out = docker("run", "--rm", "--read-only", "--tmpfs", "/tmp", "--network", "none",
                  tag("researcher"), "python3", "-c", CURVES_SCRIPT).stdout
     assert "CURVES-OK" in out, out[-3000:]
+    # `tensorboard --logdir results/` from the image, as docs/running.md shows it.
+    version = docker("run", "--rm", "--read-only", "--tmpfs", "/tmp", "--network", "none",
+                     tag("researcher"), "tensorboard", "--version").stdout
+    assert version.strip().startswith("2.18"), version
+
+
+def test_jupyterlab_and_a_kernel_in_the_researcher_image(built: None) -> None:
+    """What the notebook researcher runs: JupyterLab, and a python3 kernel nbclient starts."""
+    # Read-only, as the notebook service runs it: Jupyter's state goes to /tmp (the image's
+    # environment says so).
+    out = docker("run", "--rm", "--read-only", "--tmpfs", "/tmp", "--network", "none",
+                 tag("researcher"), "sh", "-c",
+                 "jupyter lab --version && jupyter kernelspec list").stdout
+    assert out.splitlines()[0].startswith("4.") and "python3" in out, out
 
 
 @pytest.mark.parametrize("image", IMAGES)
@@ -388,7 +402,8 @@ def fresh_volume() -> Iterator[str]:
         docker("volume", "rm", "-f", name, check=False)
 
 
-@pytest.mark.parametrize("mount_point", ["/data", "/fbm", "/results"])
+@pytest.mark.parametrize("mount_point", ["/data", "/fbm", "/results",
+                                         "/home/fedjourney/work"])
 def test_a_fresh_named_volume_is_writable_by_the_user(
     built: None, fresh_volume: str, mount_point: str
 ) -> None:

@@ -62,7 +62,8 @@ def test_each_role_sees_only_what_it_needs(tmp_path: Path) -> None:
     for name, service in rendered["services"].items():
         config_mount = f":{CONFIG}:ro"
         mounts = [v for v in service["volumes"] if v.endswith(config_mount)]
-        assert mounts in ([], [f"./data/roles/{name}.yaml{config_mount}"])
+        role = "researcher" if name == "notebook" else name  # the notebook is a researcher
+        assert mounts in ([], [f"./data/roles/{role}.yaml{config_mount}"])
 
 
 def test_an_invalid_config_renders_nothing(tmp_path: Path,
@@ -124,3 +125,34 @@ def test_results_service_is_the_only_root_container_and_has_no_network(tmp_path:
     assert collector["network_mode"] == "none" and collector["cap_drop"] == ["ALL"]
     assert set(collector["cap_add"]) == {"CHOWN", "DAC_OVERRIDE", "FOWNER"}
     assert "results:/results:ro" in collector["volumes"]
+
+
+def test_the_notebook_is_a_profile_published_on_loopback_only() -> None:
+    from fedjourney.host import swarm
+
+    fed = load_federation(DEFAULT_CONFIG)
+    doc = yaml.safe_load(render(fed))
+    notebook = doc["services"]["notebook"]
+    assert notebook["profiles"] == ["notebook"]
+    assert [s for s, body in doc["services"].items() if "profiles" in body] == ["notebook"]
+    assert notebook["ports"] == ["127.0.0.1:${FEDJOURNEY_NOTEBOOK_PORT:-8888}:8888"]
+    assert set(notebook["networks"]) == {"centre-0", "centre-1", "centre-2", "notebook-public"}
+    assert all(n == {"aliases": ["researcher"]} for n in notebook["networks"].values())
+    assert doc["networks"]["notebook-public"] == {}  # routed: its port is published
+    assert notebook["cap_drop"] == ["ALL"] and notebook["read_only"] is True
+    assert "user" not in notebook  # the image's non-root user
+    assert "./notebooks:/home/fedjourney/notebooks:ro" in notebook["volumes"]
+    assert "notebook" not in yaml.safe_load(swarm.render(fed))["services"]
+
+
+def test_the_notebook_refuses_to_start_without_a_token(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from fedjourney.exits import Exit
+    from fedjourney.researcher import notebook
+
+    monkeypatch.delenv("FEDJOURNEY_NOTEBOOK_TOKEN", raising=False)
+    assert notebook.main([]) == Exit.REFUSED
+    err = capsys.readouterr().err
+    assert "FEDJOURNEY_NOTEBOOK_TOKEN must be set" in err and len(err.splitlines()) == 1
+    monkeypatch.setenv("FEDJOURNEY_NOTEBOOK_TOKEN", "short")
+    assert notebook.main([]) == Exit.REFUSED

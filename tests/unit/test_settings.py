@@ -63,7 +63,8 @@ def test_the_compose_file_passes_each_role_its_settings() -> None:
     own = {settings.CONFIG.env, settings.CENTRE_ID.env}  # the deployment's own values
     for name, service in services.items():
         role = {"node": settings.NODE, "researcher": settings.RESEARCHER,
-                "results": settings.COLLECTOR}.get(name.split("-")[0])
+                "results": settings.COLLECTOR,
+                "notebook": settings.NOTEBOOK}.get(name.split("-")[0])
         env = service.get("environment", {})
         want = {s.env for s in settings.passed_to(role)} if role else set()
         assert set(env) - own == want, name

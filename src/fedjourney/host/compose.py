@@ -12,13 +12,20 @@ a service with no network gets `network_mode: none`, start-up order is `depends_
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from fedjourney.config import DEFAULT_CONFIG, Federation
 from fedjourney.host import deployment, views
-from fedjourney.host.deployment import HEALTH_START_S, ROLES, Deployment, Mount, Service
+from fedjourney.host.deployment import (
+    HEALTH_START_S,
+    ROLES,
+    Deployment,
+    Mount,
+    Network,
+    Service,
+)
 from fedjourney.host.serialize import Flow, dump, text
 
 HEADER = """\
@@ -92,8 +99,12 @@ def service(s: Service) -> dict[str, Any]:
         out["ports"] = [text(x) for x in s.ports]
     out["tmpfs"] = Flow(s.tmpfs)
     out["volumes"] = [mount(m) for m in s.mounts]
-    if s.networks:
+    if s.networks and s.aliases:
+        out["networks"] = {n: {"aliases": Flow(s.aliases)} for n in s.networks}
+    elif s.networks:
         out["networks"] = Flow(s.networks)
+    if s.profiles:
+        out["profiles"] = Flow(s.profiles)
     if s.after:
         out["depends_on"] = {name: dict(DONE) for name in s.after}
     if s.health == "role":
@@ -114,8 +125,18 @@ def document(d: Deployment) -> dict[str, Any]:
 
 def render(fed: Federation, roles: str = ROLES, results_path: str = "./results") -> str:
     """The compose file for this federation, as text (stable, so it can be diffed). Each
-    container mounts its own role's view of the config from `roles`."""
-    return dump(HEADER, document(deployment.federation(fed, roles, results_path)))
+    container mounts its own role's view of the config from `roles`; the notebook
+    researcher mounts the notebooks/ folder beside the results folder."""
+    d = deployment.federation(fed, roles, results_path)
+    beside = PurePosixPath(results_path).parent
+    notebooks = "./notebooks" if str(beside) == "." else f"{beside}/notebooks"
+    # The notebook researcher: a Compose profile, so not in the Swarm stack.
+    with_notebook = replace(d, services=(*d.services,
+                                         deployment.notebook(fed, roles, notebooks)),
+                            networks=(*d.networks,
+                                      Network(deployment.NOTEBOOK_NETWORK, internal=False)),
+                            volumes=(*d.volumes, deployment.NOTEBOOK_WORK))
+    return dump(HEADER, document(with_notebook))
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,11 @@ COLLECTOR_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER")
 RESEARCHER_STATE = f"{c.RESEARCHER}-state"
 RESULTS_VOLUME = "results"
 PUBLIC_NETWORK = f"{c.RESEARCHER}-public"  # a kit researcher's own, routed network
+NOTEBOOK = "notebook"  # the notebook researcher's service and Compose profile
+NOTEBOOK_NETWORK = f"{NOTEBOOK}-public"  # its own routed network, for its published port
+NOTEBOOK_WORK = f"{NOTEBOOK}-work"  # its users' saved notebooks
+NOTEBOOKS = "./notebooks"  # the shipped notebooks, beside docker-compose.yml
+JUPYTER_PORT = 8888
 COLLECTOR_NETWORK = f"{c.RESULTS_COLLECTOR}-collector"  # Swarm: the collector alone
 HEALTH_START_S = 180  # the images' allowance for a role's start-up (images/node/Dockerfile)
 ROLES = "./data/roles"  # the role views (host/views.py), beside docker-compose.yml
@@ -119,6 +124,8 @@ class Service:
     # a node's own deadline stops it first, and says why.
     grace_s: int = 0
     dialled: bool = False  # others dial it by name (Swarm: no virtual IP)
+    aliases: tuple[str, ...] = ()  # other names it answers to on each of its networks
+    profiles: tuple[str, ...] = ()  # Compose: started only when one of them is asked for
     placement: str | None = None  # Swarm: the hosts it may run on
 
 
@@ -165,6 +172,27 @@ def _plans(plans: tuple[PlanFile, ...], folder: str | None) -> tuple[Mount, ...]
     files = dict.fromkeys(p.path for p in plans if not p.shipped)
     return tuple(Mount(f"{folder}/{path.name}" if folder else str(path), c.PLANS / path.name,
                        read_only=True, view=True) for path in files)
+
+
+def notebook(fed: Federation, roles: str = ROLES, notebooks: str = NOTEBOOKS) -> Service:
+    """The notebook researcher (Compose profile `notebook`): JupyterLab in the researcher's
+    image, answering as `researcher` on every centre's network (the scripted researcher is
+    not running then), with the researcher's state and plans, its port on 127.0.0.1 only.
+    Its command refuses to start without a token (researcher/notebook.py)."""
+    networks = tuple(centre_network(x) for x in fed.centres)
+    port = ("127.0.0.1:", Var.of(settings.NOTEBOOK_PORT), f":{JUPYTER_PORT}")
+    mounts = (_view(roles, c.RESEARCHER), Mount(RESEARCHER_STATE, c.STATE),
+              Mount(RESULTS_VOLUME, c.RESULTS),
+              Mount(notebooks, c.NOTEBOOKS, read_only=True),
+              Mount(NOTEBOOK_WORK, c.NOTEBOOKS.parent / "work"),
+              *_plans(researcher_plans(fed), None))
+    return Service(NOTEBOOK, RESEARCHER_IMAGE,
+                   command=("python3", "-m", "fedjourney.researcher.notebook"),
+                   environment=((settings.CONFIG.env, str(c.CONFIG)),
+                                *passed(settings.NOTEBOOK)),
+                   ports=(port,), tmpfs=HOME_SCRATCH, mounts=mounts,
+                   networks=(*networks, NOTEBOOK_NETWORK), aliases=(c.RESEARCHER,),
+                   profiles=(NOTEBOOK,))
 
 
 def researcher_plans(fed: Federation) -> tuple[PlanFile, ...]:
