@@ -14,12 +14,12 @@ import subprocess
 from pathlib import Path
 
 from fedjourney import contract, settings
-from fedjourney.config import load_federation, load_raw
+from fedjourney.config import load_federation
 from fedjourney.errors import FedjourneyError
 from fedjourney.exits import Exit
-from fedjourney.host.compose import layout, stale
 from fedjourney.host.deployment import NOTEBOOK
 from fedjourney.host.logs import compose_command
+from fedjourney.host.run import build_images, current_compose_file
 
 # Kept nodes wait this long for a researcher: a notebook's user may open it much later.
 NODE_WAIT_S = 86400
@@ -28,20 +28,14 @@ NODE_WAIT_S = 86400
 def main(config: Path, down: bool, build: bool) -> int:
     """Start (or with `down`, stop) the notebook researcher of `config`'s federation."""
     fed = load_federation(config)
-    where = layout(config)
-    wrong = stale(fed, load_raw(config), where)
-    if wrong:
-        raise FedjourneyError(f"{', '.join(wrong)} do(es) not match {config}; run "
-                              f"fedjourney compose --config {config} --write")
-    compose = [*compose_command(), "-f", str(where.path), "--profile", NOTEBOOK]
+    compose = [*compose_command(), "-f", str(current_compose_file(fed, config)), "--profile",
+               NOTEBOOK]
     if down:
         _compose(compose, ["rm", "--stop", "--force", NOTEBOOK], {})
         print(f"notebook: stopped; the nodes stay up (`{' '.join(compose[:-2])} down` "
               "stops them)")
         return Exit.OK
     if build:
-        from fedjourney.host.run import build_images
-
         build_images(False, os.environ)
     running = subprocess.run([*compose, "ps", "-q", "--status", "running", contract.RESEARCHER],
                              capture_output=True, text=True, check=False).stdout.strip()

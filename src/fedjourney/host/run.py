@@ -239,11 +239,16 @@ def check(opts: Options) -> Path:
     fed = load_federation(opts.config)
     if opts.experiment:
         fed.experiment(opts.experiment)
-    where = layout(opts.config)
-    wrong = stale(fed, load_raw(opts.config), where)
+    return current_compose_file(fed, opts.config)
+
+
+def current_compose_file(fed: Federation, config: Path) -> Path:
+    """The config's compose file; FedjourneyError when it or its role views are stale."""
+    where = layout(config)
+    wrong = stale(fed, load_raw(config), where)
     if wrong:
-        raise FedjourneyError(f"{', '.join(wrong)} do(es) not match {opts.config}; run "
-                              f"fedjourney compose --config {opts.config} --write")
+        raise FedjourneyError(f"{', '.join(wrong)} do(es) not match {config}; run "
+                              f"fedjourney compose --config {config} --write")
     return where.path
 
 
