@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from fedjourney.contract import METRICS_WITHHELD
-from fedjourney.model import accuracy, auc
+from fedjourney.model import accuracy, auc, auc_interval
 from fedjourney.story import narrator
 
 
@@ -44,8 +44,10 @@ def begin_request(under_secagg: bool) -> None:
 
 def validation_metrics(output: Any, target: Any, settings: dict[str, Any],
                        round_: int | None) -> dict[str, float]:
-    """BCE loss, AUC and accuracy of the global model on the held-out split; told. Under
-    secure aggregation, unless the centre sends them in the clear, only the marker."""
+    """BCE loss, AUC with its 95 % interval (auc_low, auc_high: model.auc_interval) and
+    accuracy of the global model on the held-out split, with its size (n patients, of whom
+    `positives` positive: aggregates, sent as numbers like the rest); told. Under secure
+    aggregation, unless the centre sends them in the clear, only the marker."""
     import torch
 
     story = narrator().at(settings.get("run_id"), round_)
@@ -57,7 +59,12 @@ def validation_metrics(output: Any, target: Any, settings: dict[str, Any],
     loss = float(torch.nn.functional.binary_cross_entropy(output, target))
     score = output.detach().numpy().ravel().astype(np.float32)
     truth = target.detach().numpy().ravel().astype(np.float32)
-    metrics = {"loss": loss, "auc": auc(truth, score), "accuracy": accuracy(truth, score)}
+    low, high = auc_interval(truth, score)
+    positives = int((truth > 0.5).sum())
+    metrics = {"loss": loss, "auc": auc(truth, score), "auc_low": low, "auc_high": high,
+               "accuracy": accuracy(truth, score), "n": float(len(truth)),
+               "positives": float(positives)}
     story.info(f"validation on {len(truth)} held-out patients: loss {loss:.4f}, "
-               f"AUC {metrics['auc']:.3f}, accuracy {metrics['accuracy']:.3f}")
+               f"AUC {metrics['auc']:.3f} (95% CI {low:.2f}\u2013{high:.2f}, n={len(truth)}, "
+               f"{positives} positive), accuracy {metrics['accuracy']:.3f}")
     return metrics

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fedjourney.contract import METRICS_WITHHELD
+from fedjourney.model import informative
 from fedjourney.records import BASELINES, MetricRow
 from fedjourney.researcher.experiment import Metrics
 
@@ -19,6 +20,13 @@ def _pick(values: list[float] | None, how: str) -> float | None:
     if not values:
         return None
     return values[-1] if how == "last" else sum(values) / len(values)
+
+
+def _count(value: Any) -> int | None:
+    """A count a node sent as a metric (Fed-BioMed sends numbers as floats)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        return None
+    return round(value)
 
 
 def metric_rows(run_id: str, rounds: int, metrics: Metrics,
@@ -45,6 +53,10 @@ def metric_rows(run_id: str, rounds: int, metrics: Metrics,
                 validation_loss=valid.get("loss"),
                 validation_auc=valid.get("auc"),
                 validation_accuracy=valid.get("accuracy"),
+                validation_auc_low=valid.get("auc_low"),
+                validation_auc_high=valid.get("auc_high"),
+                validation_n=_count(valid.get("n")),
+                validation_positives=_count(valid.get("positives")),
                 # The centre's posture under secure aggregation kept them (node/metrics.py).
                 validation_withheld=METRICS_WITHHELD in valid,
                 samples=reply.get("sample_size") if isinstance(reply, dict) else None,
@@ -103,12 +115,24 @@ def summary_markdown(run_id: str, rows: list[MetricRow], fingerprints: dict[str,
              f"Experiment {name} ({settings(experiment)}) over {len(final)} centres, "
              f"{max(r.round for r in rows) - 1} rounds, {seconds:.1f} s.{resumed}", "",
              "## Final global model on each centre's held-out split", "",
-             "| centre | AUC | accuracy | BCE |", "|---|---|---|---|"]
+             "| centre | AUC | 95% interval | held-out patients | positives | accuracy | BCE |",
+             "|---|---|---|---|---|---|---|"]
     for node, m in final.items():
-        cells = ("withheld | withheld | withheld" if m.validation_withheld else
-                 f"{fmt(m.validation_auc)} | {fmt(m.validation_accuracy)} | "
+        cells = (" | ".join(["withheld"] * 6) if m.validation_withheld else
+                 f"{fmt(m.validation_auc)} | {_interval_cell(m)} | {_int(m.validation_n)} | "
+                 f"{_int(m.validation_positives)} | {fmt(m.validation_accuracy)} | "
                  f"{fmt(m.validation_loss)}")
         lines.append(f"| {node} | {cells} |")
+    bounds = [(m.validation_auc_low, m.validation_auc_high) for m in final.values()
+              if m.validation_auc_low is not None and m.validation_auc_high is not None
+              and interval(m.validation_auc_low, m.validation_auc_high)]
+    if bounds:
+        lines += ["", "95% interval: DeLong's, of the AUC on that centre's held-out patients "
+                  "alone (logit scale, Student t; `fedjourney.model.auc_interval`). Not "
+                  "informative: the interval spans 0.5, so that centre's AUC does not tell "
+                  "the model from chance (few positives leave it wide)."]
+        if not any(informative(low, high) for low, high in bounds):
+            lines += ["", "No centre's held-out split tells this model from chance."]
     if any(m.validation_withheld for m in final.values()):
         lines += ["", "withheld: under secure aggregation that centre's node sends no "
                   "validation metric (its config's `metrics_under_secagg`, `withheld` unless "
@@ -160,6 +184,50 @@ def fmt(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.3f}"
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) \
+        and not math.isnan(value)
+
+
+def _int(value: Any) -> str:
+    return str(value) if _number(value) else "-"
+
+
+def interval(low: Any, high: Any) -> str:
+    """An AUC's interval, '[0.21, 0.72]'; '' without one (rows written before intervals,
+    one class missing)."""
+    return f"[{low:.2f}, {high:.2f}]" if _number(low) and _number(high) else ""
+
+
+def _interval_cell(m: MetricRow) -> str:
+    low, high = m.validation_auc_low, m.validation_auc_high
+    if low is None or high is None or not interval(low, high):
+        return "-"
+    return interval(low, high) + ("" if informative(low, high) else
+                                  " not informative (spans 0.5)")
+
+
+def auc_cell(value: Any, low: Any = None, high: Any = None, n: Any = None,
+             positives: Any = None) -> str:
+    """An AUC in a table of many: '0.463 [0.21, 0.72] ~ (n=15, 2+)': its 95% interval, `~`
+    when that spans 0.5 (not informative), the held-out patients and their positives; the
+    AUC alone for rows without them (runs before intervals); '-' without an AUC."""
+    text = fmt(value)
+    if text == "-":
+        return text
+    if interval(low, high):
+        text += f" {interval(low, high)}" + ("" if informative(low, high) else " ~")
+    if _number(n):
+        text += f" (n={n}, {positives}+)" if _number(positives) else f" (n={n})"
+    return text
+
+
+def row_auc_cell(m: MetricRow) -> str:
+    """auc_cell of a metrics row."""
+    return auc_cell(m.validation_auc, m.validation_auc_low, m.validation_auc_high,
+                    m.validation_n, m.validation_positives)
 
 
 # Runs from before run.json recorded its experiment were all this.

@@ -1,6 +1,7 @@
 """Study benchmark: every experiment of the study scenario over several data seeds, against
-the local-only and centralised baselines: AUC per centre, mean +- sd over seeds, and each
-experiment's time from `up` to results.
+the local-only and centralised baselines: AUC per centre, mean +- sd over seeds with the
+95% interval of that mean (from each run's DeLong interval), each centre's held-out patients
+and positives, and each experiment's time from `up` to results.
 
 Seed k shifts every centre's seed by 1000 * k (k = 0 is data/study.yaml as shipped); each
 seed is its own compose project, rendered into .cache/bench-study/seed-k/. Each experiment
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import statistics
 import sys
@@ -27,6 +29,7 @@ from fedjourney import records, settings
 from fedjourney.config import DEFAULT_EXPERIMENT, Federation, load_federation, load_raw
 from fedjourney.contract import new_run_id
 from fedjourney.host.report import report
+from fedjourney.model import informative
 from fedjourney.researcher.results import final_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,11 +50,13 @@ def seeded(config: Path, k: int) -> tuple[Federation, Path]:
 
 
 def run_seed(k: int, config: Path, names: list[str]) -> dict[str, Any]:
-    """Every experiment on seed k, then the baselines: AUC per centre and timings."""
+    """Every experiment on seed k, then the baselines: AUC per centre with its 95% interval,
+    each centre's held-out patients and positives, and timings."""
     fed, file = seeded(config, k)
     project = f"fjstudy{k}"
     compose("down", "-v", file=file, project=project)
-    out: dict[str, Any] = {"auc": {}, "up_s": {}, "round_s": {}, "privacy": None}
+    out: dict[str, Any] = {"auc": {}, "interval": {}, "split": {}, "up_s": {}, "round_s": {},
+                           "privacy": None}
     base = f"study-{new_run_id()}-s{k}"
     try:
         for name in names:
@@ -70,8 +75,14 @@ def run_seed(k: int, config: Path, names: list[str]) -> dict[str, Any]:
             out["round_s"][name] = sum(rounds) / len(rounds)
             if run.privacy:
                 out["privacy"] = run.privacy
-            out["auc"][name] = {node.split(" ", 1)[1]: m.validation_auc
-                                for node, m in final_table(records.read_rows(run_dir)).items()}
+            final = {node.split(" ", 1)[1]: m
+                     for node, m in final_table(records.read_rows(run_dir)).items()}
+            out["auc"][name] = {c: m.validation_auc for c, m in final.items()}
+            out["interval"][name] = {c: [m.validation_auc_low, m.validation_auc_high]
+                                     for c, m in final.items()}
+            # Every experiment validates on the same held-out patients.
+            out["split"] = {c: [m.validation_n, m.validation_positives]
+                            for c, m in final.items()}
             print(f"  seed {k} {name:<9} up->results {out['up_s'][name]:6.1f} s, "
                   f"round {out['round_s'][name]:.2f} s, mean AUC "
                   f"{statistics.fmean(out['auc'][name].values()):.3f}", flush=True)
@@ -86,25 +97,76 @@ def run_seed(k: int, config: Path, names: list[str]) -> dict[str, Any]:
                            for c in fed.centres}
     out["auc"]["centralised"] = {c.name: table["centralised (pooled)"][c.name]["auc"]
                                  for c in fed.centres}
+    for method, key in (("local", None), ("centralised", "centralised (pooled)")):
+        out["interval"][method] = {
+            c.name: [table[key or f"local: {c.name}"][c.name].get(bound)
+                     for bound in ("auc_low", "auc_high")] for c in fed.centres}
     return out
 
 
-def _cell(values: list[float]) -> str:
-    if len(values) < 2:
-        return f"{values[0]:.3f}"
-    return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}"
+def _cell(values: list[Any]) -> str:
+    kept = [v for v in values if _number(v)]  # None or NaN: no AUC (one class held out)
+    missing = f" ({len(kept)} of {len(values)} seeds)" if len(kept) < len(values) else ""
+    if len(kept) < 2:
+        return f"{kept[0]:.3f}{missing}" if kept else "-"
+    return f"{statistics.fmean(kept):.3f} ± {statistics.stdev(kept):.3f}{missing}"
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not math.isnan(value)
+
+
+def pooled(points: list[tuple[Any, Any, Any]]) -> tuple[float, float] | None:
+    """The 95% interval of the mean AUC over seeds from each seed's (auc, low, high): each
+    side's half-widths combined as independent errors (root sum of squares over the number
+    of seeds). It is the sampling of held-out patients only; the seeds' spread is the sd.
+    None when a seed has no interval (runs or baselines from before intervals)."""
+    if not points or not all(_number(v) for point in points for v in point):
+        return None
+    k = len(points)
+    mean = statistics.fmean(a for a, _, _ in points)
+    below = math.sqrt(sum((a - low) ** 2 for a, low, _ in points)) / k
+    above = math.sqrt(sum((high - a) ** 2 for a, _, high in points)) / k
+    return max(mean - below, 0.0), min(mean + above, 1.0)
+
+
+def _header(centre: str, seeds: list[dict[str, Any]]) -> str:
+    """'UCLH (n=300, 8+)': held-out patients and positives, the mean over seeds."""
+    split = [s.get("split", {}).get(centre, [None, None]) for s in seeds]
+    if not split or not all(_number(v) for pair in split for v in pair):
+        return centre
+    n, positives = (statistics.fmean(pair[i] for pair in split) for i in (0, 1))
+    return f"{centre} (n={n:.0f}, {positives:.0f}+)"
 
 
 def markdown(fed: Federation, seeds: list[dict[str, Any]], names: list[str]) -> str:
-    """AUC per centre and over centres (mean ± sd over seeds), then the timings."""
+    """AUC per centre and over centres (mean ± sd over seeds, and the 95% interval of the
+    mean per centre), then the timings."""
     centres = [c.name for c in fed.centres]
-    lines = ["| model | " + " | ".join(centres) + " | mean of centres |",
-             "|---|" + "---|" * (len(centres) + 1)]
+    lines = ["| model | " + " | ".join(_header(c, seeds) for c in centres)
+             + " | mean of centres |", "|---|" + "---|" * (len(centres) + 1)]
+    shown = False
     for method in ["local", "centralised", *names]:
-        cells = [_cell([s["auc"][method][c] for s in seeds]) for c in centres]
-        means = [statistics.fmean(s["auc"][method][c] for c in centres) for s in seeds]
+        cells = []
+        for c in centres:
+            cell = _cell([s["auc"][method][c] for s in seeds])
+            interval = pooled([(s["auc"][method][c],
+                                *s.get("interval", {}).get(method, {}).get(c, [None, None]))
+                               for s in seeds])
+            if interval is not None:
+                shown = True
+                cell += f" [{interval[0]:.2f}, {interval[1]:.2f}]"
+                cell += "" if informative(*interval) else " ~"
+            cells.append(cell)
+        means = [statistics.fmean(s["auc"][method][c] if _number(s["auc"][method][c])
+                                  else math.nan for c in centres) for s in seeds]
         lines.append(f"| {LABELS.get(method, method)} | " + " | ".join(cells)
                      + f" | **{_cell(means)}** |")
+    if shown:
+        lines += ["", "Each centre: mean ± sd over seeds [95% interval of that mean, pooling "
+                  "each run's DeLong interval: the sampling of held-out patients, not the "
+                  "spread between seeds]; ~: that interval spans 0.5, not informative. "
+                  "n: held-out patients, +: of whom positive (mean over seeds)."]
     lines += ["", "| experiment | up -> results | mean round | vs FedAverage |",
               "|---|---|---|---|"]
     reference = statistics.fmean(s["round_s"][names[0]] for s in seeds)

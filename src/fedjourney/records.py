@@ -70,6 +70,12 @@ class MetricRow:
     # Added after the first runs: their rows have neither.
     validation_withheld: bool = False  # the centre's posture under secure aggregation
     took_part: bool = False  # this round aggregated the node's update
+    # Added with the AUC's uncertainty (model.auc_interval); None in rows written before,
+    # and where the node sent no validation. NaN bounds: one class missing from the split.
+    validation_auc_low: float | None = None  # the AUC's 95% interval (DeLong)
+    validation_auc_high: float | None = None
+    validation_n: int | None = None  # held-out patients
+    validation_positives: int | None = None  # of whom positive
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -19,15 +19,22 @@ ROUNDS = 2
 MGH, LYON, UCLH = "node-0 MGH", "node-1 CHU de Lyon", "node-2 UCLH"
 
 
-def make_run(parent: Path, run_id: str, final_auc: dict[str, float], **run_json: Any) -> Path:
+def make_run(parent: Path, run_id: str, final_auc: dict[str, float],
+             intervals: dict[str, tuple[float, float, int, int]] | None = None,
+             **run_json: Any) -> Path:
     """results/<run_id>/ as the researcher writes it: the final model's AUC per node as
-    given, its loss 1 - AUC; round r's AUC 0.5 + r/100 on every node."""
+    given, its loss 1 - AUC; round r's AUC 0.5 + r/100 on every node. `intervals`: the
+    final AUC's (low, high, n, positives) per node, as nodes send them since they do."""
     metrics = Metrics()
     names = {f"id-{label}": label for label in final_auc}
     for node_id, label in names.items():
         for r in range(1, ROUNDS + 2):
             auc = final_auc[label] if r == ROUNDS + 1 else 0.5 + r / 100
             metrics.validation[node_id][r] = {"loss": 1 - auc, "auc": auc, "accuracy": 0.5}
+            if intervals and label in intervals:
+                low, high, n, positives = intervals[label]
+                metrics.validation[node_id][r].update(auc_low=low, auc_high=high, n=float(n),
+                                                      positives=float(positives))
     round_seconds = {r: 0.1 * r for r in range(1, ROUNDS + 1)}
     rows = results.metric_rows(run_id, ROUNDS, metrics, {}, names, round_seconds)
     folder = parent / run_id
@@ -199,3 +206,22 @@ def test_no_run_or_no_png_folder_is_one_line_exit_2(
     assert captured.out == "" and captured.err.count("\n") == 1
     assert "cannot write" in captured.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+def test_final_aucs_carry_their_interval_and_split_size_where_runs_have_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    new = make_run(tmp_path, "new", {MGH: 0.8, LYON: 0.463},
+                   intervals={MGH: (0.71, 0.87, 300, 30), LYON: (0.214, 0.726, 15, 2)})
+    old = make_run(tmp_path, "old", {MGH: 0.8, LYON: 0.6})
+    assert main(["compare", str(new), str(old), "--png", str(tmp_path / "c.png")]) == 0
+    out = capsys.readouterr().out
+    rows = table_rows(out)
+    assert rows["new"]["node-0"] == "0.800 [0.71, 0.87] (n=300, 30+)"
+    assert rows["new"]["node-1"] == "0.463 [0.21, 0.73] ~ (n=15, 2+)"  # spans 0.5
+    assert (rows["old"]["node-0"], rows["old"]["node-1"]) == ("0.800", "0.600")
+    assert rows["new"]["mean AUC (unweighted)"] == "0.632"
+    assert "~: the interval spans 0.5" in out
+    assert len({len(line) for line in out.splitlines() if line.startswith("|")}) == 1
+    # Without any interval, no note about them.
+    assert main(["compare", str(old), "--png", str(tmp_path / "c.png")]) == 0
+    assert "DeLong" not in capsys.readouterr().out

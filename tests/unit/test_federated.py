@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import shutil
 from pathlib import Path
 
@@ -177,7 +178,12 @@ def test_a_node_withholds_its_metrics_under_secagg_unless_its_centre_sends_them_
     if under_secagg and posture == "withheld":
         assert out == {METRICS_WITHHELD: 1.0}
     else:
-        assert set(out) == {"loss", "auc", "accuracy"} and out["auc"] == pytest.approx(1.0)
+        assert set(out) == {"loss", "auc", "auc_low", "auc_high", "accuracy", "n",
+                            "positives"} and out["auc"] == pytest.approx(1.0)
+        # Three patients, one positive: a perfect AUC that says nothing.
+        assert (out["n"], out["positives"]) == (3.0, 1.0)
+        assert out["auc_low"] < 0.5 and out["auc_high"] == 1.0
+        assert all(isinstance(v, float) for v in out.values())  # Fed-BioMed's metrics
 
 
 def test_withheld_metrics_are_reported_as_withheld_not_as_missing() -> None:
@@ -195,5 +201,46 @@ def test_withheld_metrics_are_reported_as_withheld_not_as_missing() -> None:
             lyon.validation_withheld) == (None, None, None, True)
     assert not final["node-0 MGH"].validation_withheld
     summary = results.summary_markdown("run", rows, {}, 1.0)
-    assert "| node-1 Lyon | withheld | withheld | withheld |" in summary
+    assert "| node-1 Lyon | " + " | ".join(["withheld"] * 6) + " |" in summary
     assert "metrics_under_secagg" in summary
+    assert (lyon.validation_auc_low, lyon.validation_n) == (None, None)
+
+
+def test_each_centres_auc_carries_its_interval_n_and_positives() -> None:
+    """The node's interval and split size reach metrics.jsonl's rows and summary.md, where
+    a centre whose interval spans 0.5 is called not informative."""
+    metrics, replies = _metrics(2)
+    lyon = {"loss": 0.69, "auc": 0.463, "auc_low": 0.214, "auc_high": 0.726,
+            "accuracy": 0.471, "n": 15.0, "positives": 2.0}
+    uclh = {**lyon, "auc": 0.91, "auc_low": 0.8, "auc_high": 0.96, "n": 300.0,
+            "positives": 30.0}
+    for node_id, final in (("n1", lyon), ("n2", uclh)):
+        for _ in ("round 2", "final"):  # as Fed-BioMed's nodes send them: all floats
+            metrics.on_scalar({"node_id": node_id, "train": False,
+                               "test_on_global_updates": True, "metric": final})
+    rows = results.metric_rows("run", 2, metrics, replies,
+                               {"n0": "node-0 MGH", "n1": "node-1 Lyon", "n2": "node-2 UCLH"},
+                               {})
+    table = results.final_table(rows)
+    row = table["node-1 Lyon"]
+    assert (row.validation_auc, row.validation_auc_low, row.validation_auc_high,
+            row.validation_n, row.validation_positives) == (0.463, 0.214, 0.726, 15, 2)
+    assert isinstance(row.validation_n, int) and isinstance(row.validation_positives, int)
+    assert table["node-0 MGH"].validation_n is None  # a node that sent no interval
+    summary = results.summary_markdown("run", rows, {}, 1.0)
+    assert "| centre | AUC | 95% interval | held-out patients | positives | accuracy | BCE |" \
+        in summary
+    assert ("| node-1 Lyon | 0.463 | [0.21, 0.73] not informative (spans 0.5) | 15 | 2 | "
+            "0.471 | 0.690 |") in summary
+    assert "| node-2 UCLH | 0.910 | [0.80, 0.96] | 300 | 30 | 0.471 | 0.690 |" in summary
+    assert "| node-0 MGH | 0.125 | - | - | - | 0.100 | 0.150 |" in summary
+    assert "DeLong" in summary
+    assert "No centre's held-out split" not in summary  # UCLH's is informative
+    assert results.row_auc_cell(row) == "0.463 [0.21, 0.73] ~ (n=15, 2+)"
+    assert results.row_auc_cell(table["node-2 UCLH"]) == "0.910 [0.80, 0.96] (n=300, 30+)"
+    assert results.row_auc_cell(table["node-0 MGH"]) == "0.125"
+    assert results.auc_cell(math.nan, math.nan, math.nan, 15, 0) == "-"
+    assert results.auc_cell(0.5, math.nan, math.nan, 15, 0) == "0.500 (n=15, 0+)"
+    only_lyon = [r for r in rows if r.node != "node-2 UCLH"]
+    assert "No centre's held-out split tells this model from chance." in \
+        results.summary_markdown("run", only_lyon, {}, 1.0)

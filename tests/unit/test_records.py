@@ -4,6 +4,7 @@ versioned, and the refusals."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,8 @@ def test_runs_from_before_the_format_was_versioned_still_load(tmp_path: Path) ->
     rows = records.read_rows(folder)
     assert [(r.round, r.final, r.took_part, r.validation_withheld) for r in rows] == [
         (1, False, False, False), (2, True, False, False)]
+    assert [(r.validation_auc_low, r.validation_auc_high, r.validation_n,
+             r.validation_positives) for r in rows] == [(None, None, None, None)] * 2
     assert load_run(folder).final["node-0 MGH"].validation_auc == 0.7  # and compare reads it
 
 
@@ -142,6 +145,20 @@ def test_a_run_record_missing_a_field_or_with_a_bad_round_is_refused() -> None:
         RunRecord.from_json({**data, "round_seconds": {"1": "fast"}})
     with pytest.raises(ValueError, match="not a JSON object"):
         RunRecord.from_json([])
+
+
+def test_the_aucs_interval_and_split_size_round_trip(tmp_path: Path) -> None:
+    row = replace(ROW, validation_auc_low=0.21, validation_auc_high=0.72, validation_n=15,
+                  validation_positives=2)
+    undefined = replace(row, validation_auc_low=float("nan"), validation_auc_high=float("nan"))
+    records.write_rows(tmp_path, [row, undefined])
+    back = records.read_rows(tmp_path)
+    assert back[0] == row and back[1].validation_n == 15
+    assert back[1].validation_auc_low != back[1].validation_auc_low  # NaN: one class missing
+    for key, value in [("validation_n", 15.0), ("validation_positives", "2"),
+                       ("validation_auc_low", "0.2")]:
+        with pytest.raises(ValueError, match=f"{key} is"):
+            MetricRow.from_json({**row.to_json(), key: value})
 
 
 def test_keys_a_newer_writer_added_are_ignored() -> None:

@@ -1,5 +1,6 @@
 """`fedjourney compare`: finished runs side by side — their settings, timings and final AUC
-per centre in one table, their validation AUC curves in one PNG."""
+per centre (with its 95% interval and held-out patients) in one table, their validation AUC
+curves in one PNG."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from fedjourney import records
 from fedjourney.errors import FedjourneyError
 from fedjourney.records import MetricRow, RunRecord
-from fedjourney.researcher.results import final_table, fmt, settings
+from fedjourney.researcher.results import final_table, fmt, row_auc_cell, settings
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,7 @@ def table(runs: list[Run]) -> str:
                      _seconds(run.info.seconds, 1),
                      _seconds(_mean(list(run.info.round_seconds.values())), 2),
                      *([_epsilon(run.info)] if privacy else []),
-                     *(fmt(final[c].validation_auc if c in final else None)
-                       for c in centres),
+                     *(row_auc_cell(final[c]) if c in final else "-" for c in centres),
                      fmt(_mean([m.validation_auc for m in final.values()])),
                      fmt(_mean([m.validation_loss for m in final.values()]))])
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
@@ -114,6 +114,10 @@ def table(runs: list[Run]) -> str:
                           for i, w in enumerate(widths)) + "|"
     notes = ["", "Final global model on each centre's held-out split: AUC per centre, then",
              "plain means over the run's centres (not weighted by patients); - = no value."]
+    if any(r.validation_n is not None for run in runs for r in run.final.values()):
+        notes += ["AUC [95% interval, DeLong] (n=held-out patients, positives+); ~: the "
+                  "interval spans 0.5,", "not informative. Runs from before intervals show "
+                  "the AUC alone."]
     notes += [f"{short[c]}: {c.split(' ', 1)[-1]}" for c in centres if short[c] != c]
     return "\n".join([line(header), rule, *map(line, body), *notes]) + "\n"
 
