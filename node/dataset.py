@@ -12,7 +12,7 @@ from fedbiomed.common.dataset import CustomDataset
 
 from fedjourney.errors import FedjourneyError
 from fedjourney.features import plan_input, spec_from_dict
-from fedjourney.model import split_order
+from fedjourney.model import split_order, training_orders
 from fedjourney.node.cache import load_or_build
 from fedjourney.node.data import CACHE, recorded
 from fedjourney.story import narrator
@@ -24,6 +24,7 @@ class CentreDataset(CustomDataset):  # type: ignore[misc]
 
     # Fed-BioMed forbids __init__ on custom datasets: the plan sets this before load().
     settings: dict[str, Any] = {}  # noqa: RUF012
+    n_train = 0  # training patients (the first ones in split order), once read
 
     def read(self) -> None:
         spec = spec_from_dict(self.settings["spec"])
@@ -45,6 +46,7 @@ class CentreDataset(CustomDataset):  # type: ignore[misc]
         # The plan's input: its class says (INPUT), the researcher passes it on.
         x = plan_input(x, spec, str(self.settings.get("input", "vector")))
         order, n_test = split_order(ids, int(self.settings["held_out_percent"]))
+        self.n_train = len(ids) - n_test
         self._x = torch.from_numpy(np.ascontiguousarray(x[order]))
         self._y = torch.from_numpy(y[order]).reshape(-1, 1)
         shape = " x ".join(str(d) for d in x.shape[1:])
@@ -57,3 +59,23 @@ class CentreDataset(CustomDataset):  # type: ignore[misc]
 
     def __len__(self) -> int:
         return int(self._x.shape[0])
+
+
+class TrainingOrder(torch.utils.data.Sampler[int]):
+    """The training batches' order: a new seeded permutation of the training patients each
+    epoch (model.training_orders). Fed-BioMed's loader shuffle stays off, because it would
+    also draw the held-out split at random; this sampler shuffles the training split only.
+    The dataset is read after the plan builds its loaders, so its size is looked up late."""
+
+    def __init__(self, dataset: CentreDataset, seed: int, round_: int) -> None:
+        self._dataset = dataset
+        self._seed, self._round = seed, round_
+        self._orders: Any = None
+
+    def __len__(self) -> int:
+        return int(self._dataset.n_train)
+
+    def __iter__(self) -> Any:
+        if self._orders is None:
+            self._orders = training_orders(len(self), self._seed, self._round)
+        return iter(next(self._orders).tolist())

@@ -14,7 +14,7 @@ import torch
 from fedbiomed.common.datamanager import DataManager
 from fedbiomed.common.training_plans import TorchTrainingPlan
 
-from fedjourney.node.dataset import CentreDataset
+from fedjourney.node.dataset import CentreDataset, TrainingOrder
 from fedjourney.node.metrics import validation_metrics
 
 
@@ -40,7 +40,9 @@ class CentrePlan(TorchTrainingPlan):  # type: ignore[misc]
     def training_data(self) -> Any:
         dataset = CentreDataset()
         dataset.settings = {**self.model_args(), "round": self.round()}
-        return DataManager(dataset=dataset, shuffle=False)
+        # Loader shuffle off keeps the held-out split fixed; the sampler shuffles training.
+        order = TrainingOrder(dataset, int(self.model_args().get("seed", 0)), self.round() or 0)
+        return DataManager(dataset=dataset, shuffle=False, sampler=order)
 
     def training_step(self, data: Any, target: Any) -> Any:
         return torch.nn.functional.binary_cross_entropy(self.model()(data), target)

@@ -102,7 +102,7 @@ def model_args(fed: Federation, t: Training, run_id: str) -> dict[str, Any]:
     return {**t.model_args,
             "n_features": len(spec.vocabulary), "n_bins": spec.n_bins, "input": t.plan.input,
             "hidden": t.hidden, "spec": spec.to_dict(), "run_id": run_id,
-            "held_out_percent": t.held_out_percent,
+            "held_out_percent": t.held_out_percent, "seed": t.seed,
             "optimizer": "sgd" if t.aggregator == "scaffold" else "adam"}
 
 
@@ -115,7 +115,7 @@ def training_args(t: Training) -> dict[str, Any]:
         "test_on_global_updates": True, "test_on_local_updates": False,
         "test_batch_size": 0, "log_interval": 1000,
         # DP-SGD's noise must not be reproducible by whoever knows the seed.
-        "random_seed": None if t.dp else 0}
+        "random_seed": None if t.dp else t.seed}
     if t.num_updates:
         args["num_updates"] = t.num_updates
     if t.aggregator == "fedprox":

@@ -6,9 +6,10 @@ and positives, and each experiment's time from `up` to results.
 Seed k shifts every centre's seed by 1000 * k (k = 0 is data/study.yaml as shipped); each
 seed is its own compose project, rendered into .cache/bench-study/seed-k/. Each experiment
 is one attached `docker compose up` (containers recreated, the centres' data kept), which
-returns by itself with the results in ./results/. The baselines are `fedjourney report`'s:
-the prototype's models trained on the host for rounds x epochs epochs, on data regenerated
-from the same config (checked against the nodes' fingerprints).
+returns by itself with the results in ./results/. The baselines are `fedjourney report`'s
+for the first experiment: its plan and settings trained on each centre alone and on all
+pooled, as its nodes train them (in the researcher image), on data regenerated from the same
+config (checked against the nodes' fingerprints).
 """
 
 from __future__ import annotations
@@ -88,10 +89,11 @@ def run_seed(k: int, config: Path, names: list[str]) -> dict[str, Any]:
                   f"{statistics.fmean(out['auc'][name].values()):.3f}", flush=True)
     finally:
         compose("down", "-v", file=file, project=project)
-    # The baselines of the first run (they do not depend on the experiment beyond its
-    # rounds x epochs, which every experiment here shares).
+    # The baselines of the first experiment: its plan and settings (the MLP's, for the
+    # default experiment), trained the way its nodes train.
     first = ROOT / "results" / f"{base}-{names[0]}"
-    report(fed, first, WORK / f"seed-{k}" / "data", WORK / f"seed-{k}" / "baselines.json")
+    report(fed, WORK / f"seed-{k}" / "federation.yaml", first, WORK / f"seed-{k}" / "data",
+           WORK / f"seed-{k}" / "baselines.json")
     table = json.loads((WORK / f"seed-{k}" / "baselines.json").read_text())["baselines"]
     out["auc"]["local"] = {c.name: table[f"local: {c.name}"][c.name]["auc"]
                            for c in fed.centres}

@@ -93,14 +93,19 @@ def _add_vocabulary(sub: Subcommands) -> None:
 def _add_prototype(sub: Subcommands) -> None:
     proto = sub.add_parser(
         "prototype",
-        help="Stage A: local training on one centre, then local vs centralised baselines",
+        help="Stage A: one centre's tensor, then local vs centralised baselines",
+        description="Print one centre's tensor as the tutorial does, then train the "
+        "experiment's plan with its settings on each centre alone and on all pooled, as "
+        "the nodes train it (in the researcher image), and evaluate each on every centre's "
+        "held-out patients: the table `fedjourney report` puts beside a run.",
     )
     proto.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     proto.add_argument("--data", type=Path, default=DEFAULT_OUT,
                        help=f"generated data (default: {DEFAULT_OUT}; generated if missing)")
     proto.add_argument("--centre", "--center", default="0", metavar="NAME|ID")
     proto.add_argument("--backend", choices=("polars", "tanat"), default="polars")
-    proto.add_argument("--epochs", type=int, default=20)
+    proto.add_argument("--experiment", metavar="NAME",
+                       help="a named experiment of the config (default: its training)")
     proto.add_argument("--out", type=Path, default=Path("results/prototype/baselines.json"))
 
 
@@ -339,11 +344,10 @@ def _prototype(args: argparse.Namespace) -> int:
     fed = load_federation(args.config)
     focus = fed.centre(args.centre)
     fed.feature_spec()  # fail before generating anything when the config has none
-    if args.epochs <= 0:
-        raise FedjourneyError(f"--epochs must be > 0, got {args.epochs}")
+    fed.experiment(args.experiment)  # likewise for an unknown experiment
     for r in generate(fed, args.data):
         print(f"{r.status:>11}  {r.folder}")
-    run_prototype(fed, args.data, focus, args.epochs, args.backend, args.out)
+    run_prototype(fed, args.config, args.data, focus, args.experiment, args.backend, args.out)
     return 0
 
 
@@ -491,7 +495,8 @@ def _run(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from fedjourney.host.report import report
 
-    path = report(load_federation(args.config), args.run_dir, args.data, args.baselines)
+    path = report(load_federation(args.config), args.config, args.run_dir, args.data,
+                  args.baselines)
     print(path.read_text(), end="")
     return 0
 

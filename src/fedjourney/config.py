@@ -98,7 +98,7 @@ STANCE = ("secure_aggregation", "metrics_under_secagg", "approved_plans")
 DEFAULT_EXPERIMENT = "default"  # the `training` section itself
 # Model arguments fedjourney gives every plan (researcher/experiment.py): not the config's.
 RESERVED_MODEL_ARGS = ("n_features", "n_bins", "input", "spec", "run_id", "held_out_percent",
-                       "optimizer", "hidden")
+                       "optimizer", "hidden", "seed")
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,9 @@ class Training:
     learning_rate: float = 1e-3
     hidden: int = 32
     held_out_percent: int = 30
+    # Seeds the initial model and each epoch's batch order (model.training_orders); DP-SGD's
+    # noise stays unseeded. Same config and seed: same batches, same metrics.
+    seed: int = 0
     tag: str = "fedjourney"
     min_nodes: int | None = None  # a round goes on with this many nodes; None: every centre
     round_deadline_s: int = 600  # a round past this fails (or drops its late nodes)
@@ -143,6 +146,8 @@ class Training:
         if self.model_args:
             out["model_args"] = dict(self.model_args)
         out["aggregator"] = self.aggregator
+        if self.seed:
+            out["seed"] = self.seed
         if self.aggregator == "fedprox":
             out["mu"] = self.fedprox_mu
         if self.num_updates:
@@ -375,7 +380,7 @@ def _parse_training(raw: Any, label: str, base: Path = Path(),
     limits = {"rounds": (1, 1000), "epochs": (1, 1000), "batch_size": (1, 100000),
               "hidden": (1, 4096), "held_out_percent": (1, 90), "min_nodes": (1, 10000),
               "round_deadline_s": (5, 86400), "node_deadline_s": (5, 86400),
-              "num_updates": (1, 100000), "secagg_clip": (1, 1000)}
+              "num_updates": (1, 100000), "secagg_clip": (1, 1000), "seed": (0, MAX_SEED)}
     for key, (lo, hi) in limits.items():
         v = values[key]
         if not (key in ("min_nodes", "num_updates") and v is None):

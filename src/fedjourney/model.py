@@ -152,3 +152,19 @@ def make_mlp(n_features: int, hidden: int = 32):  # type: ignore[no-untyped-def]
 
     return nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, 1),
                          nn.Sigmoid())
+
+
+def round_seed(seed: int, round_: int) -> int:
+    """The seed of a round's batch order: the experiment's seed and the round, mixed."""
+    return int(np.random.SeedSequence([seed, round_]).generate_state(1, np.uint64)[0])
+
+
+def training_orders(n_train: int, seed: int, round_: int):  # type: ignore[no-untyped-def]
+    """The training patients' order in each epoch of a round: a fresh permutation of
+    range(n_train) per epoch, from the round's seed, so that the same config and seed give
+    the same batches (node/dataset.py's sampler; the baselines take the same)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(round_seed(seed, round_))
+    while True:
+        yield torch.randperm(n_train, generator=generator)

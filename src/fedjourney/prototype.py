@@ -1,81 +1,29 @@
 """Stage A: the tutorial's local prototype, and the baselines federation is judged against.
 
-For one centre: build the tensor, print what the tutorial prints, train the MLP and print
-the loss per epoch. Then the question a user has: what does federation buy? Train one model
-per centre on its own data and one on all centres pooled; evaluate every model on every
-centre's held-out split.
+For one centre: build the tensor and print what the tutorial prints. Then the question a
+user has: what does federation buy? One model per centre on its own data and one on all
+centres pooled, each evaluated on every centre's held-out split. They are the experiment's
+own plan, trained with its settings the way its nodes train (fedjourney/baselines.py, run in
+the researcher image: host/baselines.py), so `fedjourney report` gives a run the same table.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
 from fedjourney.config import Centre, Federation
-from fedjourney.features import FeatureSet, FeatureSpec, build, model_input, plan_input
-from fedjourney.model import accuracy, auc, held_out, make_mlp
-
-F32 = npt.NDArray[np.float32]
+from fedjourney.features import build
+from fedjourney.researcher.results import auc_cell
 
 
-@dataclass(frozen=True)
-class Split:
-    x_train: F32
-    y_train: F32
-    x_test: F32
-    y_test: F32
+def run_prototype(fed: Federation, config: Path, data_dir: Path, focus: Centre,
+                  experiment: str | None, backend: str, out: Path, log: Any = print
+                  ) -> dict[str, Any]:
+    """Stage A end to end; writes the baselines as JSON to out."""
+    from fedjourney.host.baselines import compute
 
-
-def split(features: FeatureSet, spec: FeatureSpec) -> Split:
-    # The tutorial's MLP takes a vector per patient (the mean over bins of a sequence spec).
-    x = plan_input(model_input(features.X, spec), spec, "vector")
-    test = held_out(features.patient_ids)
-    return Split(x[~test], features.y[~test], x[test], features.y[test])
-
-
-def train(x: F32, y: F32, epochs: int, seed: int, batch_size: int = 16, lr: float = 1e-3,
-          log: Any = None) -> Any:
-    """The tutorial's training loop: Adam, BCE, mini-batches of 16."""
-    import torch
-
-    torch.manual_seed(seed)
-    model = make_mlp(x.shape[1])
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = torch.nn.BCELoss()
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y).reshape(-1, 1)
-    generator = torch.Generator().manual_seed(seed)
-    for epoch in range(1, epochs + 1):
-        order = torch.randperm(len(xt), generator=generator)
-        total = 0.0
-        for start in range(0, len(xt), batch_size):
-            idx = order[start:start + batch_size]
-            optimiser.zero_grad()
-            loss = loss_fn(model(xt[idx]), yt[idx])
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach()) * len(idx)
-        if log is not None:
-            log(f"  epoch {epoch:>3}/{epochs}  loss {total / max(len(xt), 1):.4f}")
-    return model
-
-
-def evaluate(model: Any, x: F32, y: F32) -> dict[str, float | int]:
-    import torch
-
-    with torch.no_grad():
-        score = model(torch.from_numpy(x)).numpy().ravel()
-    return {"auc": round(auc(y, score), 4), "accuracy": round(accuracy(y, score), 4),
-            "n": len(y)}
-
-
-def run_prototype(fed: Federation, data_dir: Path, focus: Centre, epochs: int, backend: str,
-                  out: Path, log: Any = print) -> dict[str, Any]:
-    """Stage A end to end; writes the comparison table as JSON to out."""
     spec = fed.feature_spec()
     sets = {c.name: build(data_dir / c.folder_name, spec, backend) for c in fed.centres}
     summary = sets[focus.name].summary()
@@ -85,56 +33,53 @@ def run_prototype(fed: Federation, data_dir: Path, focus: Centre, epochs: int, b
                 "sparsity", "non_zero_cells", "patients_with_events", "positive_rate"):
         if key in summary:  # patients_excluded: a condition target's only
             log(f"  {key:<22} {summary[key]}")
-    splits = {name: split(fs, spec) for name, fs in sets.items()}
-    log(f"Training the MLP ({spec.shape[1]} -> 32 -> 1) on {focus.name}:")
-    models = {f"local: {focus.name}": train(splits[focus.name].x_train,
-                                            splits[focus.name].y_train, epochs, seed=0,
-                                            log=log)}
-    for name, s in splits.items():
-        if name != focus.name:
-            models[f"local: {name}"] = train(s.x_train, s.y_train, epochs, seed=0)
-    pooled_x = np.concatenate([s.x_train for s in splits.values()])
-    pooled_y = np.concatenate([s.y_train for s in splits.values()])
-    models["centralised (pooled)"] = train(pooled_x, pooled_y, epochs, seed=0)
-    table = {model_name: {centre: evaluate(model, s.x_test, s.y_test)
-                          for centre, s in splits.items()}
-             for model_name, model in models.items()}
-    # Every centre's held-out patients together: a rare target (a condition's incidence)
-    # leaves a handful of positives per centre, too few for a per-centre AUC to mean much.
-    every_x = np.concatenate([s.x_test for s in splits.values()])
-    every_y = np.concatenate([s.y_test for s in splits.values()])
-    together = {model_name: evaluate(model, every_x, every_y)
-                for model_name, model in models.items()}
-    result = {"spec": spec.to_dict(), "spec_fingerprint": spec.fingerprint(),
-              "backend": backend, "epochs": epochs, "held_out_percent": 30,
-              "centres": {c.name: sets[c.name].summary() for c in fed.centres},
-              "baselines": table, "held_out_together": together}
+    result = compute(fed, config, experiment, data_dir, backend, focus.id, log)
+    result = {"spec": spec.to_dict(), **result, "experiment": experiment,
+              "centres": {c.name: sets[c.name].summary() for c in fed.centres}}
     log("")
-    log(render_table(table))
-    log(f"\nAUC on every centre's held-out patients together (n={len(every_y)}, "
-        f"{int(every_y.sum())} positive):")
-    for model_name, r in together.items():
-        log(f"  {model_name:<{max(map(len, together)) + 2}}{r['auc']:.3f}")
+    log(render_table(result["baselines"]))
+    log("")
+    log(render_together(result["held_out_together"]))
+    for difference in result["differences"]:
+        log(f"unlike the federated run, {difference}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".partial")
+    tmp = out.with_name(f".{out.name}.partial")
     tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     tmp.replace(out)
     log(f"\nwrote {out}")
     return result
 
 
-def _cell(r: dict[str, float | int]) -> str:
-    text = f"AUC {r['auc']:.3f} acc {r['accuracy']:.3f} (n={r['n']})"
-    return f"{text:>31}"  # room for n in the thousands: a condition target needs them
+def render_together(together: dict[str, dict[str, Any]]) -> str:
+    """AUC of each model on every centre's held-out patients together (the headline)."""
+    first = next(iter(together.values()))
+    lines = [f"AUC on every centre's held-out patients together (n={first['n']}, "
+             f"{first['positives']} positive):"]
+    width = max(map(len, together)) + 2
+    lines += [f"  {name:<{width}}{_auc(r)}" for name, r in together.items()]
+    return "\n".join(lines)
 
 
-def render_table(table: dict[str, dict[str, dict[str, float | int]]]) -> str:
-    """Models in rows, held-out centres in columns: AUC / accuracy (n)."""
+def _auc(r: dict[str, Any]) -> str:
+    text = auc_cell(r.get("auc"), r.get("auc_low"), r.get("auc_high"))
+    return text.replace(" ~", " not informative (spans 0.5)")
+
+
+def _cell(r: dict[str, Any]) -> str:
+    text = auc_cell(r.get("auc"), r.get("auc_low"), r.get("auc_high"), r.get("n"),
+                    r.get("positives"))
+    return f"{text:>36}"  # room for n in the thousands: a condition target needs them
+
+
+def render_table(table: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Models in rows, held-out centres in columns: AUC [95% interval] (n, positives)."""
     centres = list(next(iter(table.values())))
     width = max(len(m) for m in table) + 2
-    head = "model".ljust(width) + "".join(f"{c[:29]:>31}" for c in centres)
+    head = "model".ljust(width) + "".join(f"{c[:34]:>36}" for c in centres)
     lines = [head, "-" * len(head)]
     for model, row in table.items():
         cells = "".join(_cell(r) for r in row.values())
         lines.append(model.ljust(width) + cells)
+    lines.append("AUC [95% interval, DeLong] (held-out patients, positives); ~: the interval "
+                 "spans 0.5 (not informative)")
     return "\n".join(lines)

@@ -108,6 +108,13 @@ class Stack(Compose):
         subprocess.run(["docker", "kill", self.container(service)], check=True,
                        capture_output=True)
 
+    def signal(self, service: str, sig: str) -> None:
+        """Send every process of service's container `sig` (STOP: its connections stay
+        open and nothing answers; `docker pause` needs a cgroup freezer this kernel lacks)."""
+        done = self.exec(service, "sh", "-c", f'for p in /proc/[0-9]*; do p=${{p#/proc/}}; '
+                         f'[ "$p" = $$ ] || kill -{sig} "$p" 2>/dev/null; done; true')
+        assert done.returncode == 0, done.stderr
+
     def rogue(self, mode: str) -> str:
         """Run rogue_researcher.py's `mode` in a researcher container (the stack's own
         researcher must have left); its output, once the nodes refused (else fail)."""

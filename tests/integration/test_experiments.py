@@ -7,6 +7,7 @@ run in the clear, at the researcher and at its own node."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from fedjourney import records, settings
+from fedjourney.cli import main
 from fedjourney.contract import story_log
 from fedjourney.exits import Exit
 from fedjourney.testing import LiveFederation, Start
@@ -24,6 +26,9 @@ ROUNDS = 3
 EXPERIMENTS = ("secagg", "dp", "fedprox", "scaffold", "one-round", "one-round-secagg",
                "logistic", "gru")
 KEEP = {settings.KEEP.env: "1"}
+# Settings unlike the defaults in every way the baselines must follow.
+UNLIKE = {"hidden": 8, "learning_rate": 0.01, "batch_size": 4, "held_out_percent": 40,
+          "rounds": 2, "epochs": 1, "seed": 7}
 
 
 def _run(live: LiveFederation, experiment: str, run_id: str = "") -> Path:
@@ -39,7 +44,8 @@ def live(federation: Start) -> LiveFederation:
     own tests get), after the default experiment ran."""
     # One aggregation each, in the clear and masked: their models differ by quantization only.
     live = federation(DEFAULT_CONFIG, population=30, rounds=ROUNDS, epochs=2, experiments={
-        "one-round": {"rounds": 1}, "one-round-secagg": {"rounds": 1, "secagg": "lom"}})
+        "one-round": {"rounds": 1}, "one-round-secagg": {"rounds": 1, "secagg": "lom"},
+        "unlike": UNLIKE})
     _run(live, "", "itest-exp-default")
     return live
 
@@ -170,6 +176,35 @@ class MyPlan(CentrePlan):
         return nn.Sequential(nn.Linear(model_args["n_features"], 8), nn.ReLU(),
                              nn.Dropout(model_args["dropout"]), nn.Linear(8, 1), nn.Sigmoid())
 '''
+
+
+def test_baselines_md_is_the_prototype_with_the_runs_settings(live: LiveFederation,
+                                                              tmp_path: Path) -> None:
+    """`fedjourney report` on a run whose settings are all unlike the defaults gives the
+    table `fedjourney prototype` gives for that experiment, trained with those settings,
+    on as many held-out patients per centre as the nodes validated on."""
+    run = _run(live, "unlike")
+    data, cache, proto = tmp_path / "data", tmp_path / "cache.json", tmp_path / "proto.json"
+    assert main(["report", str(run), "--config", str(live.config), "--data", str(data),
+                 "--baselines", str(cache)]) == 0
+    assert main(["prototype", "--config", str(live.config), "--experiment", "unlike",
+                 "--data", str(data), "--out", str(proto)]) == 0
+    reported, prototyped = json.loads(cache.read_text()), json.loads(proto.read_text())
+    for key in ("settings", "baselines", "held_out_together", "differences"):
+        assert reported[key] == prototyped[key], key
+    assert {k: reported["settings"][k] for k in UNLIKE} == UNLIKE
+    text = (run / records.BASELINES).read_text()
+    assert "hidden 8, optimizer adam, learning_rate 0.01, batch_size 4" in text
+    held_out = {row.node.split(" ", 1)[1]: row for row in records.read_rows(run) if row.final}
+    for centre, cell in reported["baselines"]["centralised (pooled)"].items():
+        story = [line for line in live.logs(_node(live, centre)).splitlines()
+                 if "itest-exp-unlike" in line and "held out" in line]
+        assert story and story[-1].endswith(f"{cell['n']} held out"), (centre, story[-1:])
+        assert centre in held_out
+
+
+def _node(live: LiveFederation, centre: str) -> str:
+    return next(f"node-{c.id}" for c in live.fed.centres if c.name == centre)
 
 
 def test_a_plan_no_hospital_approved_is_refused_until_each_approves_it(

@@ -51,34 +51,55 @@ def test_an_invalid_config_stops_its_generator_before_any_node_starts(tmp_path: 
         stack.compose("down", "-v", check=False)
 
 
+KOFN_ROUNDS = 60  # the hold comes within a poll (~1 s) of the first round without node-1
+CONNECTED = "connected to the researcher at researcher:"  # node/start.py, once per start
+
+
 @pytest.fixture
 def k_of_n_stack(tmp_path: Path) -> Iterator[Stack]:
-    with running(tmp_path, f"fjkofn{os.getpid()}", "itest-kofn", rounds=60, epochs=10,
-                 min_nodes=2, round_deadline_s=30) as stack:
+    # The held round waits for node-1's restart (about 20 s here): its deadline must be well
+    # above (the round then waits out the deadline for node-1's lost request).
+    with running(tmp_path, f"fjkofn{os.getpid()}", "itest-kofn", rounds=KOFN_ROUNDS,
+                 epochs=10, min_nodes=2, round_deadline_s=60) as stack:
         yield stack
 
 
 def test_with_min_nodes_a_lost_node_is_dropped_then_rejoins(k_of_n_stack: Stack) -> None:
     """min_nodes 2 of 3: node-1 killed mid-run, the run goes on without it; restarted on
-    its state volume, it takes part again; sample-weighted FedAverage over those present."""
+    its state volume, it takes part again; sample-weighted FedAverage over those present.
+
+    The rounds do not race the restart: once a round went on without node-1, the other
+    two nodes are stopped (SIGSTOP), which holds the next round open until node-1 has
+    reconnected. (Stopping them before the kill would not do: Fed-BioMed keeps a node's
+    pending request for its id, and a quick restart answers it, missing no round.)"""
     stack = k_of_n_stack
-    stack.kill_after_round("node-1", 2, 60)
+    stack.kill_after_round("node-1", 2, KOFN_ROUNDS)
     stack.wait_until(lambda: "without node-1 CHU de Lyon" in stack.logs("researcher"),
                      timeout=90, what="a round without node-1")
-    stack.compose("start", "node-1")
+    held = ("node-0", "node-2")
+    for service in held:
+        stack.signal(service, "STOP")
+    try:
+        stack.compose("start", "node-1")
+        stack.wait_until(lambda: stack.logs("node-1").count(CONNECTED) == 2, timeout=50,
+                         what="node-1 reconnected")
+    finally:
+        for service in held:
+            stack.signal(service, "CONT")
     assert stack.wait_exit("researcher", timeout=600) == 0, stack.logs("researcher")[-3000:]
     assert stack.wait_exit("results", timeout=60) == 0
     run = stack.compose_file.parent / "results" / "itest-kofn"
     rows = records.read_rows(run)
-    lyon = {r.round: r.took_part for r in rows if r.node == "node-1 CHU de Lyon"}
+    lyon = {r.round: r.took_part for r in rows if r.node == "node-1 CHU de Lyon" and not r.final}
     others = [r.took_part for r in rows if r.node != "node-1 CHU de Lyon" and not r.final]
     assert all(others)
-    assert lyon[1] and lyon[2] and lyon[60], lyon  # before, and back at the end
-    missed = [r for r, took in lyon.items() if not took and r <= 60]
-    assert missed and min(missed) >= 3, lyon
+    missed = [r for r, took in lyon.items() if not took]
+    assert lyon[1] and lyon[2] and missed and min(missed) >= 3, lyon
+    back = [r for r, took in lyon.items() if took and r > max(missed)]
+    assert back and back[-1] == KOFN_ROUNDS, lyon  # after the gap, to the end
     summary = (run / records.SUMMARY).read_text()
     assert "- node-1 CHU de Lyon: 1-" in summary and "- node-0 Massachusetts General " \
-        "Hospital: 1-60" in summary
+        f"Hospital: 1-{KOFN_ROUNDS}" in summary
 
 
 @pytest.fixture
@@ -162,9 +183,7 @@ def test_a_hung_node_is_dropped_at_the_round_deadline(hang_stack: Stack) -> None
     stack = hang_stack
     stack.wait_until(lambda: "round 1/4 aggregated" in stack.logs("researcher"), timeout=240,
                      what="round 1")
-    stopped = stack.exec("node-2", "sh", "-c", 'for p in /proc/[0-9]*; do p=${p#/proc/}; '
-                         '[ "$p" = $$ ] || kill -STOP "$p" 2>/dev/null; done; true')
-    assert stopped.returncode == 0, stopped.stderr
+    stack.signal("node-2", "STOP")
     status = stack.wait_exit("researcher", timeout=300)
     logs = stack.logs("researcher")
     assert status == 0, logs[-3000:]

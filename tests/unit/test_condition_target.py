@@ -11,11 +11,9 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
-from fedjourney.cli import main
 from fedjourney.config import load_federation, parse_federation
 from fedjourney.errors import FedjourneyError
 from fedjourney.features import ConditionTarget, build, load_spec, spec_from_dict
@@ -173,31 +171,3 @@ def test_no_leakage_a_label_revealing_code_never_reaches_x(default_federation: P
     # Nor can the code be chosen for the vocabulary from the reports before the cutoff.
     assert LEAK in code_counts(folder, min_patients=1)
     assert LEAK not in code_counts(folder, min_patients=1, before=cutoff)
-
-
-def test_prototype_runs_a_condition_target(default_federation: Path, tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("torch")
-    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    raw["features"]["target"] = {"condition": HYPERTENSION, "cutoff": "2022-01-01"}
-    config = tmp_path / "federation.yaml"
-    config.write_text(yaml.safe_dump(raw, sort_keys=False))
-    out = tmp_path / "baselines.json"
-    assert main(["prototype", "--config", str(config), "--data", str(default_federation),
-                 "--epochs", "2", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert f"condition {HYPERTENSION} first diagnosed on or after 2022-01-01" in printed
-    assert "patients_excluded" in printed and "held-out patients together" in printed
-    result = json.loads(out.read_text())
-    assert result["spec_fingerprint"] == CONDITION.fingerprint()
-    assert result["spec"]["target"] == {"condition": HYPERTENSION, "cutoff": "2022-01-01"}
-    for name, summary in result["centres"].items():
-        expected = _expected(default_federation / load_federation(config).centre(
-            name).folder_name, HYPERTENSION, CUTOFF, CONDITION.end)
-        assert summary["patients"] == len(expected)
-        assert np.isclose(summary["positive_rate"], np.mean(list(expected.values())),
-                          atol=1e-4)
-    # Every centre's held-out patients together (50 a centre leave a handful of positives).
-    together = result["held_out_together"]["centralised (pooled)"]
-    assert together["n"] == sum(row["n"] for row in
-                                result["baselines"]["centralised (pooled)"].values())

@@ -274,24 +274,3 @@ def test_features_command_saves_the_arrays(default_federation: Path, tmp_path: P
     assert saved["X"].shape == tuple(summary["shape"]) and saved["X"].shape[1:] == (10, 30)
     assert saved["y"].shape == saved["patient_ids"].shape
     assert list(saved["feature_names"]) == SPEC.feature_names
-
-
-def test_prototype_prints_and_writes_the_baselines(default_federation: Path, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("torch")
-    out = tmp_path / "baselines.json"
-    assert main(["prototype", "--data", str(default_federation), "--epochs", "3",
-                 "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "epoch   3/3  loss" in printed and "centralised (pooled)" in printed
-    result = json.loads(out.read_text())
-    table = result["baselines"]
-    assert set(table) == {"local: Massachusetts General Hospital", "local: CHU de Lyon",
-                          "local: University College London Hospital",
-                          "centralised (pooled)"}
-    for row in table.values():
-        assert set(row) == {"Massachusetts General Hospital", "CHU de Lyon",
-                            "University College London Hospital"}
-        for cell in row.values():
-            assert 0.0 <= cell["auc"] <= 1.0 and cell["n"] > 5
-    assert result["spec_fingerprint"] == SPEC.fingerprint()

@@ -151,7 +151,8 @@ def test_summary_and_baselines_have_one_writer_each(tmp_path: Path) -> None:
                                "centralised (pooled)": {"MGH": {"auc": 0.66, "accuracy": 0.6,
                                                                 "n": 15}}}}
     text = baselines_markdown("run", rows, baselines)
-    assert "| local: MGH | 0.610 |" in text and "| centralised (pooled) | 0.660 |" in text
+    assert "| local: MGH | 0.610 (n=15) |" in text
+    assert "| centralised (pooled) | 0.660 (n=15) |" in text
     assert "| **federated (fedavg, secagg off, dp off)** | 0.125 |" in text
     masked = baselines_markdown("run", rows, baselines, {"name": "secagg", "secagg": "lom"})
     assert "| **federated (secagg: fedavg, secagg lom, dp off)** | 0.125 |" in masked

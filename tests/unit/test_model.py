@@ -26,3 +26,19 @@ def test_held_out_split_depends_on_ids_not_order() -> None:
     assert n_test == 300 and set(order[-300:]) == set(np.nonzero(test)[0])
     shuffled = np.random.default_rng(0).permutation(len(ids))
     assert (held_out(ids[shuffled]) == test[shuffled]).all()
+
+
+def test_training_orders_shuffle_each_epoch_from_the_seed_and_round() -> None:
+    """Each epoch a new permutation of the training patients; the same seed and round give
+    the same ones (the nodes' sampler and the baselines both draw them here)."""
+    from itertools import islice
+
+    from fedjourney.model import training_orders
+
+    first = [o.tolist() for o in islice(training_orders(20, 0, 1), 3)]
+    assert all(sorted(o) == list(range(20)) for o in first)
+    assert first[0] != first[1] != first[2]
+    assert [o.tolist() for o in islice(training_orders(20, 0, 1), 3)] == first
+    assert next(training_orders(20, 0, 2)).tolist() != first[0]
+    assert next(training_orders(20, 1, 1)).tolist() != first[0]
+    assert next(training_orders(0, 0, 1)).tolist() == []

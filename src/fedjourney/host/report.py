@@ -1,6 +1,6 @@
-"""`fedjourney report`: the local-only and centralised baselines of a finished run, computed
-on the host and written to results/<run-id>/baselines.md, beside the researcher's summary
-(each file has one writer)."""
+"""`fedjourney report`: the local-only and centralised baselines of a finished run, trained
+from the host in the researcher image (host/baselines.py) and written to
+results/<run-id>/baselines.md, beside the researcher's summary (each file has one writer)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,17 @@ from fedjourney.config import Federation
 from fedjourney.errors import FedjourneyError
 from fedjourney.fingerprint import dataset_fingerprint
 from fedjourney.records import MetricRow
-from fedjourney.researcher.results import final_table, fmt, settings
+from fedjourney.researcher.results import auc_cell, final_table, row_auc_cell, settings
 
 
-def report(fed: Federation, run_dir: Path, data_dir: Path, baselines_path: Path) -> Path:
-    """Write run_dir/baselines.md: the prototype's baselines beside the federated model,
-    computing them (same spec, same held-out patients, rounds x epochs epochs) on
-    data regenerated on the host, and checking it matches the nodes' fingerprints."""
+def report(fed: Federation, config: Path, run_dir: Path, data_dir: Path,
+           baselines_path: Path) -> Path:
+    """Write run_dir/baselines.md: the run's own plan and settings trained on each centre
+    alone and on all pooled (fedjourney/baselines.py), beside the federated model, on data
+    regenerated on the host and checked against the nodes' fingerprints. baselines_path
+    caches the last result, keyed by everything it depends on (host/baselines.cache_key)."""
     from fedjourney.generator import generate
-    from fedjourney.prototype import run_prototype
+    from fedjourney.host.baselines import cache_key, compute, image_id
 
     if not (run_dir / records.METRICS).is_file():
         raise FedjourneyError(f"{run_dir} is not a finished run (no {records.METRICS})")
@@ -34,21 +36,20 @@ def report(fed: Federation, run_dir: Path, data_dir: Path, baselines_path: Path)
         generate(fed, data_dir, force=True)
     host = {contract.node_label(c.id, c.name): dataset_fingerprint(data_dir / c.folder_name)
             for c in fed.centres}
-    # The run's own experiment: its rounds and epochs set the baselines' training length.
-    t = fed.experiment((run.experiment or {}).get("name"))
-    epochs = t.rounds * t.epochs
-    spec = fed.feature_spec()
+    experiment = (run.experiment or {}).get("name")
+    key = cache_key(fed, experiment, "polars", host, image_id())
     baselines: dict[str, Any] | None = None
     if baselines_path.is_file():
         baselines = json.loads(baselines_path.read_text())
-        if baselines.get("spec_fingerprint") != spec.fingerprint() or \
-                baselines.get("epochs") != epochs or baselines.get("fingerprints") != host:
+        if baselines.get("key") != key:
             baselines = None
     if baselines is None:
-        baselines = run_prototype(fed, data_dir, fed.centres[0], epochs, "polars",
-                                  baselines_path, log=lambda _msg: None)
-        baselines["fingerprints"] = host
-        baselines_path.write_text(json.dumps(baselines, indent=2) + "\n")
+        baselines = {**compute(fed, config, experiment, data_dir, log=lambda _line: None),
+                     "key": key, "fingerprints": host}
+        baselines_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = baselines_path.with_name(f".{baselines_path.name}.partial")
+        tmp.write_text(json.dumps(baselines, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(baselines_path)
     text = baselines_markdown(run.run_id, rows, baselines, run.experiment)
     same = all(host.get(node) == fp for node, fp in fingerprints.items())
     text += ("\nThe host regenerated the same data from the config: every centre's fingerprint "
@@ -62,20 +63,39 @@ def report(fed: Federation, run_dir: Path, data_dir: Path, baselines_path: Path)
     return out
 
 
+def _cell(r: dict[str, Any]) -> str:
+    """A baselines.json cell as summary.md shows an AUC (results.auc_cell)."""
+    return auc_cell(r.get("auc"), r.get("auc_low"), r.get("auc_high"), r.get("n"),
+                    r.get("positives"))
+
+
 def baselines_markdown(run_id: str, rows: list[MetricRow], baselines: dict[str, Any],
                        experiment: dict[str, Any] | None = None) -> str:
     """AUC per centre of every baseline model and of the federated model (named by the run's
-    experiment: run.json's `experiment`)."""
+    experiment: run.json's `experiment`), the settings both used and what differs."""
     table = baselines["baselines"]
     centres = list(next(iter(table.values())))
+    used = baselines.get("settings", {})
+    shown = ", ".join(f"{k} {v}" for k, v in used.items() if v not in (None, {}))
     lines = [f"# Baselines for run {run_id}", "",
-             "`fedjourney prototype`'s models, same FeatureSpec, same held-out patients, "
-             "rounds x epochs epochs. AUC on each centre's held-out split:", "",
-             "| model | " + " | ".join(centres) + " |", "|---|" + "---|" * len(centres)]
+             "Each centre's model trained on its own patients, and one on all centres' pooled, "
+             "with the run's plan and settings the way its nodes train "
+             f"({shown}); AUC with its 95% interval (DeLong) on each centre's held-out split "
+             "(the patients the nodes validate on), n patients and their positives. "
+             "`~`: the interval spans 0.5, so that figure does not tell the model from chance.",
+             ""]
+    lines += [f"Unlike the federated run, {d}." for d in baselines.get("differences", [])]
+    lines += ["", "| model | " + " | ".join(centres) + " |", "|---|" + "---|" * len(centres)]
     for model, row in table.items():
-        lines.append(f"| {model} | " + " | ".join(fmt(row[c]["auc"]) for c in centres) + " |")
-    by_centre = {node.split(" ", 1)[-1]: m.validation_auc
-                 for node, m in final_table(rows).items()}
+        lines.append(f"| {model} | " + " | ".join(_cell(row[c]) for c in centres) + " |")
+    final = {node.split(" ", 1)[-1]: m for node, m in final_table(rows).items()}
     lines.append(f"| **federated ({settings(experiment)})** | " + " | ".join(
-        fmt(by_centre.get(c)) for c in centres) + " |")
+        row_auc_cell(final[c]) if c in final else "n/a" for c in centres) + " |")
+    together = baselines.get("held_out_together")
+    if together:
+        first = next(iter(together.values()))
+        lines += ["", f"On every centre's held-out patients together (n={first['n']}, "
+                  f"{first.get('positives', '?')} positive): "
+                  + "; ".join(f"{m} {_cell(r).split(' (n=')[0]}" for m, r in together.items())
+                  + "."]
     return "\n".join(lines) + "\n"
