@@ -31,7 +31,7 @@ import numpy.typing as npt
 from fedjourney.config import Federation, Training, load_federation
 from fedjourney.errors import FedjourneyError
 from fedjourney.features import FeatureSpec, build, model_input, plan_input
-from fedjourney.model import accuracy, auc, split_order, training_orders
+from fedjourney.model import accuracy, auc, auc_interval, split_order, training_orders
 
 F32 = npt.NDArray[np.float32]
 CENTRALISED = "centralised (pooled)"
@@ -118,17 +118,12 @@ def evaluate(model: Any, x: F32, y: F32) -> dict[str, Any]:
     """AUC (with its 95% interval), accuracy, patients and positives on a held-out split."""
     import torch
 
-    from fedjourney import model as metrics
-
     with torch.no_grad():
         score = model(torch.from_numpy(x)).numpy().ravel().astype(np.float32)
-    out: dict[str, Any] = {"auc": _round(auc(y, score)), "accuracy": _round(accuracy(y, score)),
-                           "n": len(y), "positives": int((y > 0.5).sum())}
-    interval = getattr(metrics, "auc_interval", None)
-    if interval is not None:
-        low, high = interval(y, score)
-        out.update(auc_low=_round(low), auc_high=_round(high))
-    return out
+    low, high = auc_interval(y, score)
+    return {"auc": _round(auc(y, score)), "auc_low": _round(low), "auc_high": _round(high),
+            "accuracy": _round(accuracy(y, score)), "n": len(y),
+            "positives": int((y > 0.5).sum())}
 
 
 def _round(value: float) -> float | None:
