@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from fedbiomed.common.dataset import CustomDataset
 
+from fedjourney.contract import check_run_id
 from fedjourney.errors import FedjourneyError
 from fedjourney.features import plan_input, spec_from_dict
 from fedjourney.model import split_order, training_orders
@@ -30,6 +31,11 @@ class CentreDataset(CustomDataset):  # type: ignore[misc]
         spec = spec_from_dict(self.settings["spec"])
         record = recorded()
         story = narrator().at(self.settings.get("run_id"), self.settings.get("round"))
+        try:
+            check_run_id(self.settings.get("run_id"))  # type: ignore[arg-type]
+        except ValueError as exc:
+            story.warning(f"REFUSED: {exc}")
+            raise FedjourneyError(f"REFUSED: {exc}") from None
         # The plan's approval covers its source, not its arguments: the FeatureSpec (target
         # included) is part of what this hospital approved, so another one is refused
         # before any tensor is built.

@@ -53,4 +53,6 @@ BROKEN: dict[str, tuple[Callable[[Path], None], str]] = {
     "unknown patient": (_edit("patients.csv", lambda r: [r[0], *r[2:]]),
                         "are not in patients.csv"),
     "link out of the centre": (_link_out, "a link pointing out of the centre folder"),
+    # Its first line is then a patient's record: the refusal must not quote it.
+    "headerless patients": (_edit("patients.csv", lambda r: r[1:]), "column Id missing"),
 }

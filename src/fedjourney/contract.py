@@ -68,7 +68,7 @@ RESEARCHER_CERTIFICATE = STATE / "researcher" / "etc" / "certs" / "server_certif
 
 
 # ---- run ids ----------------------------------------------------------------------------
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # the whole id (fullmatch)
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -79,9 +79,10 @@ def new_run_id(now: dt.datetime | None = None) -> str:
 
 def check_run_id(run_id: str) -> str:
     """The run id, or ValueError: it names a folder on the host, so no slashes or dots."""
-    if not RUN_ID.match(run_id) or run_id in {".", ".."}:
-        raise ValueError(f"invalid run id {run_id!r}: use letters, digits, '.', '_' and '-' "
-                         "(at most 64)")
+    # fullmatch: `$` would let a final newline through, which forges a story line.
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or run_id in {".", ".."}:
+        raise ValueError(f"invalid run id {repr(run_id)[:80]}: use letters, digits, '.', '_' "
+                         "and '-' (at most 64)")
     return run_id
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedjourney.contract import NO_VALUE, STORY_FORMAT, STORY_LINE, STORY_TIME
+from fedjourney.contract import NO_VALUE, RUN_ID, STORY_FORMAT, STORY_LINE, STORY_TIME
 
 LOGGER = "fedjourney"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -49,7 +49,10 @@ class Story(logging.LoggerAdapter):  # type: ignore[type-arg]
         return msg, kwargs
 
     def at(self, run: str | None = None, round_: int | None = None) -> Story:
-        """The same narrator, speaking about this run (and round)."""
+        """The same narrator, speaking about this run (and round). A run id that is not
+        one (a researcher's, unchecked: a newline in it would forge a line) is not told."""
+        if run is not None and not (isinstance(run, str) and RUN_ID.fullmatch(run)):
+            run = "invalid-run-id"
         return Story(self.logger, {"run": run, "round": round_})
 
 

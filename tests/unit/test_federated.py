@@ -36,7 +36,7 @@ def test_dataset_record_travels_as_json_not_free_text() -> None:
 def test_run_ids_are_checked_before_naming_a_folder() -> None:
     run_id = contract.new_run_id(dt.datetime(2026, 11, 28, 3, 6, 11, tzinfo=dt.UTC))
     assert run_id.startswith("20261128-030611-") and contract.check_run_id(run_id)
-    for bad in ("../x", "a/b", "", ".."):
+    for bad in ("../x", "a/b", "", "..", "abc\n", "abc\nforged line", "a" * 65):
         with pytest.raises(ValueError, match="invalid run id"):
             contract.check_run_id(bad)
 
@@ -52,12 +52,15 @@ def test_story_lines_go_to_stdout_and_file_with_run_and_round(
     story.info("dataset registered")
     story.at("r1", 3).info("validation AUC 0.7")
     story.at("r2", 3).warning("validation\nAUC 0.8")  # one line, whatever the message
+    # A researcher's run id is not trusted: a newline in it would forge a line.
+    story.at("r3\n2026-12-03T00:00:00.000Z [researcher] run=x round=1 | forged", 1).info("ok")
     logging.getLogger("fedbiomed").info("Fed-BioMed chatter")  # not a story line
     out = capsys.readouterr().out.splitlines()
-    assert out == story_file.read_text().splitlines() and len(out) == 3
+    assert out == story_file.read_text().splitlines() and len(out) == 4
     records = [parse(line) for line in out]
     assert [(r.who, r.run, r.round) for r in records if r] == [
-        ("node-0 MGH", "-", "-"), ("node-0 MGH", "r1", "3"), ("node-0 MGH", "r2", "3")]
+        ("node-0 MGH", "-", "-"), ("node-0 MGH", "r1", "3"), ("node-0 MGH", "r2", "3"),
+        ("node-0 MGH", "invalid-run-id", "1")]
     assert records[2] is not None and records[2].message == "validation AUC 0.8"
 
 

@@ -8,6 +8,7 @@ patient's identifier or a raw value of a record: they reach a node's logs.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,8 +57,25 @@ def checked_csv(folder: Path, name: str, columns: list[str], needed_for: str | N
         raise FedjourneyError(f"{path}: empty file, no CSV header") from None
     missing = [c for c in columns if c not in header]
     if missing:
-        raise FedjourneyError(f"{path}: column {missing[0]} missing (has {', '.join(header)})")
+        raise FedjourneyError(f"{path}: column {missing[0]} missing ({_header_shown(header)})")
     return path
+
+
+# What a column name looks like in Synthea's CSV format. A file without its header row has a
+# record as its first line: only fields shaped like names are quoted, never values (dates,
+# ids, names with digits, one-letter codes).
+_COLUMN_NAME = re.compile(r"Id|[A-Z][A-Z_]+")
+
+
+def _header_shown(header: list[str]) -> str:
+    names = [h for h in header if _COLUMN_NAME.fullmatch(h)]
+    others = len(header) - len(names)
+    text = f"has {', '.join(names)}" if names else "no field of its first line is a column name"
+    if others:
+        text += f"; {others} other field{'s' if others > 1 else ''} not shown"
+    if not names or others > len(names):
+        text += "; is its first line a header?"
+    return text
 
 
 def patient_columns(spec: FeatureSpec) -> list[str]:
