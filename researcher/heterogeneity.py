@@ -1,6 +1,8 @@
 """How the centres differ, from the aggregates each node published with its dataset record
 (node/profile.py): size, class balance, ages, the codes they record most, and how far apart
-their code distributions are (Jensen-Shannon distance, base 2: 0 same, 1 disjoint)."""
+their code distributions are (Jensen-Shannon distance, base 2: 0 same, 1 disjoint), over the
+codes both centres published: a suppressed share may be near 0 or near 1 (its complement is
+small), so it cannot stand in as 0."""
 
 from __future__ import annotations
 
@@ -32,22 +34,23 @@ def report(records: list[DatasetRecord]) -> list[str]:
     pairs = distances(profiled)
     if pairs:
         lines += ["", "Jensen-Shannon distance between centres' code distributions "
-                  "(suppressed cells as 0):", ""]
+                  "(over the codes both published):", ""]
         lines += [f"- {a} / {b}: {d:.3f}" for (a, b), d in pairs.items()]
     return [*lines, ""]
 
 
 def distances(records: list[DatasetRecord]) -> dict[tuple[str, str], float]:
-    """Pairwise Jensen-Shannon distance of the centres' code-prevalence vectors."""
+    """Pairwise Jensen-Shannon distance of the centres' code-prevalence vectors, over the
+    codes both published; no distance for a pair that shares none."""
     from scipy.spatial.distance import jensenshannon
-
-    def vector(r: DatasetRecord) -> list[float]:
-        prevalence: dict[str, Any] = r.profile["code_prevalence"]
-        return [float(v or 0.0) for _, v in sorted(prevalence.items())]
 
     out = {}
     for a, b in itertools.combinations(records, 2):
-        va, vb = vector(a), vector(b)
-        if sum(va) and sum(vb) and len(va) == len(vb):
+        pa: dict[str, Any] = a.profile["code_prevalence"]
+        pb: dict[str, Any] = b.profile["code_prevalence"]
+        shared = sorted(c for c in pa.keys() & pb.keys()
+                        if pa[c] is not None and pb[c] is not None)
+        va, vb = [float(pa[c]) for c in shared], [float(pb[c]) for c in shared]
+        if sum(va) and sum(vb):
             out[(a.label, b.label)] = float(jensenshannon(va, vb, base=2))
     return out

@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 
 from fedjourney.config import load_federation
+from fedjourney.contract import DatasetRecord
 from fedjourney.node.data import check_data
 from fedjourney.researcher.heterogeneity import distances, report
 from tests.conftest import DEFAULT_CONFIG
@@ -70,3 +71,24 @@ def test_the_report_names_each_centre_and_how_far_apart_they_are(
     same = replace(records[0], centre_id=9, centre="Twin")
     assert distances([records[0], same])[(records[0].label, same.label)] == 0
     assert report([replace(r, profile={}) for r in records]) == []
+
+
+def test_distances_use_the_codes_both_centres_published(
+        default_federation: Path, tmp_path: Path) -> None:
+    # A suppressed share may be near 0 or near 1 (all but a few patients have the code): it
+    # is left out of both vectors, not read as 0.
+    base = _records(default_federation, tmp_path)[0]
+
+    def centre(i: int, prevalence: dict[str, float | None]) -> DatasetRecord:
+        return replace(base, centre_id=i, centre=f"C{i}",
+                       profile={**base.profile, "code_prevalence": prevalence})
+
+    a = centre(1, {"x": 0.5, "y": None, "z": 0.2})
+    b = centre(2, {"x": 0.5, "y": 0.9, "z": 0.2})
+    c = centre(3, {"x": 0.1, "y": 0.9, "z": 0.6})
+    d = centre(4, {"x": None, "y": 0.9, "z": None})
+    pairs = distances([a, b, c, d])
+    assert pairs[(a.label, b.label)] == 0
+    assert 0 < pairs[(a.label, c.label)] < 1 and 0 < pairs[(b.label, c.label)] < 1
+    assert (a.label, d.label) not in pairs  # nothing published by both
+    assert pairs[(b.label, d.label)] == 0 == pairs[(c.label, d.label)]
