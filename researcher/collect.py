@@ -63,6 +63,7 @@ MAX_RUN_BYTES = 2 << 30  # 2 GiB for the whole run: such a model and all the res
 # centre each time the run resumes): about 2000 entries for 1000 centres; 2 folders deep.
 MAX_ENTRIES = 10_000
 MAX_DEPTH = 8
+MARKER_BYTES = 64 * 1024  # the end-of-run marker: {"run_id": ..., "status": ...}, ~50 bytes
 # The files that make a folder a finished run (records.read_run, records.read_rows): a run
 # without them, left out, is not delivered at all.
 OWN_RECORD = (records.RUN, records.METRICS)
@@ -371,10 +372,29 @@ def _size(n: int) -> str:
 def _marker_identity() -> tuple[int, int] | None:
     """The end-of-run marker's (inode, mtime in ns), or None when there is none."""
     try:
-        st = (SOURCE / contract.RUN_ENDED).stat()
+        st = os.stat(SOURCE / contract.RUN_ENDED, follow_symlinks=False)
     except OSError:
         return None
     return st.st_ino, st.st_mtime_ns
+
+
+def _read_marker() -> dict[str, object] | None:
+    """The end-of-run marker's content: a regular file's (never a link, a FIFO or a device
+    followed or waited on), small, a JSON object; else None."""
+    try:
+        fd = os.open(SOURCE / contract.RUN_ENDED, _READ)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        text = os.read(fd, MARKER_BYTES + 1)
+        ended = json.loads(text) if len(text) <= MARKER_BYTES else None
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    return ended if isinstance(ended, dict) else None
 
 
 def _ended(before: tuple[int, int] | None, run_id: str | None) -> dict[str, object] | None:
@@ -383,15 +403,11 @@ def _ended(before: tuple[int, int] | None, run_id: str | None) -> dict[str, obje
     then resumed, leaves one behind; the researcher replaces it, a new file, when it ends).
     Comparing times instead lost a resumed run whose refused attempt ended within a second
     of the collector's start."""
-    marker = SOURCE / contract.RUN_ENDED
     now = _marker_identity()
     if now is None or now == before:
         return None
-    try:
-        ended: dict[str, object] = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if run_id and ended.get("run_id") != run_id:
+    ended = _read_marker()
+    if ended is None or (run_id and ended.get("run_id") != run_id):
         return None
     return ended
 
@@ -420,8 +436,10 @@ def main() -> int:
             (said.info if outcome.copied and not outcome.left_out else said.warning)(
                 outcome.message(owner.st_uid, owner.st_gid))
         if ended is not None:
+            status = ended.get("status")
             story.at(str(ended.get("run_id"))).info(
-                f"the researcher's run ended with status {ended.get('status')}")
+                "the researcher's run ended with status "
+                f"{status if isinstance(status, int) else repr(status)[:40]}")
             return Exit.OK
         if time.monotonic() > deadline:
             story.error("FAILED: the researcher's run did not end before the deadline "

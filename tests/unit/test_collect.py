@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -304,3 +305,26 @@ def test_a_partial_left_by_a_killed_collector_is_removed_at_the_next_start(
     assert "results/.r0.partial/ removed: an earlier collector stopped while copying it" \
         in messages
 
+
+def test_an_end_marker_is_read_only_when_it_is_a_small_regular_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(collect, "SOURCE", tmp_path)
+    marker = tmp_path / contract.RUN_ENDED
+    os.mkfifo(marker)  # the old collector waited on it for ever, past its deadline
+    answers: list[object] = []
+    reader = threading.Thread(target=lambda: answers.append(collect._ended(None, None)),
+                              daemon=True)
+    reader.start()
+    reader.join(5)
+    waited = reader.is_alive()
+    if waited:  # let it go: a writer that closes at once
+        os.close(os.open(marker, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join()
+    assert not waited and answers == [None]
+    marker.unlink()
+    marker.write_text("[1]")  # JSON, not an object: the old collector stopped on it
+    assert collect._ended(None, None) is None
+    marker.unlink()
+    (tmp_path / "elsewhere").write_text(json.dumps({"run_id": "r1", "status": 0}))
+    marker.symlink_to(tmp_path / "elsewhere")
+    assert collect._ended(None, None) is None
