@@ -32,10 +32,14 @@ REFUSALS = ("Training plan is not registered on this node", "is not approved by 
 def ensure_component(root: Path, alias: str, researcher: str, port: int,
                      secure_aggregation: str = "allowed") -> tuple[Any, bool]:
     """(the node's config, whether it was created): a hospital's posture whatever the
-    defaults say — plan approval on, default plans off, secure aggregation as the centre
-    says (allowed | required | refused) — dialling `researcher:port`."""
+    defaults say — plan approval on, default plans, federated analytics and preprocessing
+    off, secure aggregation as the centre says (allowed | required | refused) — dialling
+    `researcher:port`."""
     # Fed-BioMed reads these environment variables before its config file, on every read.
+    # Federated analytics and preprocessing requests run researcher-chosen code on the data
+    # outside plan approval: off (fedjourney uses neither).
     security = {"TRAINING_PLAN_APPROVAL": True, "ALLOW_DEFAULT_TRAINING_PLANS": False,
+                "ALLOW_FEDERATED_ANALYTICS": False, "ALLOW_PREPROC": False,
                 "SECURE_AGGREGATION": secure_aggregation != "refused",
                 "FORCE_SECURE_AGGREGATION": secure_aggregation == "required"}
     for key, value in security.items():

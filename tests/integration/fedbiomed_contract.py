@@ -161,6 +161,8 @@ assert all(np.array_equal(a, b) for a, b in zip(by_polars[:3], by_tanat[:3], str
 cfg, created = component.ensure_component(scratch / "node", "node-0", "researcher", 50051)
 assert created and cfg.getbool("security", "training_plan_approval")
 assert not cfg.getbool("security", "allow_default_training_plans")
+assert not cfg.getbool("security", "allow_federated_analytics")
+assert not cfg.getbool("security", "allow_preproc")
 again, created = component.ensure_component(scratch / "node", "node-0", "researcher", 50051)
 assert not created and again.get("default", "id") == cfg.get("default", "id")
 
