@@ -1,8 +1,13 @@
 """The centre's dataset as Fed-BioMed's node loads it: a `custom` dataset whose registered
-path is the centre folder, turned into the FeatureSpec's tensor (cached on the node)."""
+path is the centre folder, turned into the FeatureSpec's tensor (cached on the node). Each
+request first compares the centre's files with those of the last check (node/data.py's
+current()): data that changed under the running node is checked again, re-fingerprinted
+and registered again before anything trains on it."""
 
 from __future__ import annotations
 
+import configparser
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +15,15 @@ import numpy as np
 import torch
 from fedbiomed.common.dataset import CustomDataset
 
-from fedjourney.contract import check_run_id
+from fedjourney import settings
+from fedjourney.config import Centre, Federation, load_federation
+from fedjourney.contract import DatasetRecord, check_run_id
 from fedjourney.errors import FedjourneyError
-from fedjourney.features import plan_input, spec_from_dict
+from fedjourney.features import FeatureSpec, plan_input, spec_from_dict
 from fedjourney.model import split_order, training_orders
 from fedjourney.node.cache import load_or_build
-from fedjourney.node.data import CACHE, recorded
-from fedjourney.story import narrator
+from fedjourney.node.data import CACHE, current
+from fedjourney.story import Story, narrator
 
 
 class CentreDataset(CustomDataset):  # type: ignore[misc]
@@ -29,13 +36,13 @@ class CentreDataset(CustomDataset):  # type: ignore[misc]
 
     def read(self) -> None:
         spec = spec_from_dict(self.settings["spec"])
-        record = recorded()
         story = narrator().at(self.settings.get("run_id"), self.settings.get("round"))
         try:
             check_run_id(self.settings.get("run_id"))  # type: ignore[arg-type]
         except ValueError as exc:
             story.warning(f"REFUSED: {exc}")
             raise FedjourneyError(f"REFUSED: {exc}") from None
+        record = _current(Path(self.path), story)
         # The plan's approval covers its source, not its arguments: the FeatureSpec (target
         # included) is part of what this hospital approved, so another one is refused
         # before any tensor is built.
@@ -65,6 +72,53 @@ class CentreDataset(CustomDataset):  # type: ignore[misc]
 
     def __len__(self) -> int:
         return int(self._x.shape[0])
+
+
+def _current(folder: Path, story: Story) -> DatasetRecord:
+    """The node's record of its centre, checked again when the files changed since the last
+    check, as start-up checks them (with the node's own config): told in one line and, when
+    the record changed, registered again in Fed-BioMed's registry."""
+    fed: list[Federation] = []
+
+    def own() -> tuple[Centre, FeatureSpec, str]:
+        fed.append(load_federation(settings.CONFIG.raw(os.environ)))
+        return (fed[0].centre(settings.CENTRE_ID.raw(os.environ)), fed[0].feature_spec(),
+                fed[0].features_backend)
+
+    now = current(folder, own)
+    if now.said:
+        said = now.said + (f"; {_registered_again(now.record, folder, fed[0].training.tag)}"
+                           if now.changed else "")
+        (story.error if now.record.unhealthy else story.info)(said)
+    return now.record
+
+
+def _registered_again(record: DatasetRecord, folder: Path, tag: str) -> str:
+    """The record in place of the one Fed-BioMed's registry holds, as start-up registers
+    it, so that a researcher's next search finds it (this experiment's researcher searched
+    before its first request); what was done, said for the story line."""
+    from fedjourney.node import component
+    from fedjourney.node.start import COMPONENT
+
+    where = folder if folder.is_dir() else folder.parent  # as start-up registers it
+    try:
+        dataset_id, done = component.register_dataset(_Config(COMPONENT), record, where, tag)
+    except Exception as exc:  # the request goes on: it trains on what the record says
+        return (f"its entry in Fed-BioMed's registry is not updated ({type(exc).__name__}): "
+                "researchers still find the old one")
+    return (f"its registered dataset is {done} ({dataset_id}): a researcher's next search "
+            "finds it")
+
+
+class _Config(configparser.ConfigParser):
+    """The node's Fed-BioMed config, read from its file, as component.register_dataset uses
+    it (root, get, getint): the running node's own config object is out of a request's
+    reach."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = str(root)
+        self.read(root / "etc" / "config.ini", encoding="utf-8")
 
 
 class TrainingOrder(torch.utils.data.Sampler[int]):
