@@ -14,6 +14,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -153,13 +154,28 @@ class _Watch(logging.Handler):
 class RunningNode:
     """The Fed-BioMed node of this process, started as `fedbiomed node start` would."""
 
-    def __init__(self, cfg: Any, story: Story) -> None:
+    def __init__(self, cfg: Any, story: Story,
+                 before_search: Callable[[], object] | None = None) -> None:
+        """`before_search` runs as each researcher's search arrives, before Fed-BioMed
+        answers it from its registry (the start-up node re-checks its centre's data there,
+        so that an experiment starts with the data's fingerprint as it is now)."""
         from fedbiomed.node.node import Node
 
         class SecaggAwareNode(Node):  # type: ignore[misc]
             """Records, for node/metrics.py, whether each request it parses will run under
             secure aggregation: Fed-BioMed's own rule (SecaggRound), from the request's
             secure-aggregation arguments and this node's settings."""
+
+            def on_message(self, msg: dict[str, Any]) -> Any:
+                kind = msg.get("__type_message__") if isinstance(msg, dict) else None
+                if before_search is not None and isinstance(kind, dict) \
+                        and kind.get("class") == "SearchRequest":
+                    try:
+                        before_search()
+                    except Exception as exc:  # the search is answered from the registry
+                        story.warning(f"could not check the data again before a search: "
+                                      f"{type(exc).__name__}")
+                return super().on_message(msg)
 
             def parser_task_train(self, msg: Any) -> Any:
                 metrics.begin_request(bool(msg.get_param("secagg_arguments")) and

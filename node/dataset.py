@@ -42,7 +42,7 @@ class CentreDataset(CustomDataset):  # type: ignore[misc]
         except ValueError as exc:
             story.warning(f"REFUSED: {exc}")
             raise FedjourneyError(f"REFUSED: {exc}") from None
-        record = _current(Path(self.path), story)
+        record = current_record(Path(self.path), story)
         # The plan's approval covers its source, not its arguments: the FeatureSpec (target
         # included) is part of what this hospital approved, so another one is refused
         # before any tensor is built.
@@ -74,7 +74,7 @@ class CentreDataset(CustomDataset):  # type: ignore[misc]
         return int(self._x.shape[0])
 
 
-def _current(folder: Path, story: Story) -> DatasetRecord:
+def current_record(folder: Path, story: Story) -> DatasetRecord:
     """The node's record of its centre, checked again when the files changed since the last
     check, as start-up checks them (with the node's own config): told in one line and, when
     the record changed, registered again in Fed-BioMed's registry."""
