@@ -4,7 +4,9 @@ node's held-out split."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,19 +93,58 @@ def build(fed: Federation, t: Training, run_id: str, metrics: Metrics, strategy:
         save_breakpoints=True,
         experimentation_folder=run_id,
     )
+    if t.model_args.get("output_bias") == "prior":
+        start_at_prior(exp, fed, t, run_id)
     tee(exp, metrics)
     return exp
 
 
-def model_args(fed: Federation, t: Training, run_id: str) -> dict[str, Any]:
+def start_at_prior(exp: Any, fed: Federation, t: Training, run_id: str) -> float | None:
+    """The experiment's initial model rebuilt with its output unit at the federation's
+    positive rate (the config's `output_bias: prior`); that rate, or None when no centre
+    states its positives (the plan's own initialisation then).
+
+    The initial model is the researcher's, so this happens here, from the patients and
+    positives each node's dataset record already publishes to the researcher (its profile,
+    node/profile.py, small cells withheld): nothing new leaves a node. Under DP, that count
+    is outside the epsilon, as the whole profile is."""
+    from fedjourney.contract import DatasetRecord
+
+    records = [DatasetRecord.from_description(entry["description"])
+               for entry in exp.training_data().data().values()]
+    prior = class_prior(r.profile for r in records)
+    exp.set_model_args(model_args(fed, t, run_id, prior), keep_weights=False)
+    return prior
+
+
+def model_args(fed: Federation, t: Training, run_id: str, prior: float | None = None
+               ) -> dict[str, Any]:
     """What the plan's init_model and the nodes' dataset receive: the config's model_args,
-    and fedjourney's own (config.RESERVED_MODEL_ARGS)."""
+    and fedjourney's own (config.RESERVED_MODEL_ARGS). The config's `output_bias: prior`
+    becomes the logit of `prior`, the federation's positive rate (build() reads it from the
+    nodes' records); without one (the baselines, which see no record) it is left out and
+    the plan keeps its own initialisation."""
     spec = fed.feature_spec()
-    return {**t.model_args,
+    given = dict(t.model_args)
+    if given.get("output_bias") == "prior":
+        if prior is None:
+            del given["output_bias"]
+        else:
+            given["output_bias"] = math.log(prior / (1 - prior))
+    return {**given,
             "n_features": len(spec.vocabulary), "n_bins": spec.n_bins, "input": t.plan.input,
             "hidden": t.hidden, "spec": spec.to_dict(), "run_id": run_id,
             "held_out_percent": t.held_out_percent, "seed": t.seed,
             "optimizer": "sgd" if t.aggregator == "scaffold" else "adam"}
+
+
+def class_prior(profiles: Iterable[Mapping[str, Any]]) -> float | None:
+    """The share of positive patients over the centres whose profile (node/profile.py, in
+    their dataset records) states it; None when none does."""
+    stated = [(int(p["positives"]), int(p["patients"])) for p in profiles
+              if p.get("positives") is not None and p.get("patients")]
+    positives, patients = sum(k for k, _ in stated), sum(n for _, n in stated)
+    return positives / patients if 0 < positives < patients else None
 
 
 def training_args(t: Training) -> dict[str, Any]:

@@ -4,6 +4,11 @@ hospital's approved plans reach its node's view, and the files are mounted read-
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import sys
+import types
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,7 +17,7 @@ import pytest
 import yaml
 
 from fedjourney import contract
-from fedjourney.config import load_federation
+from fedjourney.config import RESERVED_MODEL_ARGS, load_federation
 from fedjourney.contract import DatasetRecord
 from fedjourney.errors import FedjourneyError
 from fedjourney.host import deployment, kit, swarm, views
@@ -20,6 +25,7 @@ from fedjourney.host.approve import plan_named
 from fedjourney.host.compose import render
 from fedjourney.planfile import SHIPPED, resolve
 from fedjourney.researcher.approval import refusals
+from fedjourney.researcher.experiment import class_prior, model_args
 from tests.conftest import DEFAULT_CONFIG
 
 OWN = '''"""A narrow MLP."""
@@ -205,3 +211,165 @@ def test_the_researcher_names_each_node_that_has_not_approved_the_plan() -> None
     replies["c"] = replies["a"]
     replies["d"] = replies["a"]
     assert refusals(replies, nodes, plan, "ab" * 32) == []
+
+
+# Optional model arguments of the shipped plans (issue 18, local DP that learns).
+
+STUDY = Path(__file__).resolve().parents[2] / "data" / "study.yaml"
+
+
+def test_the_prior_is_pooled_over_the_centres_that_state_their_positives() -> None:
+    profiles = [{"patients": 100, "positives": 5}, {"patients": 50, "positives": None},
+                {"patients": 200, "positives": 10}, {}]
+    assert class_prior(profiles) == pytest.approx(15 / 300)
+    assert class_prior([{"patients": 40, "positives": None}]) is None
+    assert class_prior([]) is None
+
+
+def test_output_bias_prior_becomes_its_logit_and_the_default_run_is_untouched() -> None:
+    fed = load_federation(STUDY)
+    dp = dataclasses.replace(fed.experiment("dp"), model_args={
+        "output_bias": "prior", "input_transform": "standardize"})
+    args = model_args(fed, dp, "run", prior=0.03)
+    assert args["output_bias"] == pytest.approx(math.log(0.03 / 0.97))
+    assert args["input_transform"] == "standardize"
+    # Without a prior (the baselines see no record) the plan keeps its own initialisation.
+    assert "output_bias" not in model_args(fed, dp, "run")
+    # The default run and the other experiments get fedjourney's own arguments only.
+    for t in [fed.training, *(fed.experiment(n) for n in fed.experiments if n != "dp")]:
+        assert set(model_args(fed, t, "run", prior=0.03)) == set(RESERVED_MODEL_ARGS)
+
+
+# The plans' base on a stand-in for Fed-BioMed's TorchTrainingPlan.
+
+
+class _TorchTrainingPlan:
+    """What CentrePlan uses of Fed-BioMed's class: post_init builds the model, model(),
+    model_args(), set_data_loaders()."""
+
+    def post_init(self, model_args: dict[str, Any], training_args: Any = None,
+                  **_kwargs: Any) -> None:
+        self._model_args = model_args
+        self._model = self.init_model(model_args)  # type: ignore[attr-defined]
+
+    def model(self) -> Any:
+        return self._model
+
+    def model_args(self) -> dict[str, Any]:
+        return self._model_args
+
+    def set_data_loaders(self, train_data_loader: Any, test_data_loader: Any) -> None:
+        self.training_data_loader = train_data_loader
+
+
+@pytest.fixture()
+def base(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """fedjourney.plans.base, imported over stand-ins of the Fed-BioMed modules it needs."""
+    pytest.importorskip("torch")
+    stubs = {"fedbiomed": {}, "fedbiomed.common": {},
+             "fedbiomed.common.datamanager": {"DataManager": object},
+             "fedbiomed.common.training_plans": {"TorchTrainingPlan": _TorchTrainingPlan},
+             "fedbiomed.common.dataset": {"CustomDataset": object}}
+    for name, attrs in stubs.items():
+        module = types.ModuleType(name)
+        vars(module).update(attrs)
+        monkeypatch.setitem(sys.modules, name, module)
+    for name in ("fedjourney.plans.base", "fedjourney.node.dataset"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    import fedjourney.plans.base as module
+
+    yield module
+    for name in ("fedjourney.plans.base", "fedjourney.node.dataset"):
+        sys.modules.pop(name, None)
+
+
+def _plan(base: Any, args: dict[str, Any]) -> Any:
+    import torch
+
+    from fedjourney.model import make_mlp
+
+    class Plan(base.CentrePlan):  # type: ignore[misc, name-defined]
+        def init_model(self, model_args: dict[str, Any]) -> Any:
+            return make_mlp(3, 4)
+
+    torch.manual_seed(0)
+    plan = Plan()
+    plan.post_init({"n_features": 3, **args})
+    return plan
+
+
+def _loader(x: Any) -> Any:
+    import torch
+
+    data = torch.utils.data.TensorDataset(x, torch.zeros(len(x), 1))
+    return torch.utils.data.DataLoader(data, batch_size=2)
+
+
+def test_without_the_options_the_plan_is_its_subclass(base: Any) -> None:
+    import torch
+
+    from fedjourney.model import make_mlp
+
+    plan = _plan(base, {})
+    torch.manual_seed(0)
+    bare = make_mlp(3, 4)
+    x = torch.rand(5, 3) * 4
+    plan.set_data_loaders(_loader(x), None)
+    assert all(torch.equal(a, b) for a, b in zip(plan.model().state_dict().values(),
+                                                 bare.state_dict().values(), strict=True))
+    assert torch.equal(plan.model()(x), bare(x))
+    y = torch.tensor([[1.0], [0.0], [0.0], [1.0], [0.0]])
+    assert torch.equal(plan.training_step(x, y),
+                       torch.nn.functional.binary_cross_entropy(bare(x), y))
+
+
+def test_output_bias_sets_the_output_unit_only(base: Any) -> None:
+    import torch
+
+    plain, biased = _plan(base, {}), _plan(base, {"output_bias": -3.5})
+    assert torch.equal(biased.model()[2].bias, torch.tensor([-3.5]))
+    assert torch.equal(biased.model()[0].bias, plain.model()[0].bias)
+    assert torch.equal(biased.model()[2].weight, plain.model()[2].weight)
+    with pytest.raises(ValueError, match="output_bias"):
+        base.set_output_bias(torch.nn.Linear(3, 2), 0.0)
+
+
+def test_standardize_uses_the_nodes_own_training_patients(base: Any) -> None:
+    import torch
+
+    plan = _plan(base, {"input_transform": "standardize"})
+    bare = _plan(base, {})
+    train = torch.tensor([[0.0, 1.0, 0.7], [2.0, 3.0, 0.7], [4.0, 8.0, 0.7]])
+    x = torch.tensor([[1.0, 2.0, 0.7], [9.0, 0.0, 0.7]])
+    assert torch.equal(plan.model()(x), bare.model()(x))  # no statistics before the data
+    plan.set_data_loaders(_loader(train), None)
+    mean, std = train.mean(dim=0), train.std(dim=0, unbiased=False)
+    expected = (x - mean) / torch.where(std > 0, std, torch.ones(3))  # a constant: centred
+    assert torch.allclose(plan.model()(x), bare.model()(expected), atol=1e-6)
+    plan.set_data_loaders(_loader(train * 100), None)  # a second call changes nothing
+    assert torch.allclose(plan.model()(x), bare.model()(expected), atol=1e-6)
+
+
+def test_given_statistics_and_log1p(base: Any) -> None:
+    import torch
+
+    bare = _plan(base, {})
+    x = torch.tensor([[1.0, 2.0, 3.0]])
+    given = _plan(base, {"input_transform": "log1p+standardize", "input_mean": [0.0, 1.0, 0.5],
+                         "input_std": [2.0, 0.0, 1.0]})
+    expected = (torch.log1p(x) - torch.tensor([0.0, 1.0, 0.5])) / torch.tensor([2.0, 1.0, 1.0])
+    assert torch.allclose(given.model()(x), bare.model()(expected))
+    logged = _plan(base, {"input_transform": "log1p"})
+    assert torch.allclose(logged.model()(x), bare.model()(torch.log1p(x)))
+    with pytest.raises(ValueError, match="input_transform"):
+        _plan(base, {"input_transform": "whiten"})
+
+
+def test_pos_weight_weighs_the_positives(base: Any) -> None:
+    import torch
+
+    plan = _plan(base, {"pos_weight": 30.0})
+    x, y = torch.rand(4, 3), torch.tensor([[1.0], [0.0], [0.0], [0.0]])
+    p = plan.model()(x)
+    expected = -(30 * y * torch.log(p) + (1 - y) * torch.log(1 - p)).mean()
+    assert torch.allclose(plan.training_step(x, y), expected, atol=1e-6)
