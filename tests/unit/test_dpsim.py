@@ -32,6 +32,12 @@ def test_pooled_moments_are_those_of_the_centres_together() -> None:
         assert np.allclose(std, every.std(axis=0), atol=1e-4)
 
 
+def test_the_studys_dp_experiment_takes_the_remedy() -> None:
+    t = load_federation(STUDY).experiment("dp")
+    assert t.dp == Privacy(sigma=1.0, clip=5.0)
+    assert t.model_args == {"output_bias": "prior", "input_transform": "standardize"}
+
+
 def test_variants_change_only_what_they_say() -> None:
     t = load_federation(STUDY).experiment("dp")
     assert {"no-dp", "before", "dp"} <= set(DEFAULT_VARIANTS) <= set(VARIANTS)
