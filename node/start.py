@@ -35,7 +35,6 @@ from fedjourney.features import FeatureSpec
 from fedjourney.generator.output import read_meta
 from fedjourney.node import component, metrics, pinning
 from fedjourney.node.data import broken, check_data
-from fedjourney.node.dataset import current_record
 from fedjourney.planfile import plan_hash, sent_source
 from fedjourney.story import Story, quiet_fedbiomed, setup
 
@@ -160,6 +159,8 @@ def _approve_config_plans(centre: Centre, cfg: Any, story: Story) -> None:
 
 def _serve(s: NodeSettings, story: Story, cfg: Any, unhealthy: bool) -> None:
     """Serve the federation until the run ends (the process exits from node.stop)."""
+    from fedjourney.node.dataset import current_record  # Fed-BioMed's: the images only
+
     folder = Path(contract.DATA) / s.centre.folder_name
     # Data changed since start-up (a new extract, a broken file) is checked again as a
     # researcher searches, so that its run starts with the fingerprint as it is now.
