@@ -58,11 +58,26 @@ def centre_split(folder: Path, spec: FeatureSpec, t: Training, backend: str) -> 
     return Split(x[:n_train], y[:n_train], x[n_train:], y[n_train:])
 
 
-def model_args(fed: Federation, t: Training) -> dict[str, Any]:
-    """The plan's model arguments, as the researcher sends them (run_id aside)."""
+def model_args(fed: Federation, t: Training, x: F32 | None = None, y: F32 | None = None
+               ) -> dict[str, Any]:
+    """The plan's model arguments, as the researcher sends them (run_id aside), for a model
+    trained on (x, y): where the run's come from the nodes, these come from (x, y) as a
+    node's from its own patients: `output_bias: prior` the positive rate of y (the
+    researcher's is the federation's, from the nodes' records), `input_transform:
+    standardize` the mean and std of x (each node's, of its training patients)."""
+    from fedjourney.plans.base import input_moments
     from fedjourney.researcher.experiment import model_args as researcher_model_args
 
-    return researcher_model_args(fed, t, "baselines")
+    rate = float(y.mean()) if y is not None and len(y) else None
+    prior = rate if rate is not None and 0 < rate < 1 else None
+    args = researcher_model_args(fed, t, "baselines", prior)
+    transform = str(args.get("input_transform") or "")
+    if transform.endswith("standardize") and args.get("input_mean") is None and x is not None:
+        import torch
+
+        inputs = torch.utils.data.TensorDataset(torch.from_numpy(x))
+        args["input_mean"], args["input_std"] = input_moments(inputs, transform)
+    return args
 
 
 def train(fed: Federation, t: Training, x: F32, y: F32, log: Callable[[str], None] | None
@@ -80,12 +95,12 @@ def train(fed: Federation, t: Training, x: F32, y: F32, log: Callable[[str], Non
         args["random_seed"] = t.seed
     cls = plan_class(t.plan)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y).reshape(-1, 1)
+    given = model_args(fed, t, x, y)
     params = None
     for round_ in range(1, t.rounds + 1):
         # A fresh plan each round, as on a node: seeded init, then the current weights.
         plan = cls()
-        plan.post_init(model_args(fed, t), TrainingArgs(args, only_required=False),
-                       round=round_)
+        plan.post_init(given, TrainingArgs(args, only_required=False), round=round_)
         if params is not None:
             plan.model().load_state_dict(params)
         optimiser = plan.optimizer().optimizer
