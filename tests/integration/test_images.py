@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from fedjourney import settings
+from fedjourney.config import load_federation
 
 pytestmark = pytest.mark.integration
 
@@ -296,6 +297,22 @@ def test_tensorboard_curves_in_the_researcher_image(built: None) -> None:
     version = docker("run", "--rm", "--read-only", "--tmpfs", "/tmp", "--network", "none",
                      tag("researcher"), "tensorboard", "--version").stdout
     assert version.strip().startswith("2.18"), version
+
+
+def test_the_study_dp_experiment_spends_at_most_epsilon_10(built: None) -> None:
+    """The shipped DP experiment's budget, by the accountant the researcher reports with
+    (opacus, in the image): the smallest centre, Mercy (~700 training patients), spends the
+    most."""
+    t = load_federation(ROOT / "data" / "study.yaml").experiment("dp")
+    assert t.dp is not None
+    code = ("from fedjourney.config import Privacy\n"
+            "from fedjourney.researcher.privacy import epsilon\n"
+            f"print('EPSILON', epsilon(Privacy({t.dp.sigma}, {t.dp.clip}, {t.dp.delta}), "
+            f"{t.batch_size}, {t.epochs}, {t.num_updates}, [700] * {t.rounds}))")
+    out = docker("run", "--rm", "--read-only", "--tmpfs", "/tmp", "--network", "none",
+                 tag("researcher"), "python3", "-c", code).stdout
+    spent = float(out.split("EPSILON", 1)[1])
+    assert 0 < spent <= 10, out
 
 
 def test_jupyterlab_and_a_kernel_in_the_researcher_image(built: None) -> None:

@@ -55,14 +55,3 @@ def test_spearman() -> None:
     assert spearman(a, a * 10) == pytest.approx(1.0)
     assert spearman(a, -a) == pytest.approx(-1.0)
     assert math.isnan(spearman(a, np.ones(4, dtype=np.float32)))
-
-
-def test_the_study_dp_experiment_spends_at_most_epsilon_10() -> None:
-    pytest.importorskip("opacus")
-    from fedjourney.researcher.privacy import epsilon
-
-    fed = load_federation(STUDY)
-    t = fed.experiment("dp")
-    assert t.dp is not None and t.dp.sigma == 1.0
-    # The smallest centre spends the most: Mercy's ~700 training patients.
-    assert epsilon(t.dp, t.batch_size, t.epochs, t.num_updates, [700] * t.rounds) <= 10
