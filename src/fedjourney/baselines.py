@@ -32,6 +32,7 @@ from fedjourney.config import Federation, Training, load_federation
 from fedjourney.errors import FedjourneyError
 from fedjourney.features import FeatureSpec, build, model_input, plan_input
 from fedjourney.model import accuracy, auc, auc_interval, split_order, training_orders
+from fedjourney.records import write_atomically
 
 F32 = npt.NDArray[np.float32]
 CENTRALISED = "centralised (pooled)"
@@ -216,9 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FedjourneyError as exc:
         print(f"baselines: {exc}", file=sys.stderr)
         return 2
-    tmp = args.out.with_name(f".{args.out.name}.partial")
-    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(args.out)
+    write_atomically(args.out, json.dumps(result, indent=2) + "\n")
     return 0
 
 

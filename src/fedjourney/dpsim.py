@@ -47,6 +47,7 @@ import numpy.typing as npt
 
 from fedjourney.config import Federation, Privacy, Training, load_federation
 from fedjourney.errors import FedjourneyError
+from fedjourney.records import write_atomically
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -342,9 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FedjourneyError as exc:
         print(f"dpsim: {exc}", file=sys.stderr)
         return 2
-    tmp = args.out.with_name(f".{args.out.name}.partial")
-    tmp.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(args.out)
+    write_atomically(args.out, json.dumps(result, indent=1) + "\n")
     return 0
 
 

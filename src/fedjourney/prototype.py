@@ -15,6 +15,7 @@ from typing import Any
 
 from fedjourney.config import Centre, Federation
 from fedjourney.features import build
+from fedjourney.records import write_atomically
 from fedjourney.researcher.results import auc_cell
 
 
@@ -42,10 +43,7 @@ def run_prototype(fed: Federation, config: Path, data_dir: Path, focus: Centre,
     log(render_together(result["held_out_together"]))
     for difference in result["differences"]:
         log(f"unlike the federated run, {difference}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial")
-    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(out)
+    write_atomically(out, json.dumps(result, indent=2) + "\n")
     log(f"\nwrote {out}")
     return result
 

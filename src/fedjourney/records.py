@@ -227,6 +227,15 @@ def write_fingerprints(folder: Path, fingerprints: dict[str, str]) -> None:
                                        encoding="utf-8")
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """path's new text, written beside it under a hidden name and renamed: a reader never
+    sees it half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
 def _json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))

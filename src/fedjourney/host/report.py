@@ -46,10 +46,7 @@ def report(fed: Federation, config: Path, run_dir: Path, data_dir: Path,
     if baselines is None:
         baselines = {**compute(fed, config, experiment, data_dir, log=lambda _line: None),
                      "key": key, "fingerprints": host}
-        baselines_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = baselines_path.with_name(f".{baselines_path.name}.partial")
-        tmp.write_text(json.dumps(baselines, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(baselines_path)
+        records.write_atomically(baselines_path, json.dumps(baselines, indent=2) + "\n")
     text = baselines_markdown(run.run_id, rows, baselines, run.experiment)
     same = all(host.get(node) == fp for node, fp in fingerprints.items())
     text += ("\nThe host regenerated the same data from the config: every centre's fingerprint "
@@ -57,9 +54,7 @@ def report(fed: Federation, config: Path, run_dir: Path, data_dir: Path,
              "\nWARNING: data regenerated on the host differs from the nodes' (fingerprints "
              f"in {records.SUMMARY}): the baselines were not computed on the same records.\n")
     out = run_dir / records.BASELINES
-    tmp = run_dir / f".{records.BASELINES}.partial"
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    records.write_atomically(out, text)
     return out
 
 
