@@ -32,6 +32,7 @@ from fedjourney.contract import DatasetRecord
 from fedjourney.errors import FedjourneyError
 from fedjourney.exits import Exit
 from fedjourney.features import FeatureSpec
+from fedjourney.fingerprint import stat_signature
 from fedjourney.generator.output import read_meta
 from fedjourney.node import component, metrics, pinning
 from fedjourney.node.data import broken, check_data
@@ -100,16 +101,20 @@ def _checked_data(s: NodeSettings, story: Story) -> DatasetRecord:
     folder = Path(contract.DATA) / s.centre.folder_name
     spec = s.fed.feature_spec()
     _wait_for_data(folder, story, contract.generator_service(s.centre.id), s.deadline_s)
+    # Taken before the check: a broken record describes these files, so the re-check at a
+    # researcher's search (dataset.current_record) leaves it alone until they change.
+    signature = stat_signature(folder)
     try:
         record, n_features, hit = check_data(folder, s.centre, spec, s.fed.features_backend)
         story.info(f"data checked: {record.patients} patients, {n_features} features "
                    f"({'cached' if hit else 'built'}), sha256 {record.fingerprint[:16]}")
         return record
     except FedjourneyError as exc:
-        return _broken(story, s.centre, spec, f"the centre's data is broken: {exc}")
+        return _broken(story, s.centre, spec, f"the centre's data is broken: {exc}",
+                       signature)
     except Exception as exc:  # a reader's own error may quote records: name its kind only
         return _broken(story, s.centre, spec, f"the centre's data is unreadable "
-                       f"({type(exc).__name__} while reading it)")
+                       f"({type(exc).__name__} while reading it)", signature)
 
 
 def _registered(s: NodeSettings, story: Story, record: DatasetRecord) -> Any:
@@ -231,10 +236,10 @@ def _resolves(host: str, story: Story, deadline: float) -> bool:
             time.sleep(PROBE_EVERY_S)
 
 
-def _broken(story: Story, centre: Centre, spec: FeatureSpec, reason: str
-            ) -> DatasetRecord:
+def _broken(story: Story, centre: Centre, spec: FeatureSpec, reason: str,
+            signature: str) -> DatasetRecord:
     story.error(f"UNHEALTHY: {reason}; telling the researcher, then stopping")
-    return broken(centre, spec, reason)
+    return broken(centre, spec, reason, signature=signature)
 
 
 def _until_run_ends(node: component.RunningNode, story: Story, deadline: float, keep: bool,
