@@ -10,6 +10,7 @@ import itertools
 from typing import Any
 
 from fedjourney.contract import DatasetRecord
+from fedjourney.features.vocabulary import MIN_PATIENTS
 
 TOP_CODES = 3
 
@@ -36,6 +37,10 @@ def report(records: list[DatasetRecord]) -> list[str]:
         lines += ["", "Jensen-Shannon distance between centres' code distributions "
                   "(over the codes both published):", ""]
         lines += [f"- {a} / {b}: {d:.3f}" for (a, b), d in pairs.items()]
+    elif len(profiled) > 1:
+        lines += ["", "Jensen-Shannon distance between centres' code distributions: none "
+                  "computed, no two centres published a code in common (a share is withheld "
+                  f"when fewer than {MIN_PATIENTS} patients have, or lack, the code)."]
     return [*lines, ""]
 
 

@@ -70,6 +70,10 @@ def test_the_report_names_each_centre(default_federation: Path, tmp_path: Path) 
     for r in records:
         assert f"| {r.label} | {r.patients} |" in text
     assert report([replace(r, profile={}) for r in records]) == []
+    hidden = [replace(r, profile={**r.profile, "code_prevalence": {
+        c: None for c in r.profile["code_prevalence"]}}) for r in records]
+    assert "none computed, no two centres published a code in common" in "\n".join(
+        report(hidden))
 
 
 def test_distances_use_the_codes_both_centres_published(
