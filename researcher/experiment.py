@@ -135,7 +135,7 @@ def model_args(fed: Federation, t: Training, run_id: str, prior: float | None = 
             "n_features": len(spec.vocabulary), "n_bins": spec.n_bins, "input": t.plan.input,
             "hidden": t.hidden, "spec": spec.to_dict(), "run_id": run_id,
             "held_out_percent": t.held_out_percent, "seed": t.seed,
-            "optimizer": "sgd" if t.aggregator == "scaffold" else "adam"}
+            "optimizer": t.optimizer}
 
 
 def class_prior(profiles: Iterable[Mapping[str, Any]]) -> float | None:

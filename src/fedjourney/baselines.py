@@ -163,7 +163,7 @@ def differences(t: Training) -> list[str]:
 def settings(t: Training) -> dict[str, Any]:
     """The training settings the baselines used (and their cache is keyed by)."""
     return {"plan": t.plan.name, "model_args": dict(t.model_args), "hidden": t.hidden,
-            "optimizer": "sgd" if t.aggregator == "scaffold" else "adam",
+            "optimizer": t.optimizer,
             "learning_rate": t.learning_rate, "batch_size": t.batch_size,
             "rounds": t.rounds, "epochs": t.epochs, "num_updates": t.num_updates,
             "held_out_percent": t.held_out_percent, "seed": t.seed}

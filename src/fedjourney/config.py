@@ -140,6 +140,12 @@ class Training:
     # Passed to the plan's init_model beside what fedjourney sets (RESERVED_MODEL_ARGS).
     model_args: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def optimizer(self) -> str:
+        """The local optimizer the shipped plans use: SCAFFOLD's correction assumes plain
+        SGD steps, everything else trains with Adam."""
+        return "sgd" if self.aggregator == "scaffold" else "adam"
+
     def describe(self) -> dict[str, Any]:
         """What distinguishes this experiment (run.json's `experiment`)."""
         out: dict[str, Any] = {"plan": self.plan.name}
