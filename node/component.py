@@ -18,9 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fedjourney.contract import DatasetRecord
+from fedjourney.contract import NODE_REFUSED, DatasetRecord
 from fedjourney.exits import Exit
 from fedjourney.node import metrics
+from fedjourney.node.rules import CoarseMonitor, Rules, parties
 from fedjourney.story import Story
 
 # fedbiomed/transport/client.py, GrpcClient._connect, 6.4.1
@@ -155,10 +156,14 @@ class RunningNode:
     """The Fed-BioMed node of this process, started as `fedbiomed node start` would."""
 
     def __init__(self, cfg: Any, story: Story,
-                 before_search: Callable[[], object] | None = None) -> None:
+                 before_search: Callable[[], object] | None = None,
+                 rules: Rules | None = None) -> None:
         """`before_search` runs as each researcher's search arrives, before Fed-BioMed
         answers it from its registry (the start-up node re-checks its centre's data there,
-        so that an experiment starts with the data's fingerprint as it is now)."""
+        so that an experiment starts with the data's fingerprint as it is now). `rules`:
+        the centre's data-use policy, judged on each training request before Fed-BioMed
+        builds its round (node/rules.py)."""
+        from fedbiomed.common.constants import ErrorNumbers
         from fedbiomed.node.node import Node
 
         class SecaggAwareNode(Node):  # type: ignore[misc]
@@ -180,7 +185,35 @@ class RunningNode:
             def parser_task_train(self, msg: Any) -> Any:
                 metrics.begin_request(bool(msg.get_param("secagg_arguments")) and
                                       self._config.getbool("security", "secure_aggregation"))
-                return super().parser_task_train(msg)
+                if rules is None:
+                    return super().parser_task_train(msg)
+                training_args = msg.get_param("training_args") or {}
+                model_args = msg.get_param("model_args") or {}
+                number = msg.get_param("round")
+                number = number if type(number) is int else 0  # the researcher's word
+                told = story.at(model_args.get("run_id"), number)
+                try:
+                    reasons = rules.judge(
+                        training_args, model_args,
+                        parties(msg.get_param("secagg_arguments"), msg.researcher_id),
+                        bool(msg.get_param("training")), str((told.extra or {}).get("run")),
+                        number, told)
+                except Exception as exc:  # what cannot be judged is not run
+                    reasons = [f"the request could not be judged ({type(exc).__name__})"]
+                if reasons:
+                    why = "; ".join(reasons)
+                    told.warning(f"REFUSED a request outside this centre's policy: {why}")
+                    return self.send_error(
+                        errnum=ErrorNumbers.FB300, request_id=msg.request_id,
+                        researcher_id=msg.researcher_id,
+                        extra_msg=f"{NODE_REFUSED}{rules.label}'s data-use policy: {why}")
+                # Every batch's loss reaches the monitor, which sends what the policy lets.
+                training_args["log_interval"] = 1
+                round_ = super().parser_task_train(msg)
+                if hasattr(round_, "history_monitor"):
+                    round_.history_monitor = CoarseMonitor(round_.history_monitor,
+                                                           rules.policy.training_loss)
+                return round_
 
         self._watch = _Watch(story)
         logging.getLogger("fedbiomed").addHandler(self._watch)

@@ -62,6 +62,7 @@ def _checked(folder: Path, centre: Centre, spec: FeatureSpec, backend: str,
                            spec_fingerprint=spec.fingerprint(),
                            secure_aggregation=centre.secure_aggregation,
                            metrics_under_secagg=centre.metrics_under_secagg,
+                           policy=centre.policy.to_dict(),
                            profile=profile(x, y, ids, folder, spec))
     _write(record, record_path, signature)
     return record, len(spec.vocabulary), hit
@@ -86,7 +87,8 @@ def broken(centre: Centre, spec: FeatureSpec, reason: str, record_path: Path = R
                            region=centre.region, patients=0, fingerprint="",
                            spec_fingerprint=spec.fingerprint(), unhealthy=reason,
                            secure_aggregation=centre.secure_aggregation,
-                           metrics_under_secagg=centre.metrics_under_secagg)
+                           metrics_under_secagg=centre.metrics_under_secagg,
+                           policy=centre.policy.to_dict())
     _write(record, record_path, signature)
     return record
 

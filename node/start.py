@@ -36,6 +36,8 @@ from fedjourney.fingerprint import stat_signature
 from fedjourney.generator.output import read_meta
 from fedjourney.node import component, metrics, pinning
 from fedjourney.node.data import broken, check_data
+from fedjourney.node.ledger import Ledger
+from fedjourney.node.rules import Rules
 from fedjourney.planfile import plan_hash, sent_source
 from fedjourney.story import Story, quiet_fedbiomed, setup
 
@@ -130,6 +132,7 @@ def _registered(s: NodeSettings, story: Story, record: DatasetRecord) -> Any:
                f"({cfg.get('default', 'id')}); plan approval on, default plans off, "
                f"secure aggregation {centre.secure_aggregation}, validation metrics under it "
                f"{centre.metrics_under_secagg}")
+    story.info(f"data-use policy: {centre.policy.describe(s.fed.training.held_out_percent)}")
     folder = Path(contract.DATA) / centre.folder_name
     where = folder if folder.is_dir() else Path(contract.DATA)
     dataset_id, done = component.register_dataset(cfg, record, where, s.fed.training.tag)
@@ -169,7 +172,13 @@ def _serve(s: NodeSettings, story: Story, cfg: Any, unhealthy: bool) -> None:
     folder = Path(contract.DATA) / s.centre.folder_name
     # Data changed since start-up (a new extract, a broken file) is checked again as a
     # researcher searches, so that its run starts with the fingerprint as it is now.
-    node = component.RunningNode(cfg, story, lambda: current_record(folder, story))
+    def record() -> DatasetRecord:
+        return current_record(folder, story)
+
+    rules = Rules(contract.node_label(s.centre.id, s.centre.name), s.centre.policy,
+                  s.fed.training.held_out_percent, Ledger(Path(contract.PRIVACY_LEDGER)),
+                  record)
+    node = component.RunningNode(cfg, story, record, rules)
     if s.pinned is not None:  # again on each fetch of Fed-BioMed's own client
         def refuse(mismatch: pinning.FingerprintMismatch) -> None:
             story.error(f"UNHEALTHY: {mismatch}")

@@ -86,7 +86,7 @@ def learning_curve(rows: list[MetricRow], path: Path) -> None:
             ax1.plot(*zip(*train, strict=True), marker="o", label=node)
         if auc:
             ax2.plot(*zip(*auc, strict=True), marker="o", label=node)
-    ax1.set(title="training loss (last logged batch)", xlabel="round", ylabel="BCE")
+    ax1.set(title="training loss (mean of the last epoch)", xlabel="round", ylabel="BCE")
     ax2.set(title="validation AUC of the global model", xlabel="rounds aggregated",
             ylabel="AUC")
     ax2.legend(fontsize=7)

@@ -11,7 +11,9 @@ collector.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import os
 import shutil
 import sys
@@ -116,6 +118,7 @@ def _run(s: ResearcherSettings, story: Story) -> Exit:
     fingerprints = _fingerprints(found)
     story.info(f"all {len(found)} nodes answered after {time.monotonic() - started:.1f}s: "
                + ", ".join(sorted(names.values())))
+    logging.getLogger("fedbiomed").addHandler(_NodeRefusals(story))
     metrics = Metrics()
     exp, progress = _experiment(s, t, progress, fingerprints, metrics, story)
     _plan_approved(exp, t, found, story)
@@ -128,6 +131,22 @@ def _run(s: ResearcherSettings, story: Story) -> Exit:
     seconds = spent + time.monotonic() - started
     _write_results(s, t, exp, progress, metrics, names, found, partial, seconds, story)
     return Exit.OK
+
+
+class _NodeRefusals(logging.Handler):
+    """A node's refusal of a request (its data-use policy: node/rules.py) reaches the
+    researcher as a Fed-BioMed error reply, which Fed-BioMed only logs: told in the story,
+    in the node's own words, before the round fails for the missing node."""
+
+    def __init__(self, story: Story) -> None:
+        super().__init__(logging.WARNING)
+        self.story = story
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if contract.NODE_REFUSED in message:
+            self.story.error(" ".join(message[message.index(contract.NODE_REFUSED):]
+                                      .splitlines()))
 
 
 def _prepared(s: ResearcherSettings, story: Story
@@ -180,6 +199,10 @@ def _ready_federation(s: ResearcherSettings, t: Training,
     if stances:
         story.error(f"FAILED: {stances}; see `docker compose logs` of those nodes")
         raise Stop(Exit.NOT_READY)
+    refused = _policy_conflicts(s.fed, t, found.values())
+    if refused:
+        story.error(f"REFUSED: {refused}")
+        raise Stop(Exit.REFUSED)
     fingerprints = _fingerprints(found)
     if progress and progress.fingerprints != fingerprints:
         changed = sorted(k for k in fingerprints if progress.fingerprints.get(k) !=
@@ -318,6 +341,36 @@ def _stance_conflicts(found: Any, t: Training) -> str:
     fix = ("run an experiment with secagg" if t.secagg == "off"
            else "run one without secagg")
     return f"{'; '.join(wrong)} (this experiment: secagg {t.secagg}); {fix}"
+
+
+def _policy_conflicts(fed: Federation, t: Training, found: Any) -> str:
+    """What the centres' own data-use policies, as their nodes publish them, refuse of this
+    experiment (each node would refuse its first request: policy.refusals), with the
+    epsilon this run alone would spend over a centre's budget; "" when none does."""
+    from fedjourney.policy import Policy, experiment_refusals, training_patients
+
+    ordered = sorted(found, key=lambda r: r.centre_id)
+    stated = [(r.label, Policy.from_dict(r.policy), t.held_out_percent) for r in ordered]
+    refused = experiment_refusals(fed, t, stated)
+    if t.dp:
+        from fedjourney.researcher.privacy import epsilon
+
+        for label, policy, held_out in stated:
+            budget = policy.epsilon_budget
+            n_train = training_patients(next(r.patients for r in ordered if r.label == label),
+                                        held_out)
+            if budget is None or not n_train:
+                continue
+            spent = epsilon(dataclasses.replace(t.dp, delta=policy.delta), t.batch_size,
+                            t.epochs, t.num_updates, [n_train] * t.rounds)
+            if spent > budget:
+                refused.append(f"{label} refuses {t.rounds} rounds of DP-SGD spending "
+                               f"epsilon {spent:.1f} (delta {policy.delta:g}), over its "
+                               f"budget of {budget:g} (policy.epsilon_budget)")
+    if not refused:
+        return ""
+    return (f"{'; '.join(refused)}; change the experiment, or ask the hospital to change "
+            "its policy")
 
 
 def _privacy(t: Training, rows: list[records.MetricRow], resumes: int) -> dict[str, Any]:

@@ -6,6 +6,7 @@ field and the fix, before anything is written.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -23,6 +24,7 @@ from fedjourney.features.backends import check_backend
 from fedjourney.features.spec import FeatureSpec, spec_from_dict
 from fedjourney.planfile import DEFAULT as DEFAULT_PLAN
 from fedjourney.planfile import PlanFile, check_input, resolve
+from fedjourney.policy import Policy, parse_policy
 from fedjourney.yaml_input import EXPONENT_FLOAT, ConfigLoader, Refused
 
 DEFAULT_CONFIG = Path("data/federation.yaml")
@@ -73,6 +75,8 @@ class Centre:
     # The training plans its node approves at start-up (Fed-BioMed's approval registry); an
     # administrator may approve more on a running node (`fedjourney approve`).
     approved_plans: tuple[PlanFile, ...] = ()
+    # Its data-use policy (policy.py): what its node accepts beside an approved plan.
+    policy: Policy = field(default_factory=Policy)
 
     @property
     def folder_name(self) -> str:
@@ -94,7 +98,7 @@ NOT_HERE = {"joye-libert": "Fed-BioMed 6.4.1 opens its bundled biprime file for 
 SECAGG_POSTURES = ("allowed", "required", "refused")  # a centre's own stance
 METRICS_POSTURES = ("withheld", "clear")  # its validation metrics under secure aggregation
 # A centre's own stance: its node's business, not its generator's, and no part of its records.
-STANCE = ("secure_aggregation", "metrics_under_secagg", "approved_plans")
+STANCE = ("secure_aggregation", "metrics_under_secagg", "approved_plans", "policy")
 DEFAULT_EXPERIMENT = "default"  # the `training` section itself
 # Model arguments fedjourney gives every plan (researcher/experiment.py): not the config's.
 RESERVED_MODEL_ARGS = ("n_features", "n_bins", "input", "spec", "run_id", "held_out_percent",
@@ -193,6 +197,7 @@ class Federation:
                                   f"{known}")
         chosen = self.experiments[str(name)]
         _check_federation_wide(chosen, len(self.centres), f"experiment {name!r}")
+        _check_policies(self, chosen, f"experiment {name!r}")
         return chosen
 
     def feature_spec(self) -> FeatureSpec:
@@ -288,6 +293,12 @@ def parse_federation(raw: Any, source: Path | None = None) -> Federation:
     centres = tuple(_parse_centre(e, i, where, base, listed_only)
                     for i, e in enumerate(entries))
     _no_duplicates(centres, where)
+    if view is None and len(centres) > 1:
+        # A centre masks with the whole federation unless its policy says fewer; its node's
+        # view (one centre) states the number (host/views.py).
+        centres = tuple(c if c.policy.secagg_min_parties is not None else dataclasses.replace(
+            c, policy=dataclasses.replace(c.policy, secagg_min_parties=len(centres)))
+            for c in centres)
     features, backend = None, "polars"
     if raw.get("features") is not None:
         section = raw["features"]
@@ -310,9 +321,34 @@ def parse_federation(raw: Any, source: Path | None = None) -> Federation:
         # Named experiments are checked when chosen (Federation.experiment): one that
         # inherits a training.min_nodes it cannot use must not make the whole config invalid.
         _check_federation_wide(training, len(centres), f"{where}: training")
-    return Federation(name, ref, history, centres, source, features, training,
-                      features_backend=backend, view=str(view) if view else None,
-                      experiments=experiments)
+    federation = Federation(name, ref, history, centres, source, features, training,
+                            features_backend=backend, view=str(view) if view else None,
+                            experiments=experiments)
+    _check_policies(federation, training, f"{where}: training")
+    return federation
+
+
+def _check_policies(fed: Federation, t: Training, label: str) -> None:
+    """The whole config's centres' policies against experiment `t`, as their nodes will
+    judge its requests (policy.refusals): the first refusal, in one line. A role's view
+    holds at most one centre's policy: its node (or the researcher) judges there."""
+    if fed.view is not None:
+        return
+    for c in fed.centres:
+        parties = c.policy.secagg_min_parties
+        if parties is not None and parties > len(fed.centres):
+            raise FedjourneyError(f"{label}: centre {c.name!r} masks with at least {parties} "
+                                  f"nodes (policy.secagg_min_parties) but the federation has "
+                                  f"{len(fed.centres)}; lower it")
+    if fed.features is None:  # nothing can train: the nodes say so
+        return
+    from fedjourney.policy import experiment_refusals
+
+    stated = [(c.name, c.policy, t.held_out_percent) for c in fed.centres]
+    refused = experiment_refusals(fed, t, stated)
+    if refused:
+        raise FedjourneyError(f"{label}: centre {refused[0]}; change the experiment or the "
+                              "centre's policy")
 
 
 def _one_file_per_name(centres: tuple[Centre, ...], trainings: tuple[Training, ...],
@@ -346,7 +382,9 @@ def _parse_experiments(raw: Any, training: dict[str, Any], where: str, base: Pat
         if not isinstance(overrides, dict):
             raise FedjourneyError(f"{where}: experiments.{name} must be a mapping of training "
                                   "settings")
-        for fixed in ("tag", "node_deadline_s"):  # the nodes' own settings, one per node
+        # The nodes' own settings, one per node (each holds out its own share of patients,
+        # whatever an experiment asks: policy.py).
+        for fixed in ("tag", "node_deadline_s", "held_out_percent"):
             if fixed in overrides:
                 raise FedjourneyError(f"{where}: experiments.{name} cannot change {fixed}; "
                                       "set it in training")
@@ -543,6 +581,7 @@ def _parse_centre(entry: Any, index: int, where: str, base: Path,
         metrics_under_secagg=metrics,
         approved_plans=_approved_plans(entry.get("approved_plans", [DEFAULT_PLAN]), label,
                                        base),
+        policy=parse_policy(entry.get("policy"), f"{label}.policy"),
     )
 
 

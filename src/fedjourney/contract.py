@@ -49,6 +49,8 @@ HOST_RESULTS = PurePosixPath("/host-results")  # the host's ./results, for the c
 # $FEDJOURNEY_HEALTH_FILE (images/base/Dockerfile; tests/unit/test_compose.py checks both).
 HEALTH = PurePosixPath("/tmp/fedjourney-health")
 OWN_FILES = STATE / "fedjourney"  # our files in a state volume (logs, cache, records)
+# A node's privacy ledger (node/ledger.py): the epsilon spent on its centre's data.
+PRIVACY_LEDGER = OWN_FILES / "privacy-ledger.json"
 
 
 def story_log(role: str) -> PurePosixPath:
@@ -104,6 +106,10 @@ STORY_LINE = re.compile(r"(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) "
 NO_VALUE = "-"  # run or round outside any run or round
 
 
+# How a node's refusal of a request outside its centre's data-use policy starts, in the
+# error reply Fed-BioMed carries to the researcher (node/component.py, researcher/run.py).
+NODE_REFUSED = "REFUSED by "
+
 # The only validation "metric" a node sends under secure aggregation when its centre
 # withholds its metrics (node/metrics.py); the researcher reports them as withheld.
 METRICS_WITHHELD = "withheld_under_secagg"
@@ -129,6 +135,9 @@ class DatasetRecord:
     secure_aggregation: str = "allowed"
     # Its validation metrics under secure aggregation: withheld (the default) or clear.
     metrics_under_secagg: str = "withheld"
+    # Its data-use policy (policy.Policy.to_dict()), which its node enforces on every
+    # request; stated here so that the researcher refuses a run outside it before round 1.
+    policy: dict[str, Any] = field(default_factory=dict)
     # The centre in aggregates only (node/profile.py): the run's heterogeneity report.
     profile: dict[str, Any] = field(default_factory=dict)
 

@@ -58,7 +58,7 @@ class MetricRow:
     round: int
     final: bool
     node: str  # the centre's label, 'node-0 MGH'
-    train_loss: float | None  # the last logged batch
+    train_loss: float | None  # the last epoch's mean (node/rules.py: what a centre sends)
     train_loss_mean: float | None
     validation_loss: float | None
     validation_auc: float | None

@@ -3,6 +3,13 @@
   python3 -c "$(cat rogue_researcher.py)" plan   a plan whose source the nodes never approved
   python3 -c "$(cat rogue_researcher.py)" spec   the approved plan, another target (RACE)
   python3 -c "$(cat rogue_researcher.py)" clear  the approved plan in the clear (no secagg)
+and, with the approved plan and otherwise the config's settings, what a centre's data-use
+policy refuses (fedjourney/policy.py):
+  batch1         batches of one patient, one SGD step (gives a patient's row back)
+  pervalidation  validation batches of one patient (give each held-out label back)
+  testratio      a held-out split of 90 % instead of the centre's own
+  nodp           no DP-SGD (for a centre that requires it)
+  parties        secure aggregation among two nodes only
 Prints REFUSED and exits 0 when the nodes refuse; exits 1 when they run it.
 """
 
@@ -25,6 +32,7 @@ from fedbiomed.researcher.requests import Requests
 
 from fedjourney.config import load_federation
 from fedjourney.planfile import plan_class as load_plan
+from fedjourney.researcher import experiment
 
 mode = sys.argv[1]
 fed = load_federation(os.environ[settings.CONFIG.env])
@@ -46,18 +54,32 @@ elif mode == "spec":  # train the approved plan on another column of patients.cs
 
 requests = Requests(config)
 deadline = time.monotonic() + 120
-while len(requests.search([fed.training.tag])) < len(fed.centres):
+while len(found := requests.search([fed.training.tag])) < len(fed.centres):
     assert time.monotonic() < deadline, "nodes did not answer"
     time.sleep(1)
+t = fed.training
+model_args = {**experiment.model_args(fed, t, f"rogue-{mode}"), "spec": spec}
+training_args = {**experiment.training_args(t), "epochs": 1}
+training_args.pop("dp_args", None)
+more: dict[str, object] = {}
+if mode == "batch1":
+    training_args.update(loader_args={"batch_size": 1, "shuffle": False}, num_updates=1)
+    model_args["optimizer"] = "sgd"
+elif mode == "pervalidation":
+    training_args["test_batch_size"] = 1
+elif mode == "testratio":
+    training_args["test_ratio"] = 0.9
+    model_args["held_out_percent"] = 90
+elif mode == "parties":
+    from fedbiomed.common.constants import SecureAggregationSchemes
+    from fedbiomed.researcher.secagg import SecureAggregation
+
+    more = {"nodes": sorted(found)[:2],
+            "secagg": SecureAggregation(scheme=SecureAggregationSchemes.LOM)}
 exp = Experiment(tags=[fed.training.tag], training_plan_class=plan_class,
-                 model_args={"n_features": len(spec["vocabulary"]), "hidden": 32,
-                             "spec": spec, "run_id": f"rogue-{mode}", "held_out_percent": 30,
-                             "input": fed.training.plan.input},
-                 training_args={"epochs": 1, "loader_args": {"batch_size": 16,
-                                                             "shuffle": False},
-                                "optimizer_args": {"lr": 0.001}, "test_ratio": 0.3},
+                 model_args=model_args, training_args=training_args,
                  round_limit=1, aggregator=FedAverage(), tensorboard=False,
-                 save_breakpoints=False)
+                 save_breakpoints=False, **more)
 try:
     exp.run_once()
 except SystemExit as stop:

@@ -192,6 +192,34 @@ def test_the_featurespec_is_part_of_what_a_hospital_approves(stack: Stack,
     assert "REFUSED: the researcher's FeatureSpec" in logs and "(target RACE)" in logs
 
 
+@pytest.mark.parametrize(("mode", "rule"), [
+    ("batch1", "training batches of 1 patients, under this centre's minimum of 8 "
+               "(policy.min_batch_size)"),
+    ("pervalidation", "this centre validates on its whole held-out split at once"),
+    ("testratio", "a held-out split of 90% (held_out_percent 90); this centre holds out its "
+                  "own 30%"),
+    ("parties", "secure aggregation among 2 nodes; this centre masks with at least 3 "
+                "(policy.secagg_min_parties)"),
+])
+def test_a_nodes_policy_refuses_a_curious_researcher_before_reading_data(
+        stack: Stack, finished_run: Path, mode: str, rule: str) -> None:
+    """Batches of one patient give its row back from the first layer's update; validation
+    batches of one give each held-out label; a 90 % held-out split makes a patient's
+    validation one of few; two parties unmask each other. Each node asked refuses, the
+    researcher shows the node's reason, and no asked node read its data for that run."""
+    said = stack.rogue(mode)
+    assert rule in said  # the researcher's side: the node's own line
+    run = f"run=rogue-{mode} "
+    asked = {node: [line for line in stack.logs(node).splitlines() if run in line]
+             for node in NODES}
+    refusing = [node for node, lines in asked.items()
+                if any("REFUSED a request outside this centre's policy" in line and rule in line
+                       for line in lines)]
+    assert refusing == ([n for n in NODES if asked[n]] or ["none asked"])
+    assert len(refusing) == (2 if mode == "parties" else 3)
+    assert not any("features" in line for lines in asked.values() for line in lines)
+
+
 def _started(stack: Stack, service: str) -> str:
     import subprocess
 

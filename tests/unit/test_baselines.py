@@ -21,11 +21,11 @@ def _raw() -> dict:  # type: ignore[type-arg]
 
 def test_the_baselines_use_every_training_setting_of_the_experiment() -> None:
     raw = _raw()
-    raw["training"].update(hidden=8, learning_rate=0.01, batch_size=4, held_out_percent=40,
+    raw["training"].update(hidden=8, learning_rate=0.01, batch_size=8, held_out_percent=40,
                            seed=7, rounds=2, epochs=3)
     t = parse_federation(raw, DEFAULT_CONFIG).training
     assert settings(t) == {"plan": "mlp", "model_args": {}, "hidden": 8, "optimizer": "adam",
-                           "learning_rate": 0.01, "batch_size": 4, "rounds": 2, "epochs": 3,
+                           "learning_rate": 0.01, "batch_size": 8, "rounds": 2, "epochs": 3,
                            "num_updates": None, "held_out_percent": 40, "seed": 7}
     assert "seed" in RESERVED_MODEL_ARGS  # the nodes' sampler reads it from model_args
 

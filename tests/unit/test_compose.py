@@ -13,6 +13,7 @@ from fedjourney.config import load_federation, load_raw
 from fedjourney.contract import CONFIG
 from fedjourney.host import compose
 from fedjourney.host.compose import render
+from fedjourney.policy import Policy
 from tests.conftest import DEFAULT_CONFIG, ROOT, STUDY_CONFIG, write_config
 
 
@@ -50,9 +51,9 @@ def test_each_role_sees_only_what_it_needs(tmp_path: Path) -> None:
         # Its approved plans are its node's too: the generator's view has the default ones.
         assert generator.centres == (dataclasses.replace(
             centre, secure_aggregation="allowed", metrics_under_secagg="withheld",
-            approved_plans=generator.centres[0].approved_plans),)
+            approved_plans=generator.centres[0].approved_plans, policy=Policy()),)
         assert [p.name for p in generator.centres[0].approved_plans] == ["mlp"]
-        for stance in ("metrics_under_secagg", "approved_plans"):
+        for stance in ("metrics_under_secagg", "approved_plans", "policy"):
             assert stance not in (roles / f"generator-{centre.id}.yaml").read_text()
         assert node.training == fed.training and generator.features is None
         # The generator's view draws exactly the centre the full config draws.

@@ -122,7 +122,7 @@ BAD: dict[str, tuple[Mutation, str]] = {
                                       "source.folder '/data/$HOME' holds '$'"),
     # YAML: no anchors, aliases, repeated keys, unusual types or deep nesting.
     "an alias": (Text("name: CHU de Lyon", "name: &lyon CHU de Lyon\n    city: *lyon"),
-                 "line 27: anchors and aliases (&name, *name) are not accepted"),
+                 "line 35: anchors and aliases (&name, *name) are not accepted"),
     "an alias bomb in a name": (Text("federation:\n  name: fedjourney-demo\n", _alias_bomb()),
                                 "line 5: anchors and aliases"),
     "a repeated key": (Text("    seed: 42\n", "    seed: 42\n    seed: 43\n"),
@@ -134,7 +134,7 @@ BAD: dict[str, tuple[Mutation, str]] = {
     "binary data": (_set(NAME, b"CHU"), "centres[1].name is b'CHU' (bytes)"),
     "a set": (_set("centres.1.region", {"a", "b"}), "centres[1].region is"),
     "a python object": (Text("tag: fedjourney", "tag: !!python/object:os.system x"),
-                        "is not valid YAML at line 74"),
+                        "is not valid YAML at line 86"),
     "a key that is a number": (_set("centres.0.1", "x"), "centres[0]: unknown key 1"),
     "a view that is a list": (_set("view", ["node-0"]), "view must be a role's name"),
     "version true": (_set("version", True), "unsupported config version True (true/false)"),

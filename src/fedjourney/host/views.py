@@ -1,7 +1,8 @@
 """Role-scoped views of the federation config: each container reads only what its role needs.
 
 - generator-N: the federation's dates and its own centre (seed, population, ages, source);
-- node-N: its own centre (its secure-aggregation stance and approved plans included), the
+- node-N: its own centre (its secure-aggregation stance, approved plans and data-use policy
+  included, the policy's secagg_min_parties defaulting to the federation's size), the
   FeatureSpec and the training settings;
 - researcher: every centre's id, name, country and region, the FeatureSpec, the training
   settings and the named experiments — no seed, population, ages, source or privacy stance
@@ -39,6 +40,10 @@ def views(raw: dict[str, Any], fed: Federation) -> dict[str, dict[str, Any]]:
         own = dict(entry)
         own.setdefault("id", centre.id)
         own["approved_plans"] = [p.in_container() for p in centre.approved_plans]
+        if centre.policy.secagg_min_parties is not None:
+            # A node's own view of the federation's size: the fewest parties it masks with.
+            own["policy"] = {**(entry.get("policy") or {}),
+                             "secagg_min_parties": centre.policy.secagg_min_parties}
         if centre.source_folder is not None:
             own["source"] = {"folder": str(centre.source_folder)}
         # A generator draws records: the hospital's privacy stance is its node's business.

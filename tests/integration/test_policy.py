@@ -1,0 +1,78 @@
+"""A hospital whose policy requires DP-SGD within an epsilon budget, on real containers: its
+node refuses a run without DP before reading data, charges each DP round to its privacy
+ledger (kept in its state volume) before training, and refuses the round that would spend
+past the budget, in a later run; the researcher names the centre and the rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fedjourney.exits import Exit
+from fedjourney.node.ledger import Charge, Ledger
+from fedjourney.testing import LiveFederation, Start
+from tests.conftest import DEFAULT_CONFIG
+from tests.integration.stack import Stack
+
+SIGMA, DELTA = 1.0, 1e-5
+# One batch holds every training patient (at most ~45 patients at population 30), so each
+# round of one epoch is one DP-SGD step at sample rate 1: the budget is known before the data.
+TRAINING: dict[str, Any] = {"rounds": 2, "epochs": 1, "batch_size": 64,
+                            "dp": {"sigma": SIGMA, "clip": 1.0, "delta": DELTA}}
+LYON = "node-1"
+
+
+def _budget(steps: int) -> float:
+    """Epsilon after `steps` full-batch DP-SGD steps, as the node's ledger counts them."""
+    ledger = Ledger(Path("/nonexistent/ledger.json"))
+    return ledger.epsilon(DELTA, Charge(run_id="x", round=1, sigma=SIGMA, sample_rate=1.0,
+                                        steps=steps))
+
+
+@pytest.fixture(scope="module")
+def live(federation: Start, tmp_path_factory: pytest.TempPathFactory) -> LiveFederation:
+    """The demo federation, CHU de Lyon requiring DP within the epsilon of three rounds:
+    a first two-round run fits, a second one's second round does not."""
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    raw.pop("experiments")  # they inherit training's DP, which FedProx and SCAFFOLD refuse
+    raw["centres"][1]["policy"] = {"dp": "required", "epsilon_budget": round(_budget(3), 4),
+                                   "delta": DELTA}
+    config = tmp_path_factory.mktemp("policy") / "federation.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return federation(config, population=30, **TRAINING)
+
+
+def _lyon(live: LiveFederation, run: str) -> list[str]:
+    return [line for line in live.logs(LYON).splitlines() if f"run={run} " in line]
+
+
+def test_a_run_without_dp_is_refused_where_dp_is_required(live: LiveFederation) -> None:
+    said = Stack(live.compose_file, live.project).rogue("nodp")
+    rule = "training without DP; this centre requires local DP-SGD (policy.dp)"
+    assert rule in said
+    lines = _lyon(live, "rogue-nodp")
+    assert any("REFUSED a request outside this centre's policy" in line and rule in line
+               for line in lines)
+    assert not any("features" in line or "privacy ledger" in line for line in lines)
+
+
+def test_the_ledger_charges_each_round_and_refuses_past_the_budget(
+        live: LiveFederation) -> None:
+    first = live.run(run_id="itest-policy-1", timeout=300)
+    assert first.ok, "\n".join(first.lines[-30:])
+    charged = [line for line in _lyon(live, "itest-policy-1") if "privacy ledger" in line]
+    assert len(charged) == 2, charged
+    assert f"epsilon spent on this centre's data {_budget(2):.2f}" in charged[-1]
+
+    second = live.run(run_id="itest-policy-2", timeout=300)
+    assert second.status != Exit.OK and second.record is None
+    lines = _lyon(live, "itest-policy-2")
+    assert sum("privacy ledger: round charged" in line for line in lines) == 1
+    refused = [line for line in lines if "REFUSED" in line]
+    assert len(refused) == 1 and "over its budget" in refused[0], lines[-5:]
+    assert "over its budget" in "\n".join(second.lines), second.lines[-10:]
+    # Nothing half-written looks complete: no results folder for the refused run.
+    assert not second.folder.exists()
