@@ -10,7 +10,13 @@ policy refuses (fedjourney/policy.py):
   testratio      a held-out split of 90 % instead of the centre's own
   nodp           no DP-SGD (for a centre that requires it)
   parties        secure aggregation among two nodes only
-Prints REFUSED and exits 0 when the nodes refuse; exits 1 when they run it.
+Prints REFUSED and exits 0 when the nodes refuse; exits 1 when they run it. And one attack
+the policy allows, to measure what it gives:
+  rows CENTRE dp|nodp   one SGD step on that centre's node alone, at the policy's smallest
+                        batch (8), with the config's DP-SGD or without: each hidden unit's
+                        weight update over its bias update, a candidate patient row (exact
+                        for a unit only one patient of the batch activates; 256 units). Prints
+                        ROWS <json list of rows> and exits 0.
 """
 
 import os
@@ -18,6 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import torch
 
 from fedjourney import contract, settings
 
@@ -76,10 +84,32 @@ elif mode == "parties":
 
     more = {"nodes": sorted(found)[:2],
             "secagg": SecureAggregation(scheme=SecureAggregationSchemes.LOM)}
+elif mode == "rows":
+    centre, dp = int(sys.argv[2]), sys.argv[3] == "dp"
+    training_args.update(loader_args={"batch_size": 8, "shuffle": False}, num_updates=1,
+                         optimizer_args={"lr": 1.0})
+    if dp:
+        training_args["dp_args"] = experiment.training_args(t)["dp_args"]
+    # A wide layer: more units that only one patient of the batch activates (at width 32,
+    # one random start in five gives no row back; at 256, none did in 600 here).
+    model_args.update(optimizer="sgd", hidden=256)
+    torch.manual_seed(0)
+    more = {"nodes": [node for node, datasets in found.items() if contract.DatasetRecord
+                      .from_description(datasets[0]["description"]).centre_id == centre]}
 exp = Experiment(tags=[fed.training.tag], training_plan_class=plan_class,
                  model_args=model_args, training_args=training_args,
                  round_limit=1, aggregator=FedAverage(), tensorboard=False,
                  save_breakpoints=False, **more)
+if mode == "rows":  # FedAverage of one node: its own update
+    import json
+
+    before = {k: v.clone() for k, v in exp.training_plan().model().state_dict().items()}
+    exp.run_once()
+    after = exp.training_plan().model().state_dict()
+    weight, bias = after["0.weight"] - before["0.weight"], after["0.bias"] - before["0.bias"]
+    rows = [(weight[j] / bias[j]).tolist() for j in range(len(bias)) if abs(bias[j]) > 1e-12]
+    print("ROWS " + json.dumps(rows))
+    sys.exit(0)
 try:
     exp.run_once()
 except SystemExit as stop:

@@ -115,15 +115,16 @@ class Stack(Compose):
                          f'[ "$p" = $$ ] || kill -{sig} "$p" 2>/dev/null; done; true')
         assert done.returncode == 0, done.stderr
 
-    def rogue(self, mode: str) -> str:
+    def rogue(self, mode: str, *args: str, refused: bool = True) -> str:
         """Run rogue_researcher.py's `mode` in a researcher container (the stack's own
-        researcher must have left); its output, once the nodes refused (else fail)."""
+        researcher must have left); its output, once the nodes refused (else fail; with
+        refused=False, once it ran)."""
         script = Path(__file__).with_name("rogue_researcher.py").read_text()
         done = self.compose("run", "--rm", "--no-deps", "--use-aliases", "-T",
                             "--entrypoint", "python3", "researcher", "-c", script, mode,
-                            check=False, timeout=300)
+                            *args, check=False, timeout=300)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        assert "REFUSED" in done.stdout
+        assert ("REFUSED" in done.stdout) == refused, done.stdout[-3000:]
         return done.stdout + done.stderr
 
     def copy_out(self, service: str, path: str, dest: Path) -> None:

@@ -1,17 +1,24 @@
 """A hospital whose policy requires DP-SGD within an epsilon budget, on real containers: its
 node refuses a run without DP before reading data, charges each DP round to its privacy
 ledger (kept in its state volume) before training, and refuses the round that would spend
-past the budget, in a later run; the researcher names the centre and the rule."""
+past the budget, in a later run; the researcher names the centre and the rule. And what a
+minimum batch size does not stop, which DP-SGD does: a patient's row read back from one
+update."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 import yaml
 
 from fedjourney.exits import Exit
+from fedjourney.features import build, plan_input
+from fedjourney.generator import generate
 from fedjourney.node.ledger import Charge, Ledger
 from fedjourney.testing import LiveFederation, Start
 from tests.conftest import DEFAULT_CONFIG
@@ -40,6 +47,7 @@ def live(federation: Start, tmp_path_factory: pytest.TempPathFactory) -> LiveFed
     raw.pop("experiments")  # they inherit training's DP, which FedProx and SCAFFOLD refuse
     raw["centres"][1]["policy"] = {"dp": "required", "epsilon_budget": round(_budget(3), 4),
                                    "delta": DELTA}
+    raw["centres"][2]["policy"] = {"dp": "required", "epsilon_budget": 1000, "delta": DELTA}
     config = tmp_path_factory.mktemp("policy") / "federation.yaml"
     config.write_text(yaml.safe_dump(raw, sort_keys=False))
     return federation(config, population=30, **TRAINING)
@@ -76,3 +84,34 @@ def test_the_ledger_charges_each_round_and_refuses_past_the_budget(
     assert "over its budget" in "\n".join(second.lines), second.lines[-10:]
     # Nothing half-written looks complete: no results folder for the refused run.
     assert not second.folder.exists()
+
+
+@pytest.fixture(scope="module")
+def rows(live: LiveFederation, tmp_path_factory: pytest.TempPathFactory
+         ) -> dict[int, npt.NDArray[np.float32]]:
+    """Each centre's patients as its node feeds them to the MLP (the host regenerates the
+    nodes' exact files: the generator is deterministic)."""
+    out = tmp_path_factory.mktemp("policy-data")
+    generate(live.fed, out)
+    spec = live.fed.feature_spec()
+    return {c.id: plan_input(build(out / c.folder_name, spec).X, spec, "vector")
+            for c in live.fed.centres}
+
+
+def _recovered(said: str, patients: npt.NDArray[np.float32]) -> int:
+    """How many patients' rows the attack's candidates hold (each value within 1e-3)."""
+    line = next(line for line in said.splitlines() if line.startswith("ROWS "))
+    candidates = np.array(json.loads(line.removeprefix("ROWS ")), dtype=np.float64)
+    error = np.abs(candidates[:, None, :] - patients[None, :, :]).max(axis=-1)
+    return len(set(error.argmin(axis=1)[error.min(axis=1) < 1e-3].tolist()))
+
+
+def test_a_batch_of_8_still_gives_rows_back_and_dp_sgd_stops_it(
+        live: LiveFederation, rows: dict[int, npt.NDArray[np.float32]]) -> None:
+    """One SGD step at the policy's smallest batch: a ReLU unit that only one patient of the
+    batch activates gives that patient's row, exactly, from its weight and bias updates.
+    docs/threat-model.md says so: against a researcher who chooses the model, only DP-SGD
+    (dp: required) protects a training patient's record."""
+    stack = Stack(live.compose_file, live.project)
+    assert _recovered(stack.rogue("rows", "0", "nodp", refused=False), rows[0]) >= 1
+    assert _recovered(stack.rogue("rows", "2", "dp", refused=False), rows[2]) == 0
