@@ -32,18 +32,20 @@ REFUSALS = ("Training plan is not registered on this node", "is not approved by 
 
 
 def ensure_component(root: Path, alias: str, researcher: str, port: int,
-                     secure_aggregation: str = "allowed") -> tuple[Any, bool]:
+                     secure_aggregation: str = "allowed", minimum_samples: int = 0
+                     ) -> tuple[Any, bool]:
     """(the node's config, whether it was created): a hospital's posture whatever the
     defaults say — plan approval on, default plans, federated analytics and preprocessing
-    off, secure aggregation as the centre says (allowed | required | refused) — dialling
-    `researcher:port`."""
+    off, secure aggregation as the centre says (allowed | required | refused), Fed-BioMed's
+    own `minimum_samples` at the policy's smallest batch — dialling `researcher:port`."""
     # Fed-BioMed reads these environment variables before its config file, on every read.
     # Federated analytics and preprocessing requests run researcher-chosen code on the data
     # outside plan approval: off (fedjourney uses neither).
     security = {"TRAINING_PLAN_APPROVAL": True, "ALLOW_DEFAULT_TRAINING_PLANS": False,
                 "ALLOW_FEDERATED_ANALYTICS": False, "ALLOW_PREPROC": False,
                 "SECURE_AGGREGATION": secure_aggregation != "refused",
-                "FORCE_SECURE_AGGREGATION": secure_aggregation == "required"}
+                "FORCE_SECURE_AGGREGATION": secure_aggregation == "required",
+                "MINIMUM_SAMPLES": minimum_samples}
     for key, value in security.items():
         os.environ[f"FBM_SECURITY_{key}"] = str(value)
     from fedbiomed.node.config import node_component

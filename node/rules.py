@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fedjourney.contract import DatasetRecord
+from fedjourney.contract import DatasetRecord, check_run_id
 from fedjourney.errors import FedjourneyError
 from fedjourney.node.ledger import Charge, Ledger
 from fedjourney.policy import Policy, Request, dp_steps, refusals, training_patients
@@ -36,11 +36,20 @@ class Rules:
         """Why this request is refused ([] when accepted). A training round under DP-SGD
         is charged to the ledger here, before it reads anything: a round that fails later
         has still been charged (the ledger errs on the side of the patients)."""
+        try:  # it names the run's folders, and a newline in it would forge a story line
+            check_run_id(model_args.get("run_id"))  # type: ignore[arg-type]
+        except ValueError as exc:
+            return [str(exc)]
         request = Request.of(training_args, model_args, secagg_parties)
         reasons = refusals(self.policy, self.held_out_percent, request)
-        if reasons or not training or request.dp is None:
+        if reasons or not training:
             return reasons
         n_train = training_patients(self._record().patients, self.held_out_percent)
+        if 0 < n_train < self.policy.min_batch_size:  # 0: broken data, refused on reading
+            return [f"training on this centre's {n_train} training patients, fewer than its "
+                    f"minimum batch of {self.policy.min_batch_size} (policy.min_batch_size)"]
+        if request.dp is None:
+            return []
         rate, steps = dp_steps(n_train, int(request.batch_size or 1), int(request.epochs or 1),
                                request.num_updates)
         charge = Charge(run_id=run_id, round=round_, sigma=float(request.dp["sigma"]),

@@ -127,7 +127,8 @@ def _registered(s: NodeSettings, story: Story, record: DatasetRecord) -> Any:
     metrics.set_posture(centre.metrics_under_secagg)
     cfg, created = component.ensure_component(COMPONENT, contract.node_service(centre.id),
                                               contract.RESEARCHER, s.port,
-                                              centre.secure_aggregation)
+                                              centre.secure_aggregation,
+                                              centre.policy.min_batch_size)
     story.info(f"Fed-BioMed node component {'created' if created else 'found'} "
                f"({cfg.get('default', 'id')}); plan approval on, default plans off, "
                f"secure aggregation {centre.secure_aggregation}, validation metrics under it "

@@ -158,8 +158,10 @@ by_polars = load_or_build(folder, fed.feature_spec(), scratch / "p", record.fing
 by_tanat = load_or_build(folder, fed.feature_spec(), scratch / "t", record.fingerprint, "tanat")
 assert all(np.array_equal(a, b) for a, b in zip(by_polars[:3], by_tanat[:3], strict=True))
 
-cfg, created = component.ensure_component(scratch / "node", "node-0", "researcher", 50051)
+cfg, created = component.ensure_component(scratch / "node", "node-0", "researcher", 50051,
+                                          minimum_samples=8)
 assert created and cfg.getbool("security", "training_plan_approval")
+assert cfg.getint("security", "minimum_samples") == 8  # the policy's smallest batch
 assert not cfg.getbool("security", "allow_default_training_plans")
 assert not cfg.getbool("security", "allow_federated_analytics")
 assert not cfg.getbool("security", "allow_preproc")

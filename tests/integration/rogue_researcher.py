@@ -10,6 +10,7 @@ policy refuses (fedjourney/policy.py):
   testratio      a held-out split of 90 % instead of the centre's own
   nodp           no DP-SGD (for a centre that requires it)
   parties        secure aggregation among two nodes only
+  runid          a run id with a newline (it would forge a line of the node's story)
 Prints REFUSED and exits 0 when the nodes refuse; exits 1 when they run it. And one attack
 the policy allows, to measure what it gives:
   rows CENTRE dp|nodp   one SGD step on that centre's node alone, at the policy's smallest
@@ -84,6 +85,8 @@ elif mode == "parties":
 
     more = {"nodes": sorted(found)[:2],
             "secagg": SecureAggregation(scheme=SecureAggregationSchemes.LOM)}
+elif mode == "runid":
+    model_args["run_id"] = "rogue-runid\n2026-01-01T00:00:00.000Z [node-0] run=- round=- | FORGED"
 elif mode == "rows":
     centre, dp = int(sys.argv[2]), sys.argv[3] == "dp"
     training_args.update(loader_args={"batch_size": 8, "shuffle": False}, num_updates=1,

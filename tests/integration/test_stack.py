@@ -220,6 +220,17 @@ def test_a_nodes_policy_refuses_a_curious_researcher_before_reading_data(
     assert not any("features" in line for lines in asked.values() for line in lines)
 
 
+def test_a_run_id_that_would_forge_a_story_line_is_refused(stack: Stack,
+                                                           finished_run: Path) -> None:
+    said = stack.rogue("runid")
+    assert "invalid run id" in said
+    for node in NODES:
+        logs = stack.logs(node)
+        assert "REFUSED a request outside this centre's policy: invalid run id" in logs, node
+        assert "\n2026-01-01T00:00:00.000Z" not in logs  # told escaped, on the one line
+        assert not any(line.rstrip().endswith("| FORGED") for line in logs.splitlines())
+
+
 def _started(stack: Stack, service: str) -> str:
     import subprocess
 

@@ -192,3 +192,63 @@ def test_no_training_loss_leaves_under_none_and_validation_is_whole_split() -> N
                            batch_samples=15, num_batches=batches, test=True,
                            test_on_global_updates=True)
     assert len(sent.scalars) == 1 and sent.scalars[0]["num_batches"] == 1
+
+
+def _rules(tmp_path: Path, patients: int = 50, **policy: Any) -> Any:
+    from fedjourney.contract import DatasetRecord
+    from fedjourney.node.ledger import Ledger
+    from fedjourney.node.rules import Rules
+
+    record = DatasetRecord(centre_id=1, centre="Lyon", country="fr", region="",
+                           patients=patients, fingerprint="f", spec_fingerprint="s")
+    return Rules("node-1 Lyon", Policy(**policy), 30, Ledger(tmp_path / "ledger.json"),
+                 lambda: record)
+
+
+def _judge(rules: Any, targs: dict[str, Any], margs: dict[str, Any],
+           training: bool = True) -> list[str]:
+    import logging
+
+    from fedjourney.story import Story
+
+    return rules.judge(targs, margs, None, training, "r1", 1,  # type: ignore[no-any-return]
+                       Story(logging.getLogger("test"), {}))
+
+
+def _args(**dp: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    fed = parse_federation(_raw(), DEFAULT_CONFIG)
+    targs, margs = training_args(fed.training), model_args(fed, fed.training, "r1")
+    if dp:
+        targs["dp_args"] = {"type": "local", **dp}
+    return targs, margs
+
+
+def test_a_run_id_that_is_not_one_is_refused_before_anything(tmp_path: Path) -> None:
+    targs, margs = _args()
+    margs["run_id"] = "r1\nforged"
+    assert _judge(_rules(tmp_path), targs, margs)[0].startswith("invalid run id 'r1\\nforged'")
+
+
+def test_a_centre_with_fewer_training_patients_than_a_batch_refuses_to_train(
+        tmp_path: Path) -> None:
+    targs, margs = _args()
+    refused = _judge(_rules(tmp_path, patients=10), targs, margs)  # 7 train
+    assert refused == ["training on this centre's 7 training patients, fewer than its minimum "
+                       "batch of 8 (policy.min_batch_size)"]
+    assert _judge(_rules(tmp_path, patients=10), targs, margs, training=False) == []
+
+
+def test_each_dp_round_is_charged_before_it_trains_and_the_budget_holds(
+        tmp_path: Path) -> None:
+    targs, margs = _args(sigma=1.0, clip=1.0)
+    rules = _rules(tmp_path, dp="required", epsilon_budget=25.0)
+    assert _judge(rules, targs, margs) == []  # 35 train: 3 batches of 16, 5 epochs
+    assert len(rules.ledger.charges()) == 1
+    charge = rules.ledger.charges()[0]
+    assert (charge.sigma, charge.sample_rate, charge.steps) == (1.0, 1 / 3, 15)
+    assert _judge(rules, targs, margs, training=False) == []  # validation spends nothing
+    while not (refused := _judge(rules, targs, margs)):
+        pass
+    assert "over its budget of 25; spent so far" in refused[0]
+    assert refused[0].endswith("(policy.epsilon_budget)")
+    assert 10 < rules.ledger.epsilon(1e-5) <= 25.0  # the refused round was not charged
