@@ -9,6 +9,7 @@ tests/integration/fedbiomed_contract.py fails loudly if they change).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -64,10 +65,14 @@ def _db(cfg: Any) -> str:
     return os.path.abspath(os.path.join(cfg.root, "etc", cfg.get("default", "db")))
 
 
-def register_dataset(cfg: Any, record: DatasetRecord, folder: Path, tag: str
-                     ) -> tuple[str, str]:
-    """(dataset id, what was done: registered | updated | unchanged), once per tag."""
+def register_dataset(cfg: Any, record: DatasetRecord, folder: Path, tag: str,
+                     privacy_spent: list[list[float]] | None = None) -> tuple[str, str]:
+    """(dataset id, what was done: registered | updated | unchanged), once per tag; with
+    the node's privacy ledger as it stands (`privacy_spent`, Ledger.spent) when given."""
     from fedbiomed.node.dataset_manager import DatasetManager
+
+    if privacy_spent is not None:
+        record = dataclasses.replace(record, privacy_spent=privacy_spent)
 
     manager = DatasetManager(path=_db(cfg), min_samples=cfg.getint("security",
                                                                    "minimum_samples"))

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from fedbiomed.common.dataset import CustomDataset
 
-from fedjourney import settings
+from fedjourney import contract, settings
 from fedjourney.config import Centre, Federation, load_federation
 from fedjourney.contract import DatasetRecord, check_run_id
 from fedjourney.errors import FedjourneyError
@@ -23,6 +23,8 @@ from fedjourney.features import FeatureSpec, plan_input, spec_from_dict
 from fedjourney.model import split_order, training_orders
 from fedjourney.node.cache import load_or_build
 from fedjourney.node.data import CACHE, current
+from fedjourney.node.ledger import Ledger
+from fedjourney.node.rules import published
 from fedjourney.story import Story, narrator
 
 
@@ -102,7 +104,9 @@ def _registered_again(record: DatasetRecord, folder: Path, tag: str) -> str:
 
     where = folder if folder.is_dir() else folder.parent  # as start-up registers it
     try:
-        dataset_id, done = component.register_dataset(_Config(COMPONENT), record, where, tag)
+        dataset_id, done = component.register_dataset(
+            _Config(COMPONENT), record, where, tag,
+            published(Ledger(Path(contract.PRIVACY_LEDGER))))
     except Exception as exc:  # the request goes on: it trains on what the record says
         return (f"its entry in Fed-BioMed's registry is not updated ({type(exc).__name__}): "
                 "researchers still find the old one")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedjourney.errors import FedjourneyError
+from fedjourney.policy import rdp_epsilon
 from fedjourney.records import write_atomically
 
 VERSION = 1
@@ -115,6 +116,15 @@ class Ledger:
                 f"{_epsilon(charges, delta):.3g} in {_count(len(charges), 'round')} of "
                 f"{_count(runs, 'run')}")
 
+    def spent(self) -> list[list[float]]:
+        """The charges as the node publishes them with its dataset record: [sigma, sample
+        rate, steps] per kind of round, steps summed (RDP composes them exactly so), sorted.
+        Privacy parameters only: no run id, time or patient."""
+        steps: dict[tuple[float, float], int] = {}
+        for c in self.charges():
+            steps[(c.sigma, c.sample_rate)] = steps.get((c.sigma, c.sample_rate), 0) + c.steps
+        return [[sigma, rate, float(n)] for (sigma, rate), n in sorted(steps.items())]
+
     def _unreadable(self, why: str) -> FedjourneyError:
         return FedjourneyError(
             f"privacy ledger {self.path} is unreadable ({why}): restore it from a backup; "
@@ -123,13 +133,7 @@ class Ledger:
 
 
 def _epsilon(charges: list[Charge], delta: float) -> float:
-    if not charges:
-        return 0.0
-    from opacus.accountants import RDPAccountant  # in the images; the host's train extra
-
-    accountant = RDPAccountant()
-    accountant.history.extend((c.sigma, c.sample_rate, c.steps) for c in charges)
-    return float(accountant.get_epsilon(delta=delta))
+    return rdp_epsilon(((c.sigma, c.sample_rate, c.steps) for c in charges), delta)
 
 
 def _count(n: int, noun: str) -> str:

@@ -72,6 +72,15 @@ class Rules:
         return []
 
 
+def published(ledger: Ledger) -> list[list[float]]:
+    """The ledger as the node's dataset record publishes it (Ledger.spent); [] when it
+    cannot be read (the node then refuses DP rounds itself: judge)."""
+    try:
+        return ledger.spent()
+    except FedjourneyError:
+        return []
+
+
 def parties(secagg_arguments: Any, researcher_id: str) -> int | None:
     """How many nodes a request's secure aggregation masks among (None in the clear)."""
     if not secagg_arguments:

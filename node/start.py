@@ -37,7 +37,7 @@ from fedjourney.generator.output import read_meta
 from fedjourney.node import component, metrics, pinning
 from fedjourney.node.data import broken, check_data
 from fedjourney.node.ledger import Ledger
-from fedjourney.node.rules import Rules
+from fedjourney.node.rules import Rules, published
 from fedjourney.planfile import plan_hash, sent_source
 from fedjourney.story import Story, quiet_fedbiomed, setup
 
@@ -136,7 +136,8 @@ def _registered(s: NodeSettings, story: Story, record: DatasetRecord) -> Any:
     story.info(f"data-use policy: {centre.policy.describe(s.fed.training.held_out_percent)}")
     folder = Path(contract.DATA) / centre.folder_name
     where = folder if folder.is_dir() else Path(contract.DATA)
-    dataset_id, done = component.register_dataset(cfg, record, where, s.fed.training.tag)
+    dataset_id, done = component.register_dataset(
+        cfg, record, where, s.fed.training.tag, published(Ledger(Path(contract.PRIVACY_LEDGER))))
     story.info({"registered": f"dataset registered under tag '{s.fed.training.tag}' "
                               f"({dataset_id})",
                 "updated": f"dataset updated: the data changed ({dataset_id})",
@@ -171,15 +172,26 @@ def _serve(s: NodeSettings, story: Story, cfg: Any, unhealthy: bool) -> None:
     from fedjourney.node.dataset import current_record  # Fed-BioMed's: the images only
 
     folder = Path(contract.DATA) / s.centre.folder_name
-    # Data changed since start-up (a new extract, a broken file) is checked again as a
-    # researcher searches, so that its run starts with the fingerprint as it is now.
+    ledger = Ledger(Path(contract.PRIVACY_LEDGER))
+    registered = {"spent": published(ledger)}
+
     def record() -> DatasetRecord:
         return current_record(folder, story)
 
+    def before_search() -> None:
+        """Data changed since start-up (a new extract, a broken file) is checked again as a
+        researcher searches, so that its run starts with the fingerprint as it is now; and
+        the record publishes the privacy ledger as the last runs left it."""
+        now = record()
+        spent = published(ledger)
+        if spent != registered["spent"]:
+            where = folder if folder.is_dir() else Path(contract.DATA)
+            component.register_dataset(cfg, now, where, s.fed.training.tag, spent)
+            registered["spent"] = spent
+
     rules = Rules(contract.node_label(s.centre.id, s.centre.name), s.centre.policy,
-                  s.fed.training.held_out_percent, Ledger(Path(contract.PRIVACY_LEDGER)),
-                  record)
-    node = component.RunningNode(cfg, story, record, rules)
+                  s.fed.training.held_out_percent, ledger, record)
+    node = component.RunningNode(cfg, story, before_search, rules)
     if s.pinned is not None:  # again on each fetch of Fed-BioMed's own client
         def refuse(mismatch: pinning.FingerprintMismatch) -> None:
             story.error(f"UNHEALTHY: {mismatch}")

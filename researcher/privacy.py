@@ -8,19 +8,25 @@ knows: sigma, the batch size, epochs (or num_updates) and each round's training 
 
 from __future__ import annotations
 
-import math
-
 from fedjourney.config import Privacy
+from fedjourney.policy import dp_steps, rdp_epsilon
+
+
+def history(dp: Privacy, batch_size: int, epochs: int, num_updates: int | None,
+            samples_per_round: list[int]) -> list[tuple[float, float, int]]:
+    """(sigma, sample rate, steps) of each training round of these sizes, as Fed-BioMed runs
+    DP-SGD (policy.dp_steps) and the node's ledger charges it."""
+    return [(dp.sigma, *dp_steps(samples, batch_size, epochs, num_updates))
+            for samples in samples_per_round]
 
 
 def epsilon(dp: Privacy, batch_size: int, epochs: int, num_updates: int | None,
-            samples_per_round: list[int]) -> float:
-    """epsilon at dp.delta after training rounds of these sizes (RDP accountant)."""
-    from opacus.accountants import RDPAccountant
-
-    accountant = RDPAccountant()
-    for samples in samples_per_round:
-        batches = max(1, math.ceil(samples / batch_size))
-        steps = num_updates or epochs * batches
-        accountant.history.append((dp.sigma, 1 / batches, steps))
-    return float(accountant.get_epsilon(delta=dp.delta))
+            samples_per_round: list[int], before: list[list[float]] | None = None,
+            delta: float | None = None) -> float:
+    """epsilon at `delta` (default dp.delta) after training rounds of these sizes (RDP
+    accountant), composed with `before`: rounds a node's ledger already holds
+    ([sigma, sample rate, steps], as its dataset record publishes them)."""
+    earlier = [(float(s), float(q), int(n)) for s, q, n in before or []]
+    return rdp_epsilon([*earlier, *history(dp, batch_size, epochs, num_updates,
+                                           samples_per_round)],
+                       dp.delta if delta is None else delta)

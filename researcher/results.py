@@ -16,6 +16,14 @@ from fedjourney.records import BASELINES, MetricRow
 from fedjourney.researcher.experiment import Metrics
 
 
+def _spent(total: dict[str, Any] | None) -> str:
+    """"; 12.3 spent on its data (delta 1e-05) of its budget 20", or "" when not known."""
+    if not total:
+        return ""
+    budget = total.get("budget")
+    return (f"; {total['epsilon']:.3g} spent on its data (delta {total['delta']:g})"
+            + (f" of its budget {budget:g}" if budget is not None else ", no budget"))
+
 def _pick(values: list[float] | None, how: str) -> float | None:
     if not values:
         return None
@@ -145,8 +153,13 @@ def summary_markdown(run_id: str, rows: list[MetricRow], fingerprints: dict[str,
                   f"{privacy['mechanism']}: sigma {privacy['sigma']:g}, clip "
                   f"{privacy['clip']:g}; epsilon at delta {privacy['delta']:g} "
                   f"({privacy['accountant']}, every round a centre was asked to train):", ""]
-        lines += [f"- {node}: epsilon {eps:.3g}"
+        spent = privacy.get("spent_per_centre") or {}
+        lines += [f"- {node}: epsilon {eps:.3g}" + _spent(spent.get(node))
                   for node, eps in privacy["epsilon_per_centre"].items()]
+        if spent:
+            lines += ["", "Spent on a centre's data: over every run on it so far, this one "
+                      "included (its node's privacy ledger as the run began, composed with "
+                      "this run's rounds); each node refuses a round past its budget."]
         lines += ["", "Training losses and validation metrics are reported in the clear, "
                   "outside this budget."]
     if heterogeneity:

@@ -11,7 +11,6 @@ collector.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -305,7 +304,7 @@ def _write_results(s: ResearcherSettings, t: Training, exp: Any,
     spec.dump(partial / records.FEATURE_SPEC)
     records.write_fingerprints(partial, fingerprints)
     described = {"name": s.experiment, **t.describe()}
-    privacy = _privacy(t, rows, len(progress.resumed_after))
+    privacy = _privacy(t, rows, len(progress.resumed_after), found.values())
     (partial / records.SUMMARY).write_text(results.summary_markdown(
         s.run_id, rows, fingerprints, seconds, progress.resumed_after, described, privacy,
         heterogeneity.report(list(found.values()))))
@@ -355,17 +354,19 @@ def _policy_conflicts(fed: Federation, t: Training, found: Any) -> str:
     if t.dp:
         from fedjourney.researcher.privacy import epsilon
 
-        for label, policy, held_out in stated:
+        for record, (label, policy, held_out) in zip(ordered, stated, strict=True):
             budget = policy.epsilon_budget
-            n_train = training_patients(next(r.patients for r in ordered if r.label == label),
-                                        held_out)
+            n_train = training_patients(record.patients, held_out)
             if budget is None or not n_train:
                 continue
-            spent = epsilon(dataclasses.replace(t.dp, delta=policy.delta), t.batch_size,
-                            t.epochs, t.num_updates, [n_train] * t.rounds)
-            if spent > budget:
-                refused.append(f"{label} refuses {t.rounds} rounds of DP-SGD spending "
-                               f"epsilon {spent:.1f} (delta {policy.delta:g}), over its "
+            before = epsilon(t.dp, t.batch_size, t.epochs, t.num_updates, [],
+                             record.privacy_spent, policy.delta)
+            after = epsilon(t.dp, t.batch_size, t.epochs, t.num_updates,
+                            [n_train] * t.rounds, record.privacy_spent, policy.delta)
+            if after > budget:
+                refused.append(f"{label} refuses {t.rounds} rounds of DP-SGD that would bring "
+                               f"the epsilon spent on its data to {after:.3g} (delta "
+                               f"{policy.delta:g}; {before:.3g} before this run), over its "
                                f"budget of {budget:g} (policy.epsilon_budget)")
     if not refused:
         return ""
@@ -373,14 +374,20 @@ def _policy_conflicts(fed: Federation, t: Training, found: Any) -> str:
             "its policy")
 
 
-def _privacy(t: Training, rows: list[records.MetricRow], resumes: int) -> dict[str, Any]:
+def _privacy(t: Training, rows: list[records.MetricRow], resumes: int,
+             found: Any = ()) -> dict[str, Any]:
     """Local DP's epsilon per centre, counting every round it was asked to train (and, per
-    resume, one more: the interrupted round may have trained twice)."""
+    resume, one more: the interrupted round may have trained twice); and, from each node's
+    record, the epsilon spent on that centre's data over every run once this one is added
+    (its ledger as the run began, composed with this run's rounds, at the centre's delta),
+    with its budget."""
     if not t.dp:
         return {}
+    from fedjourney.policy import Policy
     from fedjourney.researcher.privacy import epsilon
 
-    per_centre = {}
+    by_label = {r.label: r for r in found}
+    per_centre, totals = {}, {}
     for node in sorted({r.node for r in rows}):
         sizes = [r.samples for r in rows if r.node == node and not r.final]
         known = [s for s in sizes if s]
@@ -389,10 +396,16 @@ def _privacy(t: Training, rows: list[records.MetricRow], resumes: int) -> dict[s
         filled = [s or known[-1] for s in sizes] + [max(known)] * resumes
         per_centre[node] = round(epsilon(t.dp, t.batch_size, t.epochs, t.num_updates,
                                          filled), 3)
+        if node in by_label:
+            policy = Policy.from_dict(by_label[node].policy)
+            totals[node] = {"epsilon": round(epsilon(
+                t.dp, t.batch_size, t.epochs, t.num_updates, filled,
+                by_label[node].privacy_spent, policy.delta), 3),
+                "delta": policy.delta, "budget": policy.epsilon_budget}
     return {"mechanism": "local DP-SGD (opacus, via Fed-BioMed dp_args)",
             "accountant": "RDP (opacus)", "sigma": t.dp.sigma, "clip": t.dp.clip,
             "delta": t.dp.delta, "epsilon": max(per_centre.values(), default=None),
-            "epsilon_per_centre": per_centre}
+            "epsilon_per_centre": per_centre, "spent_per_centre": totals}
 
 
 def _cannot_start(run_id: str, resume: bool, progress: checkpoint.Progress | None,

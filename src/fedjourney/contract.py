@@ -138,6 +138,10 @@ class DatasetRecord:
     # Its data-use policy (policy.Policy.to_dict()), which its node enforces on every
     # request; stated here so that the researcher refuses a run outside it before round 1.
     policy: dict[str, Any] = field(default_factory=dict)
+    # Its privacy ledger (node/ledger.py Ledger.spent): [sigma, sample rate, steps] per kind
+    # of DP-SGD round trained on this centre's data so far, over every run; the researcher
+    # composes it with its own run (budget pre-check, summary.md's total).
+    privacy_spent: list[list[float]] = field(default_factory=list)
     # The centre in aggregates only (node/profile.py): the run's heterogeneity report.
     profile: dict[str, Any] = field(default_factory=dict)
 

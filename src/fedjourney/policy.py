@@ -224,6 +224,19 @@ def dp_steps(n_train: int, batch_size: int, epochs: int, num_updates: int | None
     return 1 / batches, num_updates or epochs * batches
 
 
+def rdp_epsilon(history: Iterable[tuple[float, float, int]], delta: float) -> float:
+    """Epsilon at delta after DP-SGD rounds of (sigma, sample rate, steps): opacus' RDP
+    accountant, as the node's ledger and the researcher's report both count (0 for none)."""
+    rounds = list(history)
+    if not rounds:
+        return 0.0
+    from opacus.accountants import RDPAccountant  # the images; the host's train extra
+
+    accountant = RDPAccountant()
+    accountant.history.extend(rounds)
+    return float(accountant.get_epsilon(delta=delta))
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) \
         and math.isfinite(value)

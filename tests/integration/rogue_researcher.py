@@ -11,6 +11,8 @@ policy refuses (fedjourney/policy.py):
   nodp           no DP-SGD (for a centre that requires it)
   parties        secure aggregation among two nodes only
   runid          a run id with a newline (it would forge a line of the node's story)
+  dp             one round with the config's DP-SGD, without the researcher's budget check
+                 (prints RAN and exits 0 when the nodes train it)
 Prints REFUSED and exits 0 when the nodes refuse; exits 1 when they run it. And one attack
 the policy allows, to measure what it gives:
   rows CENTRE dp|nodp   one SGD step on that centre's node alone, at the policy's smallest
@@ -85,6 +87,8 @@ elif mode == "parties":
 
     more = {"nodes": sorted(found)[:2],
             "secagg": SecureAggregation(scheme=SecureAggregationSchemes.LOM)}
+elif mode == "dp":
+    training_args["dp_args"] = experiment.training_args(t)["dp_args"]
 elif mode == "runid":
     model_args["run_id"] = "rogue-runid\n2026-01-01T00:00:00.000Z [node-0] run=- round=- | FORGED"
 elif mode == "rows":
@@ -117,6 +121,9 @@ try:
     exp.run_once()
 except SystemExit as stop:
     print("REFUSED with exit", stop.code)
+    sys.exit(0)
+if mode == "dp":
+    print("RAN: the nodes trained a round of DP-SGD")
     sys.exit(0)
 print(f"ACCEPTED: the rogue {mode} ran")
 sys.exit(1)

@@ -8,6 +8,7 @@ update."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy.typing as npt
 import pytest
 import yaml
 
+from fedjourney import records
 from fedjourney.exits import Exit
 from fedjourney.features import build, plan_input
 from fedjourney.generator import generate
@@ -32,11 +34,14 @@ TRAINING: dict[str, Any] = {"rounds": 2, "epochs": 1, "batch_size": 64,
 LYON = "node-1"
 
 
-def _budget(steps: int) -> float:
+def _spent(steps: int) -> float:
     """Epsilon after `steps` full-batch DP-SGD steps, as the node's ledger counts them."""
     ledger = Ledger(Path("/nonexistent/ledger.json"))
     return ledger.epsilon(DELTA, Charge(run_id="x", round=1, sigma=SIGMA, sample_rate=1.0,
                                         steps=steps))
+
+
+BUDGET = math.ceil(_spent(3) * 1e4) / 1e4  # three rounds fit, a fourth does not
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +50,7 @@ def live(federation: Start, tmp_path_factory: pytest.TempPathFactory) -> LiveFed
     a first two-round run fits, a second one's second round does not."""
     raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
     raw.pop("experiments")  # they inherit training's DP, which FedProx and SCAFFOLD refuse
-    raw["centres"][1]["policy"] = {"dp": "required", "epsilon_budget": round(_budget(3), 4),
+    raw["centres"][1]["policy"] = {"dp": "required", "epsilon_budget": BUDGET,
                                    "delta": DELTA}
     raw["centres"][2]["policy"] = {"dp": "required", "epsilon_budget": 1000, "delta": DELTA}
     config = tmp_path_factory.mktemp("policy") / "federation.yaml"
@@ -67,23 +72,37 @@ def test_a_run_without_dp_is_refused_where_dp_is_required(live: LiveFederation) 
     assert not any("features" in line or "privacy ledger" in line for line in lines)
 
 
-def test_the_ledger_charges_each_round_and_refuses_past_the_budget(
+def test_the_ledger_charges_each_round_and_the_budget_holds_on_both_sides(
         live: LiveFederation) -> None:
+    """Run 1 (two rounds) fits; run 2 would not, and the researcher refuses it before round
+    1 from the ledger Lyon's record publishes; a researcher that skips that check gets one
+    more round, then Lyon's node refuses the next itself."""
     first = live.run(run_id="itest-policy-1", timeout=300)
     assert first.ok, "\n".join(first.lines[-30:])
     charged = [line for line in _lyon(live, "itest-policy-1") if "privacy ledger" in line]
     assert len(charged) == 2, charged
-    assert f"epsilon spent on this centre's data {_budget(2):.2f}" in charged[-1]
+    assert f"epsilon spent on this centre's data {_spent(2):.2f}" in charged[-1]
+    summary = (first.folder / records.SUMMARY).read_text()
+    assert (f"; {_spent(2):.3g} spent on its data (delta {DELTA:g}) of its budget "
+            f"{BUDGET:g}") in summary
 
     second = live.run(run_id="itest-policy-2", timeout=300)
-    assert second.status != Exit.OK and second.record is None
-    lines = _lyon(live, "itest-policy-2")
+    assert second.status == Exit.REFUSED and second.record is None
+    told = [line for line in second.lines if "REFUSED: " in line]
+    assert len(told) == 1 and "node-1 CHU de Lyon refuses 2 rounds of DP-SGD" in told[0] \
+        and f"{_spent(4):.3g} (delta" in told[0] and "(policy.epsilon_budget)" in told[0]
+    assert _lyon(live, "itest-policy-2") == []  # refused before any request reached it
+    assert not second.folder.exists()
+
+    stack = Stack(live.compose_file, live.project)
+    stack.rogue("dp", refused=False)  # the third round fits
+    said = stack.rogue("dp")  # the fourth does not
+    assert "over its budget" in said and "(policy.epsilon_budget)" in said
+    lines = _lyon(live, "rogue-dp")
     assert sum("privacy ledger: round charged" in line for line in lines) == 1
     refused = [line for line in lines if "REFUSED" in line]
     assert len(refused) == 1 and "over its budget" in refused[0], lines[-5:]
-    assert "over its budget" in "\n".join(second.lines), second.lines[-10:]
-    # Nothing half-written looks complete: no results folder for the refused run.
-    assert not second.folder.exists()
+    assert not any("features" in line for line in lines[lines.index(refused[0]):])
 
 
 @pytest.fixture(scope="module")

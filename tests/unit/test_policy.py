@@ -252,3 +252,23 @@ def test_each_dp_round_is_charged_before_it_trains_and_the_budget_holds(
     assert "over its budget of 25; spent so far" in refused[0]
     assert refused[0].endswith("(policy.epsilon_budget)")
     assert 10 < rules.ledger.epsilon(1e-5) <= 25.0  # the refused round was not charged
+
+
+def test_the_published_ledger_composes_with_a_run_as_the_node_counts(tmp_path: Path) -> None:
+    """What the researcher tells as spent on a centre's data after its run equals what the
+    node's ledger will hold: the record's [sigma, rate, steps] composed with the run."""
+    from fedjourney.config import Privacy
+    from fedjourney.node.ledger import Charge, Ledger
+    from fedjourney.researcher.privacy import epsilon
+
+    ledger = Ledger(tmp_path / "ledger.json")
+    for run, rounds in (("a", 3), ("b", 2)):
+        for r in range(rounds):
+            ledger.charge(Charge(run_id=run, round=r, sigma=1.0, sample_rate=1 / 3, steps=15))
+    assert ledger.spent() == [[1.0, 1 / 3, 75.0]]
+    dp = Privacy(sigma=1.0, clip=1.0)
+    after = epsilon(dp, 16, 5, None, [35, 35], ledger.spent())
+    for r in range(2):
+        ledger.charge(Charge(run_id="c", round=r, sigma=1.0, sample_rate=1 / 3, steps=15))
+    assert after == pytest.approx(ledger.epsilon(1e-5))
+    assert epsilon(dp, 16, 5, None, [], ledger.spent()) == pytest.approx(ledger.epsilon(1e-5))
