@@ -187,6 +187,10 @@ def _ready_federation(s: ResearcherSettings, t: Training,
     found = wait_for_nodes(requests, s.fed, s.node_deadline_s, story)
     if found is None:
         raise Stop(Exit.NOT_READY)
+    claims = false_claims(found, s.fed)
+    if claims:
+        story.error(f"REFUSED: {claims}")
+        raise Stop(Exit.NOT_READY)
     spec = s.fed.feature_spec()
     others = sorted(r.label for r in found.values() if r.spec_fingerprint != spec.fingerprint())
     if others:  # they would refuse the tasks anyway: say why now
@@ -340,6 +344,25 @@ def _stance_conflicts(found: Any, t: Training) -> str:
     fix = ("run an experiment with secagg" if t.secagg == "off"
            else "run one without secagg")
     return f"{'; '.join(wrong)} (this experiment: secagg {t.secagg}); {fix}"
+
+
+def false_claims(found: dict[str, contract.DatasetRecord], fed: Federation) -> str:
+    """The nodes whose records claim a centre another node also claims, or one the
+    federation does not have, named by their Fed-BioMed node ids; "" when every centre has
+    one node. Nothing tells which of two claimants is the hospital's own, so the run stops
+    rather than send the model to both (docs/threat-model.md: nodes are not authenticated)."""
+    known = {contract.node_service(c.id) for c in fed.centres}
+    by_centre: dict[str, list[str]] = {}
+    for node_id, record in sorted(found.items()):
+        by_centre.setdefault(record.label, []).append(node_id)
+    said = [f"{len(ids)} nodes claim {label} ({', '.join(ids)})"
+            for label, ids in sorted(by_centre.items()) if len(ids) > 1]
+    said += [f"node {node_id} claims {record.label}, which is not a centre of this federation"
+             for node_id, record in sorted(found.items()) if record.service not in known]
+    if not said:
+        return ""
+    return "; ".join(said) + ("; stop the node that is not the hospital's own, then run "
+                              "again")
 
 
 def _policy_conflicts(fed: Federation, t: Training, found: Any) -> str:

@@ -272,3 +272,23 @@ def test_the_published_ledger_composes_with_a_run_as_the_node_counts(tmp_path: P
         ledger.charge(Charge(run_id="c", round=r, sigma=1.0, sample_rate=1 / 3, steps=15))
     assert after == pytest.approx(ledger.epsilon(1e-5))
     assert epsilon(dp, 16, 5, None, [], ledger.spent()) == pytest.approx(ledger.epsilon(1e-5))
+
+
+def test_a_second_node_claiming_a_centre_or_an_unknown_one_is_named() -> None:
+    from fedjourney.contract import DatasetRecord
+    from fedjourney.researcher.run import false_claims
+
+    fed = parse_federation(_raw(), DEFAULT_CONFIG)
+
+    def record(centre: int, name: str) -> DatasetRecord:
+        return DatasetRecord(centre_id=centre, centre=name, country="", region="",
+                             patients=50, fingerprint="f", spec_fingerprint="s")
+
+    honest = {f"NODE_{c.id}": record(c.id, c.name) for c in fed.centres}
+    assert false_claims(honest, fed) == ""
+    twice = {**honest, "NODE_evil": record(1, "CHU de Lyon")}
+    assert false_claims(twice, fed).startswith("2 nodes claim node-1 CHU de Lyon (NODE_1, "
+                                                "NODE_evil); stop the node")
+    stranger = {**honest, "NODE_x": record(9, "Elsewhere")}
+    assert "node NODE_x claims node-9 Elsewhere, which is not a centre of this federation" \
+        in false_claims(stranger, fed)
