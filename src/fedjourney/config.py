@@ -77,6 +77,8 @@ class Centre:
     approved_plans: tuple[PlanFile, ...] = ()
     # Its data-use policy (policy.py): what its node accepts beside an approved plan.
     policy: Policy = field(default_factory=Policy)
+    # What its node may use of its machine (None: no limit).
+    compute: Compute | None = None
 
     @property
     def folder_name(self) -> str:
@@ -97,12 +99,35 @@ NOT_HERE = {"joye-libert": "Fed-BioMed 6.4.1 opens its bundled biprime file for 
                            "which fails in fedjourney's non-root, read-only nodes; use lom"}
 SECAGG_POSTURES = ("allowed", "required", "refused")  # a centre's own stance
 METRICS_POSTURES = ("withheld", "clear")  # its validation metrics under secure aggregation
-# A centre's own stance: its node's business, not its generator's, and no part of its records.
-STANCE = ("secure_aggregation", "metrics_under_secagg", "approved_plans", "policy")
+# A centre's own stance and its node's compute: its node's business, not its generator's,
+# and no part of its records.
+STANCE = ("secure_aggregation", "metrics_under_secagg", "approved_plans", "policy", "compute")
+# A node holds ~510 MiB at rest (PyTorch, Fed-BioMed: docs/benchmarks.md); below this it
+# would be killed while importing, which reads as a crash, not as a small machine.
+MIN_NODE_MEMORY_MIB = 768
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*([mg])b?$", re.IGNORECASE)
 DEFAULT_EXPERIMENT = "default"  # the `training` section itself
 # Model arguments fedjourney gives every plan (researcher/experiment.py): not the config's.
 RESERVED_MODEL_ARGS = ("n_features", "n_bins", "input", "spec", "run_id", "held_out_percent",
                        "optimizer", "hidden", "seed")
+
+
+@dataclass(frozen=True)
+class Compute:
+    """What a centre's node may use of its machine, as the container engine enforces it
+    (compose `cpus`/`mem_limit`, Swarm `deploy.resources.limits`): a hospital's node that
+    shares a small server. None: no limit."""
+
+    cpus: float | None = None
+    memory: str | None = None  # Docker's notation, e.g. "1g", "768m"
+
+    @property
+    def memory_mib(self) -> float | None:
+        if self.memory is None:
+            return None
+        match = _MEMORY.match(self.memory)
+        assert match is not None  # parse_compute checked it
+        return float(match[1]) * (1024 if match[2].lower() == "g" else 1)
 
 
 @dataclass(frozen=True)
@@ -582,7 +607,36 @@ def _parse_centre(entry: Any, index: int, where: str, base: Path,
         approved_plans=_approved_plans(entry.get("approved_plans", [DEFAULT_PLAN]), label,
                                        base),
         policy=parse_policy(entry.get("policy"), f"{label}.policy"),
+        compute=_parse_compute(entry.get("compute"), f"{label}.compute"),
     )
+
+
+def _parse_compute(raw: Any, label: str) -> Compute | None:
+    """`compute: {cpus: 0.5, memory: 1g}` (either may be left out); None when absent."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not raw:
+        raise FedjourneyError(f"{label} must be a mapping like {{cpus: 0.5, memory: 1g}}")
+    _no_unknown_keys(raw, {"cpus", "memory"}, label)
+    cpus = raw.get("cpus")
+    if cpus is not None:
+        cpus = _number(cpus, f"{label}.cpus", 0, 1024)
+        if cpus < 0.01:
+            raise FedjourneyError(f"{label}.cpus must be at least 0.01 (a hundredth of a "
+                                  f"core), got {cpus:g}")
+    memory = raw.get("memory")
+    if memory is not None:
+        match = _MEMORY.match(str(memory)) if isinstance(memory, str) else None
+        if match is None:
+            raise FedjourneyError(f"{label}.memory must be an amount like 1g or 768m, got "
+                                  f"{_shown(memory)}")
+        compute = Compute(memory=f"{match[1]}{match[2].lower()}")  # as Docker writes it
+        if (compute.memory_mib or 0) < MIN_NODE_MEMORY_MIB:
+            raise FedjourneyError(f"{label}.memory {memory} is below what a node needs "
+                                  f"({MIN_NODE_MEMORY_MIB}m: PyTorch and Fed-BioMed alone "
+                                  "hold about 510 MiB); raise it")
+        memory = compute.memory
+    return Compute(cpus=cpus, memory=memory)
 
 
 def _approved_plans(raw: Any, label: str, base: Path) -> tuple[PlanFile, ...]:

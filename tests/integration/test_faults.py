@@ -171,9 +171,10 @@ def _assert_close(got: list[dict[str, object]], want: list[dict[str, object]]) -
 @pytest.fixture
 def hang_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     monkeypatch.setenv(settings.KEEP.env, "0")
-    # Rounds of a few seconds (many epochs): the stop lands inside a round, not after them.
-    with running(tmp_path, f"fjhang{os.getpid()}", "itest-hang", rounds=4, epochs=150,
-                 min_nodes=2, round_deadline_s=20) as stack:
+    # Rounds of a few seconds (many epochs, up to the policy's cap of 100, on more patients):
+    # the stop lands inside a round, not after them.
+    with running(tmp_path, f"fjhang{os.getpid()}", "itest-hang", population=45, rounds=4,
+                 epochs=100, min_nodes=2, round_deadline_s=20) as stack:
         yield stack
 
 

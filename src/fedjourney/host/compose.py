@@ -107,6 +107,10 @@ def service(s: Service) -> dict[str, Any]:
         out["profiles"] = Flow(s.profiles)
     if s.after:
         out["depends_on"] = {name: dict(DONE) for name in s.after}
+    if s.cpus is not None:
+        out["cpus"] = s.cpus
+    if s.memory is not None:
+        out["mem_limit"] = text(s.memory)
     if s.health == "role":
         out["healthcheck"] = dict(HEALTHCHECK)
     elif s.health == "off":

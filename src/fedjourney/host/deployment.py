@@ -127,6 +127,8 @@ class Service:
     aliases: tuple[str, ...] = ()  # other names it answers to on each of its networks
     profiles: tuple[str, ...] = ()  # Compose: started only when one of them is asked for
     placement: str | None = None  # Swarm: the hosts it may run on
+    cpus: float | None = None  # the engine's CPU limit (cores), None: none
+    memory: str | None = None  # its memory limit ("1g"), None: none
 
 
 @dataclass(frozen=True)
@@ -216,18 +218,21 @@ def generator(centre: Centre, roles: str, alone_on: str) -> Service:
 
 def node(centre: Centre, roles: str, deadline_s: int, after: tuple[str, ...],
          plans_folder: str | None = None) -> Service:
-    """A centre's Fed-BioMed node: its centre's data read-only, its own state, and the plan
-    files its centre approves, read-only."""
+    """A centre's Fed-BioMed node: its centre's data read-only, its own state, the plan
+    files its centre approves, read-only, and the machine its centre gives it (compute)."""
     name = c.node_service(centre.id)
     environment: tuple[tuple[str, Text], ...] = (
         (settings.CONFIG.env, str(c.CONFIG)), (settings.CENTRE_ID.env, str(centre.id)),
         *passed(settings.NODE))
     mounts = (_view(roles, name), Mount(data_volume(centre), c.DATA, read_only=True),
               Mount(state_volume(name), c.STATE), *_plans(centre.approved_plans, plans_folder))
+    compute = centre.compute
     return Service(name, NODE_IMAGE, hostname=name, environment=environment,
                    tmpfs=HOME_SCRATCH, mounts=mounts, networks=(centre_network(centre),),
                    after=after, health="role", grace_s=deadline_s,
-                   placement=centre_constraint(centre))
+                   placement=centre_constraint(centre),
+                   cpus=compute.cpus if compute else None,
+                   memory=compute.memory if compute else None)
 
 
 def researcher(roles: str, networks: tuple[str, ...], after: tuple[str, ...] = (),

@@ -133,6 +133,13 @@ def service(s: Service) -> dict[str, Any]:
         deploy["endpoint_mode"] = "dnsrr"
     if s.placement:
         deploy["placement"] = {"constraints": [s.placement]}
+    limits: dict[str, Any] = {}
+    if s.cpus is not None:
+        limits["cpus"] = text(f"{s.cpus:g}")  # the stack format wants a string
+    if s.memory is not None:
+        limits["memory"] = text(s.memory)
+    if limits:
+        deploy["resources"] = {"limits": limits}
     out["deploy"] = deploy
     return out
 
