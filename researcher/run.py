@@ -367,8 +367,10 @@ def false_claims(found: dict[str, contract.DatasetRecord], fed: Federation) -> s
 
 def _policy_conflicts(fed: Federation, t: Training, found: Any) -> str:
     """What the centres' own data-use policies, as their nodes publish them, refuse of this
-    experiment (each node would refuse its first request: policy.refusals), with the
-    epsilon this run alone would spend over a centre's budget; "" when none does."""
+    experiment (each node would refuse its first request: policy.refusals), and the
+    centres whose budget this run would pass, composed with the ledger each publishes; ""
+    when none does. A resumed run counts its earlier rounds twice (the ledger holds them
+    already): it errs on the patients' side."""
     from fedjourney.policy import Policy, experiment_refusals, training_patients
 
     ordered = sorted(found, key=lambda r: r.centre_id)
