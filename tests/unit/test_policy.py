@@ -292,3 +292,33 @@ def test_a_second_node_claiming_a_centre_or_an_unknown_one_is_named() -> None:
     stranger = {**honest, "NODE_x": record(9, "Elsewhere")}
     assert "node NODE_x claims node-9 Elsewhere, which is not a centre of this federation" \
         in false_claims(stranger, fed)
+
+
+def test_a_nodes_refusal_reaches_the_researchers_story_in_its_own_words() -> None:
+    """Fed-BioMed only logs a node's error reply; the researcher tells it as one line."""
+    import logging
+
+    from fedjourney.researcher.run import _NodeRefusals
+    from fedjourney.story import Story
+
+    told: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            told.append(record.getMessage())
+
+    narrator = logging.getLogger("test-refusals-story")  # outside fedjourney's own logger
+    narrator.addHandler(collect := Collect())
+    handler = _NodeRefusals(Story(narrator, {}))
+    fedbiomed = logging.getLogger("fedbiomed.test-refusals")
+    fedbiomed.addHandler(handler)
+    try:
+        fedbiomed.warning("Error message received during training: FB300. REFUSED by "
+                          "node-1 CHU de Lyon's data-use policy: training batches of 1\n"
+                          "patients")
+        fedbiomed.warning("Error message received during training: FB313. no dataset")
+    finally:
+        fedbiomed.removeHandler(handler)
+        narrator.removeHandler(collect)
+    assert told == ["REFUSED by node-1 CHU de Lyon's data-use policy: training batches of 1 "
+                    "patients"]
