@@ -22,7 +22,12 @@ def split_order(patient_ids: npt.NDArray[np.str_], percent: int = HELD_OUT_PERCE
     """
     keys = np.array([hashlib.sha256(p.encode()).hexdigest() for p in patient_ids])
     order = np.lexsort((np.asarray(patient_ids), keys)).astype(np.int64)
-    return order, math.floor(len(patient_ids) * (percent / 100))
+    return order, held_out_count(len(patient_ids), percent)
+
+
+def held_out_count(patients: int, percent: int = HELD_OUT_PERCENT) -> int:
+    """How many of a centre's patients are held out: Fed-BioMed's floor(N * test_ratio)."""
+    return math.floor(patients * (percent / 100))
 
 
 def held_out(patient_ids: npt.NDArray[np.str_], percent: int = HELD_OUT_PERCENT

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from fedjourney.errors import FedjourneyError
+from fedjourney.model import held_out_count
 
 DP_STANCES = ("required", "allowed", "refused")
 OPTIMIZERS = ("adam", "sgd")  # what the shipped plans read from model_args["optimizer"]
@@ -75,9 +76,9 @@ class Policy:
         return cls(**values)
 
 
-def parse_policy(raw: Any, label: str, centres: int | None = None) -> Policy:
+def parse_policy(raw: Any, label: str) -> Policy:
     """A centre's `policy:` mapping (absent: the defaults); FedjourneyError with one line
-    naming the setting and the fix. `centres`: the federation's size when known."""
+    naming the setting and the fix. Against the federation's size: config._check_policies."""
     if raw is None:
         return Policy()
     if not isinstance(raw, dict):
@@ -94,10 +95,6 @@ def parse_policy(raw: Any, label: str, centres: int | None = None) -> Policy:
         _whole(values[key], f"{label}.{key}", lo, hi)
     if values["secagg_min_parties"] is not None:
         _whole(values["secagg_min_parties"], f"{label}.secagg_min_parties", 2, 10000)
-        if centres is not None and values["secagg_min_parties"] > centres:
-            raise FedjourneyError(f"{label}.secagg_min_parties is "
-                                  f"{values['secagg_min_parties']} but the federation has "
-                                  f"{centres} centres; lower it")
     optimizers = values["optimizers"]
     if not isinstance(optimizers, list | tuple) or not optimizers \
             or any(o not in OPTIMIZERS for o in optimizers):
@@ -213,7 +210,7 @@ def experiment_refusals(fed: Any, t: Any, stated: Iterable[tuple[str, Policy, in
 
 def training_patients(patients: int, held_out_percent: int) -> int:
     """How many of a centre's patients train (model.split_order holds out the rest)."""
-    return patients - math.floor(patients * (held_out_percent / 100))
+    return patients - held_out_count(patients, held_out_percent)
 
 
 def dp_steps(n_train: int, batch_size: int, epochs: int, num_updates: int | None
