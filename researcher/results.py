@@ -69,6 +69,7 @@ def metric_rows(run_id: str, rounds: int, metrics: Metrics,
                 validation_withheld=METRICS_WITHHELD in valid,
                 samples=reply.get("sample_size") if isinstance(reply, dict) else None,
                 training_seconds=timing.get("rtime_training"),
+                training_cpu_seconds=timing.get("ptime_training"),
                 node_seconds=timing.get("rtime_total"),
                 round_seconds=round_seconds.get(r),
                 took_part=r <= rounds and (took_part is None or

@@ -76,6 +76,9 @@ class MetricRow:
     validation_auc_high: float | None = None
     validation_n: int | None = None  # held-out patients
     validation_positives: int | None = None  # of whom positive
+    # Added with per-centre compute: the CPU time of the node's training (all its threads),
+    # beside training_seconds, its wall time; their ratio is the share of a core it had.
+    training_cpu_seconds: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

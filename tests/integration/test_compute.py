@@ -1,6 +1,6 @@
 """A hospital whose node shares a small machine, on real containers: the engine holds its
-node to a quarter of a core and 1 GiB, its posture unchanged, and it trains each round
-measurably slower than its peers."""
+node to a quarter of a core and 1 GiB, its posture unchanged: the kernel throttles it while
+it trains, and it trains each round measurably slower than its peers."""
 
 from __future__ import annotations
 
@@ -44,18 +44,45 @@ def test_the_engine_limits_that_node_alone_and_its_posture_holds(live: LiveFeder
         assert _inspect(live, f"node-{other}")["NanoCpus"] == 0
 
 
+def _throttled(live: LiveFederation, service: str) -> tuple[int, int]:
+    """(periods throttled, nanoseconds throttled) of the service's CPU cgroup so far."""
+    done = live.exec(service, "sh", "-c", "cat /sys/fs/cgroup/cpu/cpu.stat 2>/dev/null "
+                     "|| cat /sys/fs/cgroup/cpu.stat")
+    assert done.returncode == 0, done.stderr
+    stat = dict(line.split() for line in done.stdout.splitlines() if line.strip())
+    # cgroup v1 counts throttled_time in ns; v2 counts throttled_usec.
+    ns = int(stat["throttled_time"]) if "throttled_time" in stat else \
+        1000 * int(stat["throttled_usec"])
+    return int(stat["nr_throttled"]), ns
+
+
 def test_a_node_on_a_quarter_core_trains_slower_than_its_peers(live: LiveFederation) -> None:
+    before = _throttled(live, f"node-{SLOW}")
     done = live.run(run_id="itest-compute", timeout=600)
     assert done.ok, "\n".join(done.lines[-30:])
-    seconds: dict[str, list[float]] = {}
+    after = _throttled(live, f"node-{SLOW}")
+    wall: dict[str, list[float]] = {}
+    share: dict[str, list[float]] = {}  # CPU seconds per wall second while training
     for row in done.rows:
-        if not row.final and row.training_seconds:
-            seconds.setdefault(row.node.split(" ")[0], []).append(row.training_seconds)
-    slow = statistics.median(seconds.pop(f"node-{SLOW}"))
-    fastest_other = max(statistics.median(s) for s in seconds.values())
-    # A quarter of a core against a whole one or two: well over twice as slow, whatever
-    # the host's speed; the ratio is printed for the benchmark-minded.
+        if not row.final and row.training_seconds and row.training_cpu_seconds is not None:
+            name = row.node.split(" ")[0]
+            wall.setdefault(name, []).append(row.training_seconds)
+            share.setdefault(name, []).append(row.training_cpu_seconds / row.training_seconds)
+    slow, slow_share = (statistics.median(x.pop(f"node-{SLOW}")) for x in (wall, share))
+    fastest_other = max(statistics.median(s) for s in wall.values())
+    least_share = min(statistics.median(s) for s in share.values())
+    periods, ns = after[0] - before[0], after[1] - before[1]
     print(f"median training seconds a round: node-{SLOW} {slow:.2f}, peers at most "
-          f"{fastest_other:.2f} (x{slow / fastest_other:.1f})")
-    assert slow > 2 * fastest_other, (slow, seconds)
+          f"{fastest_other:.2f} (x{slow / fastest_other:.1f}); share of a core while "
+          f"training: node-{SLOW} {slow_share:.2f}, peers at least {least_share:.2f}; "
+          f"node-{SLOW} throttled in {periods} periods, {ns / 1e9:.2f} s")
+    # The engine's quota at work: the kernel held the node back while it trained, to a
+    # quarter of a core (+ one 100 ms period's slack on rounds of about a second)...
+    assert periods > 0 and ns > 0, (before, after)
+    assert slow_share < CPUS * 1.4, (slow_share, share)
+    # ...while its peers, sharing the host's 2 cores, had far more each...
+    assert least_share > 2 * slow_share, (slow_share, share)
+    # ...and the round shows it. How much slower depends on what the peers get of a busy
+    # host (x3.4 alone, x1.5 to x1.9 beside CI's load): the line above prints the figure.
+    assert slow > 1.2 * fastest_other, (slow, wall)
     assert Path(done.folder).is_dir()

@@ -112,7 +112,8 @@ def resume_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[St
 
 def _metrics(run: Path) -> list[dict[str, object]]:
     """metrics.jsonl without what differs between runs by nature (ids, wall times)."""
-    timing = {"run_id", "round_seconds", "node_seconds", "training_seconds"}
+    timing = {"run_id", "round_seconds", "node_seconds", "training_seconds",
+              "training_cpu_seconds"}
     return [{k: v for k, v in r.to_json().items() if k not in timing}
             for r in records.read_rows(run)]
 
