@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from fedjourney import __version__
 from fedjourney.config import DEFAULT_CONFIG, Centre, load_federation, load_raw
-from fedjourney.contract import RESEARCHER_CERTIFICATE
+from fedjourney.contract import RESEARCHER_CERTIFICATE, node_service
 from fedjourney.errors import FedjourneyError
 from fedjourney.exits import Exit
 
@@ -126,11 +126,16 @@ def _add_compose(sub: Subcommands) -> None:
                       "default FILE: docker-stack.yml beside the compose file)")
     comp.add_argument("--kit", choices=("site", "researcher"),
                       help="a hospital kit instead: one site's generator and node, dialling "
-                      "the researcher's published port with its certificate pinned (with "
-                      "--centre), or the researcher publishing its port; --write FILE puts "
-                      "its role views in roles/ beside FILE")
+                      "the researcher's published port through a tunnel that presents the "
+                      "site's certificate, the researcher's certificate pinned (with "
+                      "--centre), or the researcher behind the gate that publishes its port "
+                      "to certified sites only; --write FILE puts its role views in roles/ "
+                      "and its certificates in credentials/ beside FILE")
     comp.add_argument("--centre", "--center", metavar="NAME|ID",
                       help="the site of --kit site")
+    comp.add_argument("--authority", type=Path, metavar="DIR",
+                      help="the credentials/ folder of the researcher's kit, whose "
+                      "authority signs the site's certificate (--kit site --write)")
 
 
 def _add_kit_fingerprint(sub: Subcommands) -> None:
@@ -354,7 +359,7 @@ def _prototype(args: argparse.Namespace) -> int:
 def _compose(args: argparse.Namespace) -> int:
     from fedjourney.host import compose, swarm
 
-    if args.kit or args.centre is not None:
+    if args.kit or args.centre is not None or args.authority is not None:
         return _kit(args)
     fed = load_federation(args.config)
     raw = load_raw(args.config)
@@ -378,10 +383,10 @@ def _compose(args: argparse.Namespace) -> int:
 
 
 def _kit(args: argparse.Namespace) -> int:
-    from fedjourney.host import kit
+    from fedjourney.host import credentials, kit
 
     if args.kit is None:
-        raise FedjourneyError("--centre chooses the site of --kit site")
+        raise FedjourneyError("--centre and --authority go with --kit site")
     if args.swarm or args.check:
         raise FedjourneyError("--kit takes neither --swarm nor --check")
     if args.write is _DEFAULT_PLACE:
@@ -389,6 +394,13 @@ def _kit(args: argparse.Namespace) -> int:
                               "this repository")
     if (args.kit == "site") != (args.centre is not None):
         raise FedjourneyError("--kit site needs --centre NAME|ID; --kit researcher takes none")
+    if args.kit == "researcher" and args.authority is not None:
+        raise FedjourneyError("--authority goes with --kit site: the researcher's kit makes "
+                              "the authority")
+    if args.kit == "site" and args.write and args.authority is None:
+        raise FedjourneyError("--kit site --write needs --authority DIR: the credentials/ "
+                              "folder of the researcher's kit (`--kit researcher --write "
+                              "FILE` makes it), whose authority signs the site's certificate")
     fed = load_federation(args.config)
     if fed.view is not None:
         raise FedjourneyError(f"{args.config} is the {fed.view} view of the federation; "
@@ -399,6 +411,9 @@ def _kit(args: argparse.Namespace) -> int:
         text, role_views = kit.site(fed, centre), kit.site_views(raw, fed, centre)
         plans = kit.site_plans(centre)
         what = f"site kit of centre {centre.id} ({centre.name})"
+        if args.write:
+            # Before anything is written: a wrong folder leaves no half kit behind.
+            credentials.Authority.load(args.authority)
     else:
         text, role_views = kit.researcher(fed), kit.researcher_views(raw, fed)
         plans = kit.researcher_plans(fed)
@@ -406,9 +421,15 @@ def _kit(args: argparse.Namespace) -> int:
     if not args.write:
         sys.stdout.write(text)
         return 0
-    args.write.parent.mkdir(parents=True, exist_ok=True)
+    folder = args.write.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    # The certificates first, the compose file last: a kit with a compose file is whole.
+    if args.kit == "site":
+        made = credentials.site(folder, args.authority, node_service(centre.id))
+    else:
+        made = credentials.researcher(folder, fed.name)
     kit.write(text, role_views, args.write, results=args.kit == "researcher", plans=plans)
-    print(f"wrote {args.write} and {args.write.parent / kit.ROLES}/ ({what})")
+    print(f"wrote {args.write}, {folder / kit.ROLES}/ and {made}/ ({what})")
     return 0
 
 

@@ -20,6 +20,7 @@ from fedjourney.errors import FedjourneyError
 
 # Who reads a setting: the containers' roles, and the host's tools.
 NODE, RESEARCHER, COLLECTOR, SITE = "node", "researcher", "results", "kit site's node"
+TUNNEL = "kit site's tunnel"  # read by compose into its command, not from its environment
 NOTEBOOK = "notebook"
 GENERATE, RUN, BUILD, SETUP, TESTS, IMAGE = ("fedjourney generate", "scripts/run",
                                              "scripts/build-images", "scripts/ensure-docker",
@@ -104,12 +105,13 @@ HEALTH_FILE = S("FEDJOURNEY_HEALTH_FILE", "path", "/tmp/fedjourney-health",
                 "the file a role writes once ready; the images' health check reads it")
 # --- a hospital kit's site ------------------------------------------------------------------
 RESEARCHER_ADDRESS = S(
-    "FEDJOURNEY_RESEARCHER_ADDRESS", "text", "", (SITE,),
-    "the IP address the site reaches the researcher at (host-gateway on one host)", True,
+    "FEDJOURNEY_RESEARCHER_ADDRESS", "text", "", (TUNNEL,),
+    "the IP address the site's tunnel reaches the researcher's gate at (host-gateway on one "
+    "host)", True,
     required="the IP address this site reaches the researcher at")
-RESEARCHER_PORT = S("FEDJOURNEY_RESEARCHER_PORT", "port", "50051", (SITE,),
-                    "the researcher's gRPC port, as the researcher kit publishes it and a "
-                    "site's node dials it", True)
+RESEARCHER_PORT = S("FEDJOURNEY_RESEARCHER_PORT", "port", "50051", (SITE, TUNNEL),
+                    "the researcher's gRPC port, as the researcher kit's gate publishes it "
+                    "and a site's node dials it through its tunnel", True)
 RESEARCHER_FINGERPRINT = S(
     "FEDJOURNEY_RESEARCHER_FINGERPRINT", "text", "", (SITE,),
     "the SHA-256 of the researcher's certificate, given out of band; the node accepts no "

@@ -106,8 +106,8 @@ def test_variables_stay_variables_and_literal_dollars_are_escaped(fed: Federatio
     services = yaml.safe_load(kit.site(fed, fed.centres[0]))["services"]
     env = services["node-0"]["environment"]
     assert env["FEDJOURNEY_KEEP"] == "${FEDJOURNEY_KEEP:-0}"
-    assert services["node-0"]["extra_hosts"] == [
-        "researcher:${FEDJOURNEY_RESEARCHER_ADDRESS:?" + kit.ADDRESS_MISSING + "}"]
+    assert services["tunnel"]["extra_hosts"] == [
+        "researcher-gate:${FEDJOURNEY_RESEARCHER_ADDRESS:?" + kit.ADDRESS_MISSING + "}"]
 
 
 def test_a_header_holds_comments_only() -> None:

@@ -23,7 +23,7 @@ import yaml
 from fedjourney import contract, settings
 from fedjourney.cli import main
 from fedjourney.config import Federation, load_federation
-from fedjourney.host import compose, kit
+from fedjourney.host import compose, credentials, kit
 from fedjourney.node import pinning
 from tests.conftest import DEFAULT_CONFIG, imported_centre
 
@@ -77,16 +77,17 @@ def _site(fed: Federation, centre_id: int) -> dict[str, Any]:
 def test_a_site_runs_only_its_centre(fed: Federation, centre_id: int) -> None:
     site = _site(fed, centre_id)
     node, generator = f"node-{centre_id}", f"generator-{centre_id}"
-    assert set(site["services"]) == {generator, node}
+    assert set(site["services"]) == {generator, node, "tunnel"}
     assert set(site["volumes"]) == {f"centre-{centre_id}-data", f"node-{centre_id}-state"}
-    assert set(site["networks"]) == {f"centre-{centre_id}"}
+    assert set(site["networks"]) == {f"centre-{centre_id}", "uplink"}
     text = kit.site(fed, fed.centre(str(centre_id)))
     for other in (c.id for c in fed.centres if c.id != centre_id):
         for name in (f"centre-{other}", f"node-{other}", f"generator-{other}"):
             assert name not in text, name
     mounts = [v for s in site["services"].values() for v in s["volumes"]]
     assert {m.split(":")[0] for m in mounts if m.startswith("./")} == {
-        f"./roles/{generator}.yaml", f"./roles/{node}.yaml"}
+        f"./roles/{generator}.yaml", f"./roles/{node}.yaml", "./credentials/ca.pem",
+        "./credentials/cert.pem", "./credentials/key.pem"}
     assert f"centre-{centre_id}-data:/data:ro" in site["services"][node]["volumes"]
     assert f"centre-{centre_id}-data:/data" in site["services"][generator]["volumes"]
     assert site["services"][node]["depends_on"] == {
@@ -94,17 +95,27 @@ def test_a_site_runs_only_its_centre(fed: Federation, centre_id: int) -> None:
     assert site["services"][generator]["network_mode"] == "none"
 
 
-def test_the_sites_node_dials_the_researchers_name_at_the_given_address(
-        fed: Federation) -> None:
-    node = _site(fed, 1)["services"]["node-1"]
-    [host] = node["extra_hosts"]
+def test_the_sites_node_dials_the_researchers_name_through_its_tunnel(fed: Federation) -> None:
+    services = _site(fed, 1)["services"]
+    node, tunnel = services["node-1"], services["tunnel"]
+    assert "extra_hosts" not in node and node["networks"] == ["centre-1"]
+    # The tunnel answers as `researcher`, the name the researcher's certificate holds...
+    assert tunnel["networks"]["centre-1"] == {"aliases": [contract.RESEARCHER]}
+    # ...and dials the gate's name, which its certificate holds, at the address given.
+    [host] = tunnel["extra_hosts"]
     name, _, address = host.partition(":")
-    assert name == contract.RESEARCHER  # the name the researcher's certificate holds
+    assert name == credentials.GATE_NAME
     assert _required(address) == settings.RESEARCHER_ADDRESS.env
+    port = "${FEDJOURNEY_RESEARCHER_PORT:-50051}"
+    assert tunnel["command"] == ["fedjourney-gate", "client", port, f"{name}:{port}"]
+    assert tunnel["image"] == "fedjourney/gate:latest" and "environment" not in tunnel
+    assert tunnel["cap_drop"] == ["ALL"] and tunnel["read_only"] and "user" not in tunnel
+    assert all(v.endswith(":ro") for v in tunnel["volumes"])
     env = node["environment"]
-    for var in (settings.RESEARCHER_ADDRESS.env, settings.RESEARCHER_FINGERPRINT.env):
-        assert _required(env[var]) == var
-    assert env[settings.RESEARCHER_PORT.env] == "${FEDJOURNEY_RESEARCHER_PORT:-50051}"
+    assert _required(env[settings.RESEARCHER_FINGERPRINT.env]) == \
+        settings.RESEARCHER_FINGERPRINT.env
+    assert settings.RESEARCHER_ADDRESS.env not in env  # the tunnel's, not the node's
+    assert env[settings.RESEARCHER_PORT.env] == port
     assert env[settings.CENTRE_ID.env] == "1"
 
 
@@ -117,10 +128,12 @@ def test_compose_refuses_a_site_without_its_address_and_fingerprint(fed: Federat
         assert message.strip() and not set(message) & set('"${}')
 
 
-def test_the_sites_network_reaches_the_host(fed: Federation) -> None:
+def test_only_the_sites_tunnel_reaches_the_host(fed: Federation) -> None:
     site = _site(fed, 2)
-    assert site["networks"]["centre-2"] in ({}, None)  # not internal: the published port
+    assert site["networks"]["centre-2"] == {"internal": True}
+    assert site["networks"]["uplink"] in ({}, None)  # not internal: the published port
     assert site["services"]["node-2"]["networks"] == ["centre-2"]
+    assert set(site["services"]["tunnel"]["networks"]) == {"centre-2", "uplink"}
 
 
 def test_a_site_has_the_compose_files_services(fed: Federation) -> None:
@@ -129,6 +142,7 @@ def test_a_site_has_the_compose_files_services(fed: Federation) -> None:
     composed = yaml.safe_load(compose.render(fed))["services"]
     for centre in fed.centres:
         site = _site(fed, centre.id)["services"]
+        del site["tunnel"]  # the kit's own
         for name, got in site.items():
             want = composed[name]
             for key in ("image", "command", "user", "hostname", "read_only", "cap_drop",
@@ -148,21 +162,31 @@ def test_an_imported_centre_mounts_its_folder_in_its_site(tmp_path: Path) -> Non
 
 
 # ---- the researcher's compose file -------------------------------------------------------
-def test_the_researcher_kit_publishes_its_port_and_runs_no_centre(fed: Federation) -> None:
+def test_the_researcher_kit_publishes_its_port_through_its_gate_and_runs_no_centre(
+        fed: Federation) -> None:
     parsed = yaml.safe_load(kit.researcher(fed))
     services = parsed["services"]
-    assert set(services) == {"researcher", "results"}
-    researcher = services["researcher"]
-    assert researcher["ports"] == ["${FEDJOURNEY_RESEARCHER_PORT:-50051}:50051"]
-    assert researcher["networks"] == [kit.PUBLIC_NETWORK]
-    assert parsed["networks"] == {kit.PUBLIC_NETWORK: {}} or \
-        parsed["networks"] == {kit.PUBLIC_NETWORK: None}
+    assert set(services) == {"researcher", "gate", "results"}
+    researcher, gate = services["researcher"], services["gate"]
+    # The researcher has no port and no route out: only the gate reaches it.
+    assert "ports" not in researcher and researcher["networks"] == [kit.KIT_NETWORK]
+    assert gate["ports"] == ["${FEDJOURNEY_RESEARCHER_PORT:-50051}:50051"]
+    assert gate["networks"] == [kit.PUBLIC_NETWORK, kit.KIT_NETWORK]
+    assert gate["command"] == ["fedjourney-gate", "server", "50051", "researcher:50051"]
+    assert gate["volumes"] == [f"./credentials/{name}:/run/fedjourney/credentials/{name}:ro"
+                               for name in ("ca.pem", "cert.pem", "key.pem")]
+    assert gate["cap_drop"] == ["ALL"] and gate["read_only"] and "user" not in gate
+    mounted = [v for s in services.values() for v in s["volumes"]]
+    assert not any(credentials.AUTHORITY_KEY in v for v in mounted)  # no container has it
+    assert parsed["networks"][kit.PUBLIC_NETWORK] in ({}, None)
+    assert parsed["networks"][kit.KIT_NETWORK] == {"internal": True}
     assert set(parsed["volumes"]) == {"researcher-state", "results"}
     assert "centre-" not in kit.researcher(fed).replace("centres", "")
     assert services["results"]["network_mode"] == "none"
     assert "depends_on" not in researcher and "depends_on" not in services["results"]
     composed = yaml.safe_load(compose.render(fed))["services"]
-    for name, got in services.items():
+    for name in ("researcher", "results"):
+        got = services[name]
         for key in ("image", "command", "user", "hostname", "environment", "read_only",
                     "cap_drop", "cap_add", "security_opt", "logging", "tmpfs", "healthcheck"):
             assert got.get(key) == composed[name].get(key), (name, key)
@@ -181,14 +205,19 @@ def test_the_researcher_waits_for_the_kits_centres_only(tmp_path: Path) -> None:
     assert view.view == "researcher" and [c.id for c in view.centres] == [0, 1]
     assert (out.parent / "results").is_dir()
     assert "centres 0, 1 " in out.read_text()
+    made = out.parent / "credentials"
+    assert sorted(p.name for p in made.iterdir()) == sorted(
+        [credentials.AUTHORITY_CERT, credentials.AUTHORITY_KEY, "ca.pem", "cert.pem",
+         "key.pem"])
 
 
 # ---- the command line --------------------------------------------------------------------
 def test_cli_writes_a_site_kit_with_its_centres_views_only(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    authority = _authority(tmp_path)
     out = tmp_path / "lyon" / "docker-compose.yml"
     assert main(["compose", "--config", str(DEFAULT_CONFIG), "--kit", "site", "--centre", "1",
-                 "--write", str(out)]) == 0
+                 "--authority", str(authority), "--write", str(out)]) == 0
     fed = load_federation(DEFAULT_CONFIG)
     assert out.read_text() == kit.site(fed, fed.centre("1"))
     roles = out.parent / "roles"
@@ -196,10 +225,13 @@ def test_cli_writes_a_site_kit_with_its_centres_views_only(
     assert load_federation(roles / "node-1.yaml").centres == (fed.centre("1"),)
     assert not (out.parent / "results").exists()
     assert "site kit of centre 1" in capsys.readouterr().out
+    assert sorted(p.name for p in (out.parent / "credentials").iterdir()) == [
+        "ca.pem", "cert.pem", "key.pem"]
     # Another site's kit beside it leaves this one's views alone.
     other = out.with_name("uclh.yml")
     assert main(["compose", "--config", str(DEFAULT_CONFIG), "--kit", "site", "--centre",
-                 "University College London Hospital", "--write", str(other)]) == 0
+                 "University College London Hospital", "--authority", str(authority),
+                 "--write", str(other)]) == 0
     assert sorted(p.name for p in roles.iterdir()) == [
         "generator-1.yaml", "generator-2.yaml", "node-1.yaml", "node-2.yaml"]
 
@@ -215,17 +247,32 @@ def test_cli_prints_a_kit(fed: Federation, capsys: pytest.CaptureFixture[str]) -
 @pytest.mark.parametrize("args, error", [
     (["--kit", "site"], "--kit site needs --centre"),
     (["--kit", "researcher", "--centre", "0"], "--kit researcher takes none"),
-    (["--centre", "0"], "--centre chooses the site of --kit site"),
+    (["--centre", "0"], "--centre and --authority go with --kit site"),
     (["--kit", "researcher", "--swarm"], "--kit takes neither"),
     (["--kit", "researcher", "--check"], "--kit takes neither"),
     (["--kit", "researcher", "--write"], "--kit needs --write FILE"),
     (["--kit", "site", "--centre", "9"], "9"),
+    (["--kit", "site", "--centre", "0", "--write", "/tmp/fj-never/kit.yml"],
+     "--kit site --write needs --authority DIR"),
+    (["--kit", "site", "--centre", "0", "--authority", "/tmp/fj-never", "--write",
+      "/tmp/fj-never/kit.yml"], "/tmp/fj-never/authority.pem: no kit authority there"),
+    (["--kit", "researcher", "--authority", "/tmp/fj-never"], "--authority goes with --kit site"),
+    (["--authority", "/tmp/fj-never"], "go with --kit site"),
 ])
 def test_cli_refuses_a_kit_it_cannot_render(args: list[str], error: str,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["compose", "--config", str(DEFAULT_CONFIG), *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("fedjourney: error: ") and error in err and err.count("\n") == 1
+    assert not Path("/tmp/fj-never").exists()  # nothing half-written
+
+
+def _authority(tmp_path: Path) -> Path:
+    """The credentials folder of a researcher's kit written in tmp_path/researcher."""
+    out = tmp_path / "researcher" / "docker-compose.yml"
+    assert main(["compose", "--config", str(DEFAULT_CONFIG), "--kit", "researcher",
+                 "--write", str(out)]) == 0
+    return out.parent / "credentials"
 
 
 # ---- fingerprints ------------------------------------------------------------------------

@@ -9,9 +9,10 @@ a folder cannot add a key, a service or a mount.
 
 - federation(fed): every centre's generator and node, the researcher and the results
   collector, one internal network per centre (its node and the researcher only);
-- site(fed, centre): a hospital kit's site, its centre's generator and node, which dial the
-  researcher's published port;
-- researcher_kit(fed): a hospital kit's researcher, its port published, and the collector.
+- site(fed, centre): a hospital kit's site, its centre's generator and node, and the tunnel
+  through which the node reaches the researcher's published port;
+- researcher_kit(fed): a hospital kit's researcher, the gate that publishes its port to the
+  sites holding the kit's certificates, and the collector.
 """
 
 from __future__ import annotations
@@ -23,12 +24,19 @@ from typing import Literal
 from fedjourney import contract as c
 from fedjourney import settings
 from fedjourney.config import Centre, Federation
+from fedjourney.host import credentials
+from fedjourney.host.credentials import GATE_NAME
 from fedjourney.planfile import PlanFile
 from fedjourney.settings import Setting
 
 GENERATOR_IMAGE = "fedjourney/generator:latest"
 NODE_IMAGE = "fedjourney/node:latest"
 RESEARCHER_IMAGE = "fedjourney/researcher:latest"  # the researcher's and the collector's
+GATE_IMAGE = "fedjourney/gate:latest"  # stunnel: a kit's mutual-TLS gate and site tunnels
+GATE = "gate"  # a kit researcher's service in front of its published port
+TUNNEL = "tunnel"  # a kit site's service the node dials the researcher through
+GATE_ENTRY = "fedjourney-gate"  # images/gate: stunnel's configuration from its arguments
+CREDENTIALS = PurePosixPath("/run/fedjourney/credentials")  # where the gate image reads them
 SCRATCH = ("/tmp",)  # the tmpfs of a read-only role
 HOME_SCRATCH = ("/tmp", "/home/fedjourney")  # Fed-BioMed also writes in its user's home
 COLLECT = ("python3", "-m", "fedjourney.researcher.collect")
@@ -37,6 +45,8 @@ COLLECTOR_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER")
 RESEARCHER_STATE = f"{c.RESEARCHER}-state"
 RESULTS_VOLUME = "results"
 PUBLIC_NETWORK = f"{c.RESEARCHER}-public"  # a kit researcher's own, routed network
+KIT_NETWORK = f"{c.RESEARCHER}-internal"  # a kit researcher's and its gate's only
+UPLINK_NETWORK = "uplink"  # a kit site's tunnel's own, routed network
 NOTEBOOK = "notebook"  # the notebook researcher's service and Compose profile
 NOTEBOOK_NETWORK = f"{NOTEBOOK}-public"  # its own routed network, for its published port
 NOTEBOOK_WORK = f"{NOTEBOOK}-work"  # its users' saved notebooks
@@ -47,6 +57,7 @@ HEALTH_START_S = 180  # the images' allowance for a role's start-up (images/node
 ROLES = "./data/roles"  # the role views (host/views.py), beside docker-compose.yml
 KIT_ROLES = "./roles"  # a kit's role views, beside its compose file
 KIT_PLANS = "./plans"  # a kit's copies of the users' plan files it mounts
+KIT_CREDENTIALS = "./credentials"  # a kit's certificates (host/credentials.py)
 RESULTS = "./results"
 # What compose says when a site's setting is missing ("required variable ... is missing a
 # value: <this>"): no braces, quotes or dollars.
@@ -104,7 +115,7 @@ class Service:
 
     name: str
     image: str
-    command: tuple[str, ...] = ()
+    command: tuple[Text, ...] = ()
     hostname: str | None = None
     user: str | None = None
     cap_add: tuple[str, ...] = ()
@@ -281,34 +292,55 @@ def federation(fed: Federation, roles: str = ROLES, results: str = RESULTS) -> D
 
 
 def site(fed: Federation, centre: Centre, roles: str = KIT_ROLES) -> Deployment:
-    """A hospital kit's site: its centre's generator and node. The node reaches the
-    researcher's published port at an address the site gives, under the name the
-    researcher's certificate holds, and pins that certificate's fingerprint."""
+    """A hospital kit's site: its centre's generator and node, and the tunnel the node
+    dials under the name `researcher`. The tunnel alone has a route out: it reaches the
+    researcher's published port at an address the site gives, presents the site's
+    certificate to the researcher's gate and checks the gate's. The node still pins the
+    researcher's own certificate, whose TLS runs inside the tunnel's."""
     if centre not in fed.centres:
         raise ValueError(f"centre {centre.id} is not in this federation")
     gen = generator(centre, roles, f"{centre_network(centre)}-generator")
     base = node(centre, roles, fed.training.node_deadline_s, (gen.name,), KIT_PLANS)
-    address = Var.of(settings.RESEARCHER_ADDRESS)
     environment = (*base.environment, *((s.env, Var.of(s)) for s in settings.SETTINGS
                                         if settings.SITE in s.readers))
-    site_node = replace(base, environment=environment,
-                        extra_hosts=((f"{c.RESEARCHER}:", address),))
-    # Not internal: the node reaches the researcher's published port through this host.
-    return Deployment(services=(gen, site_node),
-                      networks=(Network(centre_network(centre), internal=False),),
+    site_node = replace(base, environment=environment)
+    port = Var.of(settings.RESEARCHER_PORT)
+    tunnel = Service(TUNNEL, GATE_IMAGE,
+                     command=(GATE_ENTRY, "client", port, (f"{GATE_NAME}:", port)),
+                     extra_hosts=((f"{GATE_NAME}:", Var.of(settings.RESEARCHER_ADDRESS)),),
+                     mounts=_credentials(), networks=(centre_network(centre), UPLINK_NETWORK),
+                     aliases=(c.RESEARCHER,))
+    return Deployment(services=(gen, site_node, tunnel),
+                      networks=(Network(centre_network(centre)),
+                                # Not internal: the tunnel reaches the researcher's host.
+                                Network(UPLINK_NETWORK, internal=False)),
                       volumes=(data_volume(centre), state_volume(site_node.name)))
 
 
 def researcher_kit(fed: Federation, roles: str = KIT_ROLES,
                    results: str = RESULTS) -> Deployment:
-    """A hospital kit's researcher: its gRPC port published on its host, and the collector.
-    It waits for the node of every centre of `fed` (its role view lists them)."""
+    """A hospital kit's researcher, on an internal network with its gate alone; the gate
+    publishes the researcher's port on its host and lets through only the sites holding a
+    certificate of the kit's authority. The results collector. The researcher waits for
+    the node of every centre of `fed` (its role view lists them)."""
     # The role view, not the deployment, names the centres.
     port = (Var.of(settings.RESEARCHER_PORT), f":{c.RESEARCHER_PORT}")
+    gate = Service(GATE, GATE_IMAGE,
+                   command=(GATE_ENTRY, "server", str(c.RESEARCHER_PORT),
+                            f"{c.RESEARCHER}:{c.RESEARCHER_PORT}"),
+                   ports=(port,), mounts=_credentials(),
+                   networks=(PUBLIC_NETWORK, KIT_NETWORK))
     return Deployment(
-        services=(researcher(roles, (PUBLIC_NETWORK,), ports=(port,),
-                             plans=researcher_plans(fed), plans_folder=KIT_PLANS),
-                  collector(results)),
-        # Not internal: a published port needs a routed network. The researcher alone is on it.
-        networks=(Network(PUBLIC_NETWORK, internal=False),),
+        services=(researcher(roles, (KIT_NETWORK,), plans=researcher_plans(fed),
+                             plans_folder=KIT_PLANS),
+                  gate, collector(results)),
+        # Not internal: a published port needs a routed network. The gate alone is on it.
+        networks=(Network(PUBLIC_NETWORK, internal=False), Network(KIT_NETWORK)),
         volumes=(RESEARCHER_STATE, RESULTS_VOLUME))
+
+
+def _credentials() -> tuple[Mount, ...]:
+    """A gate's or a tunnel's certificates, read-only, from the kit's credentials folder:
+    the authority's certificate, its own and its key (never the authority's key)."""
+    return tuple(Mount(f"{KIT_CREDENTIALS}/{name}", CREDENTIALS / name, read_only=True)
+                 for name in (credentials.CA, credentials.CERT, credentials.KEY))

@@ -1,19 +1,22 @@
 """A hospital kit: compose files for a federation whose sites do not join a swarm.
 
-- site(fed, centre): what one hospital runs, its centre's generator and node only. The node
-  dials the researcher's published port at an address the site gives, over TLS, and pins the
+- site(fed, centre): what one hospital runs, its centre's generator and node, and a tunnel
+  (stunnel, images/gate). The node dials `researcher`, which is the tunnel, on an internal
+  network: the tunnel alone has a route out. It reaches the researcher's published port at
+  an address the site gives, presents the site's certificate and checks the gate's (both
+  signed by the kit's authority, host/credentials.py). Inside, the node's own TLS pins the
   researcher's certificate by its SHA-256 fingerprint (node/pinning.py) instead of trusting
-  whatever answers first. Compose maps the name `researcher`, which the certificate names,
-  to that address (extra_hosts), so TLS still checks the name the node dials. Its network is
-  not internal: it must reach that port. Compose refuses to start it without the address
-  and the fingerprint.
-- researcher(fed): what the researcher runs, the researcher and the results collector only,
-  the researcher's gRPC port published on the host.
+  whatever answers first. Compose refuses to start it without the address and the
+  fingerprint.
+- researcher(fed): what the researcher runs, the researcher, its gate and the results
+  collector. The gate (stunnel) publishes the researcher's gRPC port and lets through only
+  clients holding a certificate of the kit's authority: Fed-BioMed's server checks none.
 
 Built by host/deployment.py, like docker-compose.yml and the Swarm stack, and written in
 Compose's format by host/compose.py: images, commands, environment, mounts, users and
-health check cannot drift apart. Each kit mounts only its own
-role views, from ./roles beside its file: a kit is a folder one hands to a site.
+health check cannot drift apart. Each kit mounts only its own role views, from ./roles
+beside its file, and its certificates, from ./credentials: a kit is a folder one hands to a
+site (the researcher's keeps the authority's key, which no container mounts).
 
 On one host, separate compose projects simulate the sites: their networks reach the
 researcher only through its published port (tests/integration/test_hospital_kit.py).
@@ -30,6 +33,7 @@ from fedjourney.host import compose, deployment, views
 from fedjourney.host.deployment import (
     ADDRESS_MISSING,
     FINGERPRINT_MISSING,
+    KIT_NETWORK,
     KIT_PLANS,
     KIT_ROLES,
     PUBLIC_NETWORK,
@@ -40,37 +44,40 @@ from fedjourney.host.serialize import dump
 KINDS = ("site", "researcher")
 ROLES = KIT_ROLES  # the kit's role views, beside its compose file
 # Re-exported: the tests and the CLI name them through this module.
-__all__ = ["ADDRESS_MISSING", "FINGERPRINT_MISSING", "KINDS", "PUBLIC_NETWORK", "RESULTS",
-           "ROLES", "researcher", "researcher_plans", "researcher_views", "site", "site_plans",
-           "site_views", "write"]
+__all__ = ["ADDRESS_MISSING", "FINGERPRINT_MISSING", "KINDS", "KIT_NETWORK", "PUBLIC_NETWORK",
+           "RESULTS", "ROLES", "researcher", "researcher_plans", "researcher_views", "site",
+           "site_plans", "site_views", "write"]
 
 SITE_HEADER = """\
 # GENERATED from the federation config by `fedjourney compose --kit site --centre {id}` --
-# do not edit by hand. A hospital kit: centre {id}, its generator and its node only (its
-# name is in ./roles). The node dials the researcher's published port over TLS and accepts
-# only the researcher certificate whose SHA-256 fingerprint is given below (no trust on
-# first use). Valid for Compose v2 (`docker compose`) and docker-compose 1.29.
+# do not edit by hand. A hospital kit: centre {id}, its generator, its node and the tunnel
+# it reaches the researcher through (its name is in ./roles). The tunnel alone has a route
+# out: it dials the researcher's gate presenting this site's certificate (./credentials,
+# signed by the kit's authority), and checks the gate's. Inside, the node accepts only the
+# researcher certificate whose SHA-256 fingerprint is given below (no trust on first use).
+# Valid for Compose v2 (`docker compose`) and docker-compose 1.29.
 #   FEDJOURNEY_RESEARCHER_ADDRESS=<the researcher host's IP, or host-gateway on one host> \\
 #   FEDJOURNEY_RESEARCHER_FINGERPRINT=<sha256 the researcher gave you out of band> \\
 #   FEDJOURNEY_RESEARCHER_PORT=<its published port, default 50051> docker compose up
 # The node leaves (status 0) when the researcher's run ends; status 3 when the researcher
 # presents another certificate. The centre's data stays in this project's volumes.
-# Compose maps the name `researcher`, which the certificate holds, to the address given
-# (extra_hosts), so TLS checks the name the node dials. The node's network is not internal:
-# it must reach that port.
+# ./credentials/key.pem is this site's identity: keep the folder to yourself.
 """
 
 RESEARCHER_HEADER = """\
 # GENERATED from the federation config by `fedjourney compose --kit researcher` -- do not
-# edit by hand. A hospital kit's researcher: the researcher and the results collector only,
-# the researcher's gRPC port published on this host for the sites' nodes (TLS, its
-# certificate named `researcher`). Valid for Compose v2 and docker-compose 1.29.
+# edit by hand. A hospital kit's researcher: the researcher, its gate and the results
+# collector. The gate publishes the researcher's gRPC port on this host and lets through
+# only the sites holding a certificate of this kit's authority (./credentials: give each
+# site its kit, made with --authority; authority.key never leaves this folder). Inside,
+# the nodes' TLS reaches the researcher (its certificate named `researcher`).
+# Valid for Compose v2 and docker-compose 1.29.
 #   FEDJOURNEY_RESEARCHER_PORT=<port, default 50051> docker compose up
 # Then give each site this host's address, the port and the certificate's fingerprint:
 #   docker compose exec researcher fedjourney kit-fingerprint \\
 #       --pem {certificate}
 # It waits for the nodes of centres {centres} (its role view lists them), as under compose;
-# results in ./results/.
+# results in ./results/. `docker compose logs gate` names each site let in or refused.
 """
 
 
