@@ -203,7 +203,8 @@ def _serve(s: NodeSettings, story: Story, cfg: Any, unhealthy: bool) -> None:
     signal.signal(signal.SIGINT, lambda *_: node.stop(on_signal))
     node.start()
     threading.Thread(target=_until_run_ends,
-                     args=(node, story, s.deadline_s, s.keep, unhealthy, s.port),
+                     args=(node, story, s.deadline_s, s.keep, unhealthy, s.port,
+                           s.pinned is not None),
                      daemon=True).start()
     node.serve()
 
@@ -265,7 +266,8 @@ def _broken(story: Story, centre: Centre, spec: FeatureSpec, reason: str,
 
 
 def _until_run_ends(node: component.RunningNode, story: Story, deadline: float, keep: bool,
-                    unhealthy: bool, port: int = contract.RESEARCHER_PORT) -> None:
+                    unhealthy: bool, port: int = contract.RESEARCHER_PORT,
+                    tunnelled: bool = False) -> None:
     """Healthy once connected (within the deadline); then leave when the researcher does,
     unless the nodes are kept for more experiments. A node with broken data stays only
     until the researcher, which has seen why, leaves (NOT_READY)."""
@@ -288,7 +290,7 @@ def _until_run_ends(node: component.RunningNode, story: Story, deadline: float, 
     misses = 0
     while misses < LEFT_AFTER_MISSES:
         time.sleep(PROBE_EVERY_S)
-        misses = 0 if _reachable(address, port) else misses + 1
+        misses = 0 if _reachable(address, port, tls=tunnelled) else misses + 1
     if unhealthy:
         story.info("the researcher has left; stopping (broken data)")
         node.stop(Exit.NOT_READY)
@@ -297,11 +299,16 @@ def _until_run_ends(node: component.RunningNode, story: Story, deadline: float, 
     node.stop(Exit.OK)
 
 
-def _reachable(address: str, port: int = contract.RESEARCHER_PORT) -> bool:
+def _reachable(address: str, port: int = contract.RESEARCHER_PORT, tls: bool = False) -> bool:
+    """Whether the researcher answers; with `tls`, its TLS handshake, not a connection: a
+    kit site's tunnel accepts connections whether the researcher is there or not."""
     try:
-        socket.create_connection((address, port), PROBE_EVERY_S).close()
+        if tls:
+            ssl.get_server_certificate((address, port), timeout=3 * PROBE_EVERY_S)
+        else:
+            socket.create_connection((address, port), PROBE_EVERY_S).close()
         return True
-    except OSError:
+    except (OSError, ssl.SSLError):
         return False
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,9 @@ class Authority:
     @classmethod
     def create(cls, federation: str) -> Authority:
         key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
-                                             f"fedjourney kit authority: {federation}"[:64])])
+        # Its own name: another kit's authority is told apart by name, not only by key.
+        label = f"fedjourney kit authority {secrets.token_hex(4)}: {federation}"
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, label[:64])])
         now = _now()
         cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                 .public_key(key.public_key()).serial_number(x509.random_serial_number())
