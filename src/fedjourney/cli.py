@@ -142,13 +142,15 @@ def _add_kit_fingerprint(sub: Subcommands) -> None:
     fing = sub.add_parser(
         "kit-fingerprint",
         help="the SHA-256 fingerprint of the researcher's certificate, for a kit's sites",
-        description="Print the SHA-256 fingerprint (of the DER) of the certificate the TLS "
-        "server at HOST:PORT presents, or of a PEM file. A site pins it in "
-        "FEDJOURNEY_RESEARCHER_FINGERPRINT: compare what the network shows with what the "
-        "researcher reads from its own certificate file, over another channel.",
+        description="Print the SHA-256 fingerprint (of the DER) of a PEM file, or of the "
+        "certificate the TLS server at HOST:PORT presents. A site pins the researcher's in "
+        "FEDJOURNEY_RESEARCHER_FINGERPRINT: the researcher reads it from its own certificate "
+        "file (--pem, in its container) and gives it over another channel. At a kit's "
+        "published port the server is the kit's gate: HOST:PORT shows the gate's "
+        "certificate, not the researcher's.",
     )
     fing.add_argument("address", nargs="?", metavar="HOST:PORT",
-                      help="the researcher's published address (port default 50051)")
+                      help="a TLS server's address (port default 50051)")
     fing.add_argument("--pem", type=Path, metavar="FILE",
                       help="a certificate file instead: the researcher's own is "
                       f"{RESEARCHER_CERTIFICATE} in its container")
