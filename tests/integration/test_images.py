@@ -444,3 +444,24 @@ def test_build_images_skips_what_is_up_to_date(built: None) -> None:
     assert "building" not in proc.stdout, proc.stdout
     for image in ("base-deps", *IMAGES):
         assert f"{tag(image)} up to date" in proc.stdout, proc.stdout
+
+
+def test_the_gate_image_runs_stunnel_as_the_user_and_refuses_bad_arguments(built: None) -> None:
+    """The hospital kit's gate (images/gate): non-root, stunnel loads, and its command
+    refuses what it cannot run in one line, status 2, naming the argument or the file."""
+    gate = tag("gate")
+    user = subprocess.run(["docker", "image", "inspect", "-f", "{{.Config.User}}", gate],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert user == f"{APP_UID}:{APP_UID}"
+    base = ["docker", "run", "--rm", "--read-only", "--cap-drop", "ALL", gate]
+    version = subprocess.run([*base, "stunnel", "-version"], capture_output=True, text=True,
+                             timeout=60, check=False)
+    assert "stunnel 5." in version.stdout + version.stderr
+    for args, error in ((["proxy", "1", "x:1"], "unknown mode 'proxy'"),
+                        (["server", "1", "nohost"], "CONNECT must be HOST:PORT"),
+                        (["server", "50051", "researcher:50051"],
+                         "missing credential file /run/fedjourney/credentials/ca.pem")):
+        done = subprocess.run([*base, "fedjourney-gate", *args], capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert error in done.stderr, done.stderr
