@@ -22,6 +22,7 @@ from fedjourney.countries import COUNTRIES
 from fedjourney.errors import FedjourneyError
 from fedjourney.features.backends import check_backend
 from fedjourney.features.spec import FeatureSpec, spec_from_dict
+from fedjourney.link import Direction, Link
 from fedjourney.planfile import DEFAULT as DEFAULT_PLAN
 from fedjourney.planfile import PlanFile, check_input, resolve
 from fedjourney.policy import Policy, parse_policy
@@ -35,6 +36,8 @@ MAX_CENTRE_ID = 9999  # node-N, centre-N-data: short service, volume and network
 # The generator holds a centre's cohort in memory and writes ~150 KB per patient: 10^6
 # patients is ~150 GB and half an hour here; 10^9 crashes it.
 MAX_POPULATION = 1_000_000
+MAX_RATE_MBIT = 100_000.0  # a link's rate: up to 100 Gbit/s
+MAX_DELAY_MS = 60_000.0  # a link's latency or jitter: up to a minute
 MAX_SEED = 2**32 - 1  # numpy's legacy seed range; default_rng and Synthea's -s take more
 # Records start up to 210 years before the reference date (ages, history) and run up to a
 # year past it; before 1900 they mean little, past 9998 their years have five digits.
@@ -79,6 +82,9 @@ class Centre:
     policy: Policy = field(default_factory=Policy)
     # What its node may use of its machine (None: no limit).
     compute: Compute | None = None
+    # Its network link to the researcher, emulated by a relay on the path (link.py); None:
+    # the engine's own network, as fast as the host.
+    link: Link | None = None
 
     @property
     def folder_name(self) -> str:
@@ -101,7 +107,8 @@ SECAGG_POSTURES = ("allowed", "required", "refused")  # a centre's own stance
 METRICS_POSTURES = ("withheld", "clear")  # its validation metrics under secure aggregation
 # A centre's own stance and its node's compute: its node's business, not its generator's,
 # and no part of its records.
-STANCE = ("secure_aggregation", "metrics_under_secagg", "approved_plans", "policy", "compute")
+STANCE = ("secure_aggregation", "metrics_under_secagg", "approved_plans", "policy", "compute",
+          "link")
 # A node holds ~510 MiB at rest (PyTorch, Fed-BioMed: docs/benchmarks.md); below this it
 # would be killed while importing, which reads as a crash, not as a small machine.
 MIN_NODE_MEMORY_MIB = 768
@@ -608,6 +615,7 @@ def _parse_centre(entry: Any, index: int, where: str, base: Path,
                                        base),
         policy=parse_policy(entry.get("policy"), f"{label}.policy"),
         compute=_parse_compute(entry.get("compute"), f"{label}.compute"),
+        link=_parse_link(entry.get("link"), f"{label}.link"),
     )
 
 
@@ -637,6 +645,55 @@ def _parse_compute(raw: Any, label: str) -> Compute | None:
                                   "hold about 510 MiB); raise it")
         memory = compute.memory
     return Compute(cpus=cpus, memory=memory)
+
+
+LINK_KEYS = {"rate_mbit": MAX_RATE_MBIT, "latency_ms": MAX_DELAY_MS,
+             "jitter_ms": MAX_DELAY_MS, "loss_pct": 100.0}
+
+
+def _parse_link(raw: Any, label: str) -> Link | None:
+    """`link: {rate_mbit: 10, latency_ms: 20, jitter_ms: 5, loss_pct: 1}` for both directions,
+    or `link: {up: {...}, down: {...}}`; None when absent or perfect."""
+    if raw is None:
+        return None
+    example = "{rate_mbit: 10, latency_ms: 20} or {up: {...}, down: {...}}"
+    if not isinstance(raw, dict) or not raw:
+        raise FedjourneyError(f"{label} must be a mapping like {example}")
+    if set(raw) & {"up", "down"}:
+        _no_unknown_keys(raw, {"up", "down"}, label)
+        up, down = (_parse_direction(raw.get(d), f"{label}.{d}") for d in ("up", "down"))
+    else:
+        up = down = _parse_direction(raw, label)
+    link = Link(up=up, down=down)
+    return None if link.up.perfect and link.down.perfect else link
+
+
+def _parse_direction(raw: Any, label: str) -> Direction:
+    if raw is None:
+        return Direction()
+    if not isinstance(raw, dict):
+        raise FedjourneyError(f"{label} must be a mapping like {{rate_mbit: 10, latency_ms: "
+                              "20, jitter_ms: 5, loss_pct: 1}}")
+    _no_unknown_keys(raw, set(LINK_KEYS), label)
+    values: dict[str, float] = {}
+    for key, top in LINK_KEYS.items():
+        value = raw.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, int | float) or isinstance(value, bool) or \
+                not 0 <= value <= top or (key == "rate_mbit" and value == 0):
+            low = "above 0" if key == "rate_mbit" else "from 0"
+            raise FedjourneyError(f"{label}.{key} must be a number {low} to {top:g}, got "
+                                  f"{_shown(value)}")
+        values[key] = float(value)
+    if values.get("jitter_ms", 0) > values.get("latency_ms", 0):
+        raise FedjourneyError(f"{label}.jitter_ms {values['jitter_ms']:g} is more than its "
+                              f"latency_ms {values.get('latency_ms', 0):g}: a delay varies "
+                              "around the latency and cannot go below 0; raise latency_ms")
+    return Direction(rate_mbit=values.get("rate_mbit"),
+                     latency_ms=values.get("latency_ms", 0.0),
+                     jitter_ms=values.get("jitter_ms", 0.0),
+                     loss_pct=values.get("loss_pct", 0.0))
 
 
 def _approved_plans(raw: Any, label: str, base: Path) -> tuple[PlanFile, ...]:

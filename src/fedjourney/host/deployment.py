@@ -44,6 +44,9 @@ COLLECTOR_USER = "0:0"
 COLLECTOR_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER")
 RESEARCHER_STATE = f"{c.RESEARCHER}-state"
 RESULTS_VOLUME = "results"
+# The researcher's name where a centre's link relay dials it (the relay itself answers as
+# `researcher` on the centre's network).
+LINK_UPSTREAM = f"{c.RESEARCHER}-upstream"
 PUBLIC_NETWORK = f"{c.RESEARCHER}-public"  # a kit researcher's own, routed network
 KIT_NETWORK = f"{c.RESEARCHER}-internal"  # a kit researcher's and its gate's only
 UPLINK_NETWORK = "uplink"  # a kit site's tunnel's own, routed network
@@ -163,6 +166,11 @@ def centre_network(centre: Centre) -> str:
     return f"centre-{centre.id}"
 
 
+def link_network(centre: Centre) -> str:
+    """The network between a centre's link relay and the researcher."""
+    return f"{centre_network(centre)}-link"
+
+
 def data_volume(centre: Centre) -> str:
     return f"centre-{centre.id}-data"
 
@@ -192,7 +200,7 @@ def notebook(fed: Federation, roles: str = ROLES, notebooks: str = NOTEBOOKS) ->
     image, answering as `researcher` on every centre's network (the scripted researcher is
     not running then), with the researcher's state and plans, its port on 127.0.0.1 only.
     Its command refuses to start without a token (researcher/notebook.py)."""
-    networks = tuple(centre_network(x) for x in fed.centres)
+    networks = researcher_networks(fed)
     port = ("127.0.0.1:", Var.of(settings.NOTEBOOK_PORT), f":{JUPYTER_PORT}")
     mounts = (_view(roles, c.RESEARCHER), Mount(RESEARCHER_STATE, c.STATE),
               Mount(RESULTS_VOLUME, c.RESULTS),
@@ -204,7 +212,9 @@ def notebook(fed: Federation, roles: str = ROLES, notebooks: str = NOTEBOOKS) ->
                    environment=((settings.CONFIG.env, str(c.CONFIG)),
                                 *passed(settings.NOTEBOOK)),
                    ports=(port,), tmpfs=HOME_SCRATCH, mounts=mounts,
-                   networks=(*networks, NOTEBOOK_NETWORK), aliases=(c.RESEARCHER,),
+                   networks=(*networks, NOTEBOOK_NETWORK),
+                   aliases=(c.RESEARCHER, *((LINK_UPSTREAM,) if any(
+                       x.link for x in fed.centres) else ())),
                    profiles=(NOTEBOOK,))
 
 
@@ -248,7 +258,7 @@ def node(centre: Centre, roles: str, deadline_s: int, after: tuple[str, ...],
 
 def researcher(roles: str, networks: tuple[str, ...], after: tuple[str, ...] = (),
                ports: tuple[Text, ...] = (), plans: tuple[PlanFile, ...] = (),
-               plans_folder: str | None = None) -> Service:
+               plans_folder: str | None = None, aliases: tuple[str, ...] = ()) -> Service:
     """The researcher: the gRPC server the nodes dial, its state, the results volume and
     the plan files it may send, read-only."""
     environment: tuple[tuple[str, Text], ...] = (
@@ -258,7 +268,7 @@ def researcher(roles: str, networks: tuple[str, ...], after: tuple[str, ...] = (
     return Service(c.RESEARCHER, RESEARCHER_IMAGE, hostname=c.RESEARCHER,
                    environment=environment, ports=ports, tmpfs=HOME_SCRATCH, mounts=mounts,
                    networks=networks, after=after, health="role", dialled=True,
-                   placement=MANAGER)
+                   aliases=aliases, placement=MANAGER)
 
 
 def collector(results: str, after: tuple[str, ...] = ()) -> Service:
@@ -279,16 +289,45 @@ def federation(fed: Federation, roles: str = ROLES, results: str = RESULTS) -> D
     # Every centre's data first: one bad centre stops the run before any node starts.
     after = tuple(s.name for s in generators)
     nodes = tuple(node(x, roles, fed.training.node_deadline_s, after) for x in fed.centres)
-    networks = tuple(centre_network(x) for x in fed.centres)
+    links = tuple(relay for x in fed.centres if (relay := link(x)) is not None)
     volumes: list[str] = []
     for x in fed.centres:
         volumes += [data_volume(x), state_volume(c.node_service(x.id))]
+    upstream = (LINK_UPSTREAM,) if links else ()
     return Deployment(
-        services=(*generators, *nodes,
-                  researcher(roles, networks, after, plans=researcher_plans(fed)),
+        services=(*generators, *nodes, *links,
+                  researcher(roles, researcher_networks(fed), after,
+                             plans=researcher_plans(fed), aliases=upstream),
                   collector(results, after)),
-        networks=tuple(Network(n) for n in networks),
+        networks=tuple(Network(n) for x in fed.centres for n in (
+            centre_network(x), *((link_network(x),) if x.link else ()))),
         volumes=(*volumes, RESEARCHER_STATE, RESULTS_VOLUME))
+
+
+def researcher_networks(fed: Federation) -> tuple[str, ...]:
+    """Where the researcher answers each centre's node: the centre's network, or the link
+    network behind the centre's relay when the centre has a link."""
+    return tuple(link_network(x) if x.link else centre_network(x) for x in fed.centres)
+
+
+def link(centre: Centre, port: str | Var = str(c.RESEARCHER_PORT)) -> Service | None:
+    """A centre's network link to the researcher (link.py), None when it has none: a relay
+    that answers as `researcher` on the centre's network, and dials the researcher on a
+    network of their own, delaying, rate-limiting and losing as the link says. `port`: the
+    one it listens on and dials (a kit site's: the researcher's published port)."""
+    if centre.link is None:
+        return None
+    profile = centre.link
+    command: tuple[Text, ...] = (
+        "python3", "-m", "fedjourney.link", "--listen", port,
+        "--connect", (f"{LINK_UPSTREAM}:", port),
+               "--up", profile.up.spec(), "--down", profile.down.spec(),
+               "--seed", str(centre.seed),
+               "--label", f"link {c.node_label(centre.id, centre.name)}")
+    return Service(f"link-{centre.id}", NODE_IMAGE, command=command,
+                   networks=(centre_network(centre), link_network(centre)),
+                   aliases=(c.RESEARCHER,), health="off", dialled=True,
+                   placement=centre_constraint(centre))
 
 
 def site(fed: Federation, centre: Centre, roles: str = KIT_ROLES) -> Deployment:
@@ -305,13 +344,17 @@ def site(fed: Federation, centre: Centre, roles: str = KIT_ROLES) -> Deployment:
                                         if settings.SITE in s.readers))
     site_node = replace(base, environment=environment)
     port = Var.of(settings.RESEARCHER_PORT)
+    # With a link, the node dials its relay, and the relay the tunnel.
+    relay = link(centre, port)
+    inner = link_network(centre) if relay else centre_network(centre)
     tunnel = Service(TUNNEL, GATE_IMAGE,
                      command=(GATE_ENTRY, "client", port, (f"{GATE_NAME}:", port)),
                      extra_hosts=((f"{GATE_NAME}:", Var.of(settings.RESEARCHER_ADDRESS)),),
-                     mounts=_credentials(), networks=(centre_network(centre), UPLINK_NETWORK),
-                     aliases=(c.RESEARCHER,))
-    return Deployment(services=(gen, site_node, tunnel),
+                     mounts=_credentials(), networks=(inner, UPLINK_NETWORK),
+                     aliases=(LINK_UPSTREAM if relay else c.RESEARCHER,))
+    return Deployment(services=(gen, site_node, *((relay,) if relay else ()), tunnel),
                       networks=(Network(centre_network(centre)),
+                                *((Network(inner),) if relay else ()),
                                 # Not internal: the tunnel reaches the researcher's host.
                                 Network(UPLINK_NETWORK, internal=False)),
                       volumes=(data_volume(centre), state_volume(site_node.name)))

@@ -123,7 +123,10 @@ def service(s: Service) -> dict[str, Any]:
                           for m in views]
     if not s.networks and s.alone_on is None:
         raise ValueError(f"{s.name}: Swarm needs a network for it to be alone on")
-    out["networks"] = Flow(s.networks or (s.alone_on,))
+    if s.networks and s.aliases:
+        out["networks"] = {n: {"aliases": Flow(s.aliases)} for n in s.networks}
+    else:
+        out["networks"] = Flow(s.networks or (s.alone_on,))
     if s.health == "role":
         out["healthcheck"] = {**HEALTHCHECK, "start_period": f"{HEALTH_START_S + s.grace_s}s"}
     elif s.health == "off":
