@@ -57,6 +57,7 @@ from collections import deque
 from dataclasses import dataclass, fields
 
 log = logging.getLogger("fedjourney.link")
+PROBE_S = 0.5  # how often `relay` checks that the upstream answers
 
 PERFECT_CHUNK = 64 * 1024
 SHAPED_CHUNK = 16 * 1024
@@ -361,14 +362,40 @@ async def relay(
     link: Link,
     seed: int,
     ready: asyncio.Event | None = None,
+    probe_s: float = PROBE_S,
 ) -> None:
-    """Serve forever on 0.0.0.0:listen_port (start_relay's server); `ready` is set once it
+    """Serve on 0.0.0.0:listen_port (start_relay's server) while the upstream accepts
+    connections, and not while it does not: a client then meets a refused connection, as
+    it would without the relay. (Fed-BioMed's client checks that a TCP connection opens
+    before it fetches the server's certificate, and dies of a reset there.) The upstream is
+    probed every `probe_s`; open connections outlive a pause. `ready` is set once it first
     listens. To learn the port chosen for listen_port 0, use start_relay instead."""
-    server = await start_relay(listen_port, upstream, link, seed)
-    if ready is not None:
-        ready.set()
-    async with server:
-        await server.serve_forever()
+    server: asyncio.Server | None = None
+    try:
+        while True:
+            answers = await _answers(upstream, probe_s)
+            if answers and server is None:
+                server = await start_relay(listen_port, upstream, link, seed)
+                if ready is not None:
+                    ready.set()
+            elif not answers and server is not None:
+                server.close()  # no more accepts; the connections it has go on
+                server = None
+                log.info("%s does not answer: not listening until it does", _address(*upstream))
+            await asyncio.sleep(probe_s)
+    finally:
+        if server is not None:
+            server.close()
+
+
+async def _answers(upstream: tuple[str, int], timeout: float) -> bool:
+    """Whether a TCP connection to upstream opens within `timeout` seconds."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(*upstream), timeout)
+    except (TimeoutError, OSError):
+        return False
+    writer.close()
+    return True
 
 
 @dataclass(frozen=True)

@@ -437,3 +437,56 @@ def test_main_relays_logs_each_connection_and_stops_at_once_on_sigterm() -> None
     assert "bytes" in log and "5 bytes up, 10 bytes down" in log
     assert "connection 2 closed as the relay stopped" in log
     assert "hello" not in log and "Traceback" not in log
+
+
+def _free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as spare:
+        return int(spare.getsockname()[1])
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), 1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def _until(check: Callable[[], bool], seconds: float = 5.0) -> bool:
+    end = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_the_relay_listens_only_while_the_researcher_answers() -> None:
+    """Without a researcher a node's connection is refused, as on the engine's network:
+    Fed-BioMed's client checks that first, and would die of a reset after it."""
+    listen, upstream = _free_port(), _free_port()
+    loop = asyncio.new_event_loop()
+    serving = loop.create_task(link.relay(listen, ("127.0.0.1", upstream),
+                                          Link(PERFECT, Direction(latency_ms=1)), 0,
+                                          probe_s=0.05))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.3)  # several probes: the upstream is not there
+        assert _refused(listen)
+        with _server(_echo, port=upstream):
+            assert _until(lambda: not _refused(listen)), "the relay never listened"
+            with _connect(listen) as sock:
+                sock.sendall(b"back")
+                assert _recv_exactly(sock, 4) == b"back"
+        assert _until(lambda: _refused(listen)), "the relay kept listening"
+    finally:
+        async def stop() -> None:
+            serving.cancel()
+            with suppress(asyncio.CancelledError):
+                await serving
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
