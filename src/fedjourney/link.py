@@ -58,6 +58,7 @@ from dataclasses import dataclass, fields
 
 log = logging.getLogger("fedjourney.link")
 PROBE_S = 0.5  # how often `relay` checks that the upstream answers
+LEAVING = 3  # unanswered probes in a row that mean the upstream has left, not a hiccup
 
 PERFECT_CHUNK = 64 * 1024
 SHAPED_CHUNK = 16 * 1024
@@ -363,17 +364,26 @@ async def relay(
     seed: int,
     ready: asyncio.Event | None = None,
     probe_s: float = PROBE_S,
+    keep: bool = True,
 ) -> None:
     """Serve on 0.0.0.0:listen_port (start_relay's server) while the upstream accepts
     connections, and not while it does not: a client then meets a refused connection, as
     it would without the relay. (Fed-BioMed's client checks that a TCP connection opens
     before it fetches the server's certificate, and dies of a reset there.) The upstream is
     probed every `probe_s`; open connections outlive a pause. `ready` is set once it first
-    listens. To learn the port chosen for listen_port 0, use start_relay instead."""
+    listens. Unless `keep`, it returns once the upstream, having answered, has not for
+    LEAVING probes in a row: the researcher has left, the run is over (as its node does).
+    To learn the port chosen for listen_port 0, use start_relay instead."""
     server: asyncio.Server | None = None
+    silent = 0  # probes in a row the upstream did not answer since it last did
     try:
         while True:
             answers = await _answers(upstream, probe_s)
+            silent = 0 if answers else silent + 1
+            if not keep and ready is not None and ready.is_set() and silent >= LEAVING:
+                log.info("%s has left: the run is over; stopping (FEDJOURNEY_KEEP=1 keeps "
+                         "the relay)", _address(*upstream))
+                return
             if answers and server is None:
                 server = await start_relay(listen_port, upstream, link, seed)
                 if ready is not None:
@@ -407,6 +417,7 @@ class Options:
     link: Link
     seed: int
     label: str
+    keep: bool = True
 
 
 def parse_direction(spec: str) -> Direction:
@@ -473,23 +484,28 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--seed", type=int, default=0, metavar="N")
     parser.add_argument("--label", default="link", metavar="TEXT",
                         help="the name in each log line, e.g. 'link node-1 CHU de Lyon'")
+    parser.add_argument("--keep", choices=("0", "1"), default="1",
+                        help="0: stop once the upstream has answered and then left (the "
+                             "run is over); 1 (default): wait for it to answer again")
     args = parser.parse_args(argv)
-    return Options(args.listen, args.connect, Link(args.up, args.down), args.seed, args.label)
+    return Options(args.listen, args.connect, Link(args.up, args.down), args.seed, args.label,
+                   args.keep == "1")
 
 
 async def _serve(options: Options) -> None:
-    """Relay until SIGTERM or SIGINT."""
+    """Relay until SIGTERM or SIGINT, or (unless kept) until the upstream has left."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     serving = asyncio.create_task(relay(options.listen, options.upstream, options.link,
-                                        options.seed))
+                                        options.seed, asyncio.Event(), keep=options.keep))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
     if serving.done():
-        serving.result()  # it could not listen: raise why
+        serving.result()  # it could not listen: raise why; or the upstream has left
+        return
     # asyncio.run then cancels the open connections, which reset both their sides.
     serving.cancel()
     log.info("stopped by a signal")

@@ -490,3 +490,26 @@ def test_the_relay_listens_only_while_the_researcher_answers() -> None:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
+
+
+def test_a_relay_not_kept_stops_once_the_researcher_has_left() -> None:
+    """As its node: the run is over when the researcher leaves, and `compose up` returns
+    only once every container has; before the researcher first answers it waits."""
+    listen, upstream = _free_port(), _free_port()
+
+    async def scenario() -> tuple[bool, float]:
+        ready = asyncio.Event()
+        serving = asyncio.create_task(link.relay(listen, ("127.0.0.1", upstream),
+                                                 Link(PERFECT, PERFECT), 0, ready,
+                                                 probe_s=0.05, keep=False))
+        await asyncio.sleep(0.3)  # no researcher yet: waiting, not gone
+        waited = not serving.done()
+        with _server(_echo, port=upstream):
+            await asyncio.wait_for(ready.wait(), 5)
+        left = time.monotonic()
+        await asyncio.wait_for(serving, 5)  # returns by itself
+        return waited, time.monotonic() - left
+
+    waited, took = asyncio.run(scenario())
+    assert waited, "the relay stopped before the researcher ever answered"
+    assert took < 2.0, took

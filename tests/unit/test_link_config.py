@@ -69,6 +69,10 @@ def test_compose_puts_a_relay_between_that_centres_node_and_the_researcher() -> 
                                     "--connect", "researcher-upstream:50051"]
     spec = "rate_mbit=2,latency_ms=40,jitter_ms=10,loss_pct=1"
     assert relay["command"][7:11] == ["--up", spec, "--down", spec]
+    # It leaves with the researcher as the node does, and `up node-1` starts it too.
+    assert relay["command"][-2:] == ["--keep", "${FEDJOURNEY_KEEP:-0}"]
+    assert services["node-1"]["depends_on"]["link-1"] == {"condition": "service_started"}
+    assert "link-1" not in services["node-0"]["depends_on"]
     researcher = services["researcher"]["networks"]
     assert set(researcher) == {"centre-0", "centre-1-link", "centre-2"}
     assert researcher["centre-1-link"] == {"aliases": ["researcher-upstream"]}

@@ -63,6 +63,7 @@ HEALTHCHECK: dict[str, Any] = {
     "start_period": f"{HEALTH_START_S}s",
 }
 DONE = {"condition": "service_completed_successfully"}
+STARTED = {"condition": "service_started"}
 
 
 def mount(m: Mount) -> str:
@@ -105,8 +106,9 @@ def service(s: Service) -> dict[str, Any]:
         out["networks"] = Flow(s.networks)
     if s.profiles:
         out["profiles"] = Flow(s.profiles)
-    if s.after:
-        out["depends_on"] = {name: dict(DONE) for name in s.after}
+    if s.after or s.started:
+        out["depends_on"] = {**{name: dict(DONE) for name in s.after},
+                             **{name: dict(STARTED) for name in s.started}}
     if s.cpus is not None:
         out["cpus"] = s.cpus
     if s.memory is not None:

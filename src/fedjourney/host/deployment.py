@@ -131,6 +131,7 @@ class Service:
     # Swarm has no "no network": the overlay this service is alone on there.
     alone_on: str | None = None
     after: tuple[str, ...] = ()  # services that must have completed successfully first
+    started: tuple[str, ...] = ()  # services started with it (`up node-1` starts its link)
     # "role": healthy once its start-up wrote the health file; "off": its image's check
     # never passes (the collector runs the researcher's image); None: its image has none.
     health: Literal["role", "off"] | None = None
@@ -251,6 +252,7 @@ def node(centre: Centre, roles: str, deadline_s: int, after: tuple[str, ...],
     return Service(name, NODE_IMAGE, hostname=name, environment=environment,
                    tmpfs=HOME_SCRATCH, mounts=mounts, networks=(centre_network(centre),),
                    after=after, health="role", grace_s=deadline_s,
+                   started=(link_service(centre),) if centre.link else (),
                    placement=centre_constraint(centre),
                    cpus=compute.cpus if compute else None,
                    memory=compute.memory if compute else None)
@@ -310,6 +312,10 @@ def researcher_networks(fed: Federation) -> tuple[str, ...]:
     return tuple(link_network(x) if x.link else centre_network(x) for x in fed.centres)
 
 
+def link_service(centre: Centre) -> str:
+    return f"link-{centre.id}"
+
+
 def link(centre: Centre, port: str | Var = str(c.RESEARCHER_PORT)) -> Service | None:
     """A centre's network link to the researcher (link.py), None when it has none: a relay
     that answers as `researcher` on the centre's network, and dials the researcher on a
@@ -323,8 +329,10 @@ def link(centre: Centre, port: str | Var = str(c.RESEARCHER_PORT)) -> Service | 
         "--connect", (f"{LINK_UPSTREAM}:", port),
                "--up", profile.up.spec(), "--down", profile.down.spec(),
                "--seed", str(centre.seed),
-               "--label", f"link {c.node_label(centre.id, centre.name)}")
-    return Service(f"link-{centre.id}", NODE_IMAGE, command=command,
+               "--label", f"link {c.node_label(centre.id, centre.name)}",
+               # As its node: it leaves with the researcher, unless the nodes are kept.
+               "--keep", Var.of(settings.KEEP))
+    return Service(link_service(centre), NODE_IMAGE, command=command,
                    networks=(centre_network(centre), link_network(centre)),
                    aliases=(c.RESEARCHER,), health="off", dialled=True,
                    placement=centre_constraint(centre))
