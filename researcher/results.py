@@ -113,9 +113,11 @@ def summary_markdown(run_id: str, rows: list[MetricRow], fingerprints: dict[str,
                      seconds: float, resumed_after: list[int] | None = None,
                      experiment: dict[str, Any] | None = None,
                      privacy: dict[str, Any] | None = None,
-                     heterogeneity: list[str] | None = None) -> str:
-    """The run's summary: the experiment, the final model per centre, who took part, the
-    privacy spent (local DP), how the centres differ and their fingerprints."""
+                     heterogeneity: list[str] | None = None,
+                     missed: dict[str, dict[str, str]] | None = None) -> str:
+    """The run's summary: the experiment, the final model per centre, who took part (and
+    why each missed what it missed: `missed`, {node: {round: why}}), the privacy spent
+    (local DP), how the centres differ and their fingerprints."""
     final = final_table(rows)
     resumed = (f" Resumed from Fed-BioMed's breakpoint after round "
                f"{', '.join(map(str, resumed_after))}." if resumed_after else "")
@@ -148,7 +150,8 @@ def summary_markdown(run_id: str, rows: list[MetricRow], fingerprints: dict[str,
                   "it says `clear`)."]
     lines += ["", "## Rounds each centre took part in", "",
               "A round aggregates (sample-weighted FedAverage) the nodes that answered it.", ""]
-    lines += [f"- {node}: {spans(rounds)}" for node, rounds in participation(rows).items()]
+    lines += [f"- {node}: {spans(rounds)}{_missed((missed or {}).get(node, {}))}"
+              for node, rounds in participation(rows).items()]
     if privacy:
         lines += ["", "## Differential privacy", "",
                   f"{privacy['mechanism']}: sigma {privacy['sigma']:g}, clip "
@@ -171,6 +174,14 @@ def summary_markdown(run_id: str, rows: list[MetricRow], fingerprints: dict[str,
               "node)", ""]
     lines += [f"- {node}: `{fp}`" for node, fp in sorted(fingerprints.items())]
     return "\n".join(lines) + "\n"
+
+
+def _missed(why: dict[str, str]) -> str:
+    """'; missed 3-4 (down: rounds 3-4, its schedule)', rounds of one reason together."""
+    reasons: dict[str, list[int]] = {}
+    for r, reason in sorted(why.items(), key=lambda kv: int(kv[0])):
+        reasons.setdefault(reason, []).append(int(r))
+    return "".join(f"; missed {spans(rounds)} ({reason})" for reason, rounds in reasons.items())
 
 
 def participation(rows: list[MetricRow]) -> dict[str, list[int]]:

@@ -31,6 +31,7 @@ from fedjourney.planfile import sent_source
 from fedjourney.researcher import checkpoint, experiment, heterogeneity, results
 from fedjourney.researcher.curves import Curves
 from fedjourney.researcher.experiment import Metrics, bound_rounds
+from fedjourney.researcher.outages import Outages
 from fedjourney.story import Story, quiet_fedbiomed, setup
 
 COMPONENT = Path(contract.STATE) / "researcher"
@@ -124,8 +125,12 @@ def _run(s: ResearcherSettings, story: Story) -> Exit:
     spent = progress.seconds - (time.monotonic() - started)  # earlier attempts' time
     curves = Curves(partial / records.TENSORBOARD, names)
     curves.update(metrics, progress.rounds_done)  # a resumed run's earlier rounds
-    _rounds(s, t, exp, progress, metrics, requests, names, story,
-            lambda: spent + time.monotonic() - started, curves)
+    outages = Outages(s.fed, {rec.centre_id: node_id for node_id, rec in found.items()})
+    try:
+        _rounds(s, t, exp, progress, metrics, requests, names, story,
+                lambda: spent + time.monotonic() - started, curves, outages)
+    finally:
+        outages.restore_all(story)
     curves.close()
     seconds = spent + time.monotonic() - started
     _write_results(s, t, exp, progress, metrics, names, found, partial, seconds, story)
@@ -256,14 +261,19 @@ def _plan_approved(exp: Any, t: Training, found: dict[str, contract.DatasetRecor
 
 def _rounds(s: ResearcherSettings, t: Training, exp: Any, progress: checkpoint.Progress,
             metrics: Metrics, requests: Any, names: dict[str, str], story: Story,
-            elapsed: Callable[[], float], curves: Curves) -> None:
-    """The remaining rounds, each checkpointed and drawn (TensorBoard); Stop(ROUND_FAILED)
-    when one fails."""
+            elapsed: Callable[[], float], curves: Curves, outages: Outages) -> None:
+    """The remaining rounds, each checkpointed and drawn (TensorBoard), the centres'
+    scheduled outages carried out before each; Stop(ROUND_FAILED) when one fails."""
     strategy = exp.strategy()
     min_nodes = t.min_nodes or len(s.fed.centres)
     for r in range(progress.rounds_done + 1, t.rounds + 1):
         metrics.round = r
         said = story.at(s.run_id, r)
+        try:
+            outages.before(r, requests, s.node_deadline_s, said)
+        except FedjourneyError as exc:
+            said.error(f"FAILED: the schedule could not be carried out: {exc}")
+            raise Stop(Exit.FAILED) from None
         # A backstop: late nodes are left out at the deadline; this ends a round that
         # still does not return (aggregation, a wedged transport).
         watchdog = _watchdog(s.round_deadline_s(t) + WATCHDOG_GRACE_S, s.run_id, said,
@@ -281,7 +291,7 @@ def _rounds(s: ResearcherSettings, t: Training, exp: Any, progress: checkpoint.P
         watchdog.cancel()
         progress.round_seconds[r] = time.monotonic() - begun
         progress.took_part[r] = strategy.aggregated(r - 1)
-        progress.dropped[r] = strategy.dropped.get(r - 1, {})
+        progress.dropped[r] = outages.annotated(strategy.dropped.get(r - 1, {}), r)
         progress.rounds_done, progress.breakpoint = r, experiment.breakpoint_folder(exp)
         progress.seconds = elapsed()
         progress.record(metrics)
@@ -309,14 +319,15 @@ def _write_results(s: ResearcherSettings, t: Training, exp: Any,
     records.write_fingerprints(partial, fingerprints)
     described = {"name": s.experiment, **t.describe()}
     privacy = _privacy(t, rows, len(progress.resumed_after), found.values())
+    missed = _missed(progress.dropped, names)
     (partial / records.SUMMARY).write_text(results.summary_markdown(
         s.run_id, rows, fingerprints, seconds, progress.resumed_after, described, privacy,
-        heterogeneity.report(list(found.values()))))
+        heterogeneity.report(list(found.values())), missed))
     records.write_run(partial, records.RunRecord(
         run_id=s.run_id, seconds=round(seconds, 2), rounds=t.rounds,
         round_seconds=progress.round_seconds, spec_fingerprint=spec.fingerprint(),
         experiment=described, privacy=privacy or None,
-        resumed_after=progress.resumed_after, status=records.FINISHED))
+        resumed_after=progress.resumed_after, missed=missed, status=records.FINISHED))
     partial.rename(RESULTS / s.run_id)  # complete, or not there at all
     checkpoint.forget(s.run_id)
     story.info(f"results written to results/{s.run_id}/ ({seconds:.1f}s in all)")
@@ -507,6 +518,16 @@ def wait_for_nodes(requests: Any, fed: Federation, deadline_s: float, story: Sto
         + "; see `docker compose logs " + " ".join([r.service for r in broken] + missing)
         + "`")
     return None
+
+
+def _missed(dropped: dict[int, dict[str, str]], names: dict[str, str]
+            ) -> dict[str, dict[str, str]]:
+    """{node label: {round: why}} from the rounds' {node id: why}."""
+    out: dict[str, dict[str, str]] = {}
+    for r, why in sorted(dropped.items()):
+        for node, reason in why.items():
+            out.setdefault(names.get(node, node), {})[str(r)] = reason
+    return out
 
 
 def _dropped(why: dict[str, str], names: dict[str, str]) -> str:

@@ -5,15 +5,25 @@ For each profile, centre 1 of the demo federation gets that `link:` (the other c
 the engine's network), the MLP is made wide enough for the bytes to matter (`--hidden`),
 and `docker compose up` runs the rounds to the results on the host (attached: it returns by
 itself, nothing is polled). The network time of a round is the researcher's wall time of
-the round minus the slowest node's own time (Fed-BioMed's rtime_total). Prediction, per
-round: the model's float32 bytes down and up at each direction's rate, plus one one-way
-latency each way (the request down, the reply up), plus, with loss, each chunk's chance of
-one retransmission timeout (link.py's model). The reference runs first: no link at all
-(today's stack, no relay); `off` is a relay whose profile is all but perfect (100 Gbit/s),
-its ratio to the reference is the relay's own cost; with every profile off there is no
-relay, so the stack is today's exactly.
+the round minus the longest training on a node (Fed-BioMed's rtime_training), rounds 2 on
+(round 1 also loads the plan and the data on each node).
 
-  scripts/bench links [--hidden 2048] [--rounds 5] [--population 60]
+Prediction, per round, of what the link adds to centre 1's path (rt: the round trip, the
+two latencies; T: centre 1's own training time, measured): the request down, one latency
+and the model's bytes at the down rate; then the node's messages in turn, since Fed-BioMed
+6.4.1's node sends one at a time and waits for the researcher's answer before the next:
+the global model's validation (sent as training starts, so it overlaps it), the epoch's
+training loss (sent once training ends, or once the validation's answer is in), the reply
+(its bytes at the up rate, one latency). That is 2 rt + max(0, rt - T) + bytes down / rate
++ bytes up / rate, plus with loss each chunk's chance of one retransmission timeout
+(link.py's model). The predicted round time is the reference's (compute, no link) plus that.
+
+The reference runs first: no link at all (today's stack, no relay). `off` is a relay whose
+profile is all but perfect (100 Gbit/s): its ratio to the reference is the relay's own
+cost. With every profile off there is no relay at all (the compose file is today's, byte
+for byte: tests/unit/test_link_config.py), so the stack's overhead is nil by construction.
+
+  scripts/bench links [--hidden 2048] [--rounds 6] [--population 60] [PROFILE ...]
 """
 
 from __future__ import annotations
@@ -45,30 +55,33 @@ PROFILES: dict[str, dict[str, Any] | None] = {
     "off": {"rate_mbit": 100_000},
     "lan": {"rate_mbit": 100, "latency_ms": 2},
     "city": {"rate_mbit": 20, "latency_ms": 20, "jitter_ms": 5},
+    "national": {"rate_mbit": 10, "latency_ms": 50},
+    "intercontinental": {"rate_mbit": 50, "latency_ms": 150, "jitter_ms": 10},
     "rural": {"up": {"rate_mbit": 2, "latency_ms": 60, "loss_pct": 1},
               "down": {"rate_mbit": 8, "latency_ms": 60, "loss_pct": 1}},
 }
 
 
-def predicted(link: dict[str, Any] | None, nbytes: int) -> float:
-    """Seconds of network a round costs on this link: see the module's docstring."""
+def predicted(link: dict[str, Any] | None, nbytes: int, training_s: float) -> float:
+    """Seconds a round of one epoch gains on this link: see the module's docstring."""
     if link is None:
         return 0.0
-    total = 0.0
-    for side in ("down", "up"):
-        d = Direction(**(link.get(side, {}) if "up" in link or "down" in link else link))
+    sides = {side: Direction(**(link.get(side, {}) if "up" in link or "down" in link
+                                else link)) for side in ("down", "up")}
+    trip = (sides["down"].latency_ms + sides["up"].latency_ms) / 1000
+    total = 2 * trip + max(0.0, trip - training_s)
+    for d in sides.values():
         if d.rate_mbit:
             total += nbytes * 8 / (d.rate_mbit * 1e6)
-        total += d.latency_ms / 1000
         chunks = -(-nbytes // CHUNK[d.rate_mbit is not None])
         total += d.loss_pct / 100 * chunks * (RTO_FLOOR_S + 2 * d.latency_ms / 1000)
     return total
 
 
 def run(folder: Path, name: str, link: dict[str, Any] | None, args: argparse.Namespace
-        ) -> tuple[list[float], list[float], float]:
-    """(network seconds per round, wall seconds per round, up -> results seconds) of one
-    profile, rounds 2 on (round 1 also loads the plan and the data on each node)."""
+        ) -> tuple[list[float], float, float]:
+    """(wall seconds per round, centre 1's median training seconds, up -> results seconds)
+    of one profile, rounds 2 on (round 1 also loads the plan and the data on each node)."""
     config = folder / name / "source.yaml"
     config.parent.mkdir(parents=True)
     raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
@@ -90,47 +103,57 @@ def run(folder: Path, name: str, link: dict[str, Any] | None, args: argparse.Nam
         subprocess.run([*base, "down", "-v"], env=env, check=False,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out = compose_file.parent / "results" / run_id
-    rows = records.read_rows(out)
     wall = records.read_run(out).round_seconds
-    nodes: dict[int, list[float]] = {}
-    for row in rows:
-        if not row.final and row.node_seconds is not None:
-            nodes.setdefault(row.round, []).append(row.node_seconds)
-    later = [r for r in sorted(nodes) if r > 1]
-    return [wall[r] - max(nodes[r]) for r in later], [wall[r] for r in later], took
+    later = [r for r in sorted(wall) if r > 1]
+    centre_1 = [row.training_seconds for row in records.read_rows(out)
+                if row.round in later and not row.final and row.node.startswith("node-1 ")
+                and row.training_seconds is not None]
+    return [wall[r] for r in later], statistics.median(centre_1), took
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hidden", type=int, default=2048, help="the MLP's width")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--population", type=int, default=60)
     parser.add_argument("profiles", nargs="*", default=list(PROFILES),
-                        help=f"which, in order (default: {' '.join(PROFILES)})")
+                        help=f"which, in order; the first is the reference (default: "
+                             f"{' '.join(PROFILES)})")
     args = parser.parse_args()
+    unknown = [p for p in args.profiles if p not in PROFILES]
+    if unknown:
+        parser.error(f"unknown profile {unknown[0]!r}; use some of {', '.join(PROFILES)}")
     params = N_FEATURES * args.hidden + 2 * args.hidden + 1
     nbytes = 4 * params
     print(f"MLP {N_FEATURES} -> {args.hidden} -> 1: {params} parameters, {nbytes / 1e3:.0f} kB "
-          f"as float32; {args.rounds} rounds of 1 epoch, {args.population} patients a centre; "
-          f"centre 1 on the link; network time a round = round wall - slowest node's own, "
-          f"rounds 2..{args.rounds} (median, min-max)")
-    print("| profile | link of centre 1 | network s a round | predicted s | measured / "
-          "predicted | round s (median) | vs none | up -> results s |")
+          f"as float32; {args.rounds} rounds of 1 epoch, {args.population} patients a centre, "
+          f"centre 1 on the link; rounds 2..{args.rounds}, median (min-max); n = "
+          f"{args.rounds - 1} rounds a profile")
+    print("| profile | link of centre 1 | round s | predicted s | measured / predicted | "
+          "added by the link s | predicted added s | up -> results s |")
     print("|---|---|---|---|---|---|---|---|")
-    reference = None
+    reference: float | None = None  # the first profile's round time
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.profiles:
             link = PROFILES[name]
-            extra, walls, took = run(Path(tmp), name, link, args)
-            median = statistics.median(extra)
-            expect = predicted(link, nbytes)
+            walls, training, took = run(Path(tmp), name, link, args)
             rounds = statistics.median(walls)
             reference = rounds if reference is None else reference
-            ratio = f"{median / expect:.2f}" if expect > 0.05 else "-"
-            print(f"| {name} | {link or 'none (no relay)'} | {median:.2f} "
-                  f"({min(extra):.2f}-{max(extra):.2f}) | {expect:.2f} | {ratio} | "
-                  f"{rounds:.2f} | x{rounds / reference:.2f} | {took:.0f} |", flush=True)
+            added = predicted(link, nbytes, training)
+            expect = reference + added
+            print(f"| {name} | {_describe(link)} | {rounds:.2f} ({min(walls):.2f}-"
+                  f"{max(walls):.2f}) | {expect:.2f} | {rounds / expect:.2f} | "
+                  f"{rounds - reference:.2f} | {added:.2f} | {took:.0f} |", flush=True)
     return 0
+
+
+def _describe(link: dict[str, Any] | None) -> str:
+    if link is None:
+        return "none (no relay)"
+    if "up" in link or "down" in link:
+        return "; ".join(f"{side} {Direction(**link[side]).describe()}"
+                         for side in ("up", "down"))
+    return Direction(**link).describe()
 
 
 if __name__ == "__main__":

@@ -407,6 +407,12 @@ def _kit(args: argparse.Namespace) -> int:
     if fed.view is not None:
         raise FedjourneyError(f"{args.config} is the {fed.view} view of the federation; "
                               "render a kit from the full config")
+    scheduled = [x for x in fed.centres if x.schedule]
+    if scheduled:  # its relay's control port is at the hospital, out of the researcher's reach
+        raise FedjourneyError(f"{args.config}: centre {scheduled[0].id} has a schedule, which "
+                              "a hospital kit cannot carry out (the researcher reaches no "
+                              "site's relay); remove `schedule:` for kits, or rehearse it with "
+                              "`docker compose up` or Swarm")
     raw = load_raw(args.config)
     if args.kit == "site":
         centre = fed.centre(args.centre)

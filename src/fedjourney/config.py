@@ -13,6 +13,7 @@ import json
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, field, fields
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from fedjourney.link import Direction, Link
 from fedjourney.planfile import DEFAULT as DEFAULT_PLAN
 from fedjourney.planfile import PlanFile, check_input, resolve
 from fedjourney.policy import Policy, parse_policy
+from fedjourney.schedule import EVENTS, Event, down_in
 from fedjourney.yaml_input import EXPONENT_FLOAT, ConfigLoader, Refused
 
 DEFAULT_CONFIG = Path("data/federation.yaml")
@@ -38,6 +40,7 @@ MAX_CENTRE_ID = 9999  # node-N, centre-N-data: short service, volume and network
 MAX_POPULATION = 1_000_000
 MAX_RATE_MBIT = 100_000.0  # a link's rate: up to 100 Gbit/s
 MAX_DELAY_MS = 60_000.0  # a link's latency or jitter: up to a minute
+MAX_ROUNDS = 1000  # a training's rounds, and so the last round a schedule can name
 MAX_SEED = 2**32 - 1  # numpy's legacy seed range; default_rng and Synthea's -s take more
 # Records start up to 210 years before the reference date (ages, history) and run up to a
 # year past it; before 1900 they mean little, past 9998 their years have five digits.
@@ -85,6 +88,8 @@ class Centre:
     # Its network link to the researcher, emulated by a relay on the path (link.py); None:
     # the engine's own network, as fast as the host.
     link: Link | None = None
+    # Its faults by round (schedule.py), carried out by the stack: () when it has none.
+    schedule: tuple[Event, ...] = ()
 
     @property
     def folder_name(self) -> str:
@@ -105,10 +110,10 @@ NOT_HERE = {"joye-libert": "Fed-BioMed 6.4.1 opens its bundled biprime file for 
                            "which fails in fedjourney's non-root, read-only nodes; use lom"}
 SECAGG_POSTURES = ("allowed", "required", "refused")  # a centre's own stance
 METRICS_POSTURES = ("withheld", "clear")  # its validation metrics under secure aggregation
-# A centre's own stance and its node's compute: its node's business, not its generator's,
-# and no part of its records.
+# A centre's own stance, its node's compute and link, and its schedule: its node's (or the
+# researcher's) business, not its generator's, and no part of its records.
 STANCE = ("secure_aggregation", "metrics_under_secagg", "approved_plans", "policy", "compute",
-          "link")
+          "link", "schedule")
 # A node holds ~510 MiB at rest (PyTorch, Fed-BioMed: docs/benchmarks.md); below this it
 # would be killed while importing, which reads as a crash, not as a small machine.
 MIN_NODE_MEMORY_MIB = 768
@@ -229,6 +234,9 @@ class Federation:
                                   f"{known}")
         chosen = self.experiments[str(name)]
         _check_federation_wide(chosen, len(self.centres), f"experiment {name!r}")
+        if self.view in (None, "researcher"):  # a node's or generator's view holds one centre
+            _check_schedules(chosen, self.centres, str(self.source or "config"),
+                             f"experiments.{name}")
         _check_policies(self, chosen, f"experiment {name!r}")
         return chosen
 
@@ -353,6 +361,7 @@ def parse_federation(raw: Any, source: Path | None = None) -> Federation:
         # Named experiments are checked when chosen (Federation.experiment): one that
         # inherits a training.min_nodes it cannot use must not make the whole config invalid.
         _check_federation_wide(training, len(centres), f"{where}: training")
+        _check_schedules(training, centres, where, "training")
     federation = Federation(name, ref, history, centres, source, features, training,
                             features_backend=backend, view=str(view) if view else None,
                             experiments=experiments)
@@ -444,6 +453,46 @@ def _check_federation_wide(t: Training, centres: int, label: str) -> None:
                               f"{centres}")
 
 
+def _check_schedules(t: Training, centres: tuple[Centre, ...], where: str,
+                     section: str) -> None:
+    """The centres' schedules against experiment `t` (`section`: training or
+    experiments.NAME): every event within its rounds, and enough centres up in each round."""
+    for i, c in enumerate(centres):
+        for j, e in enumerate(c.schedule):
+            if e.last > t.rounds:
+                raise FedjourneyError(f"{where}: centres[{i}].schedule[{j}] is {e.describe()} "
+                                      f"but {section}.rounds is {t.rounds}; end it by round "
+                                      f"{t.rounds} or raise rounds")
+    for r in sorted({r for c in centres for e in c.schedule for r in range(e.first, e.last + 1)}):
+        _check_round(t, centres, r, where, section)
+
+
+def _check_round(t: Training, centres: tuple[Centre, ...], r: int, where: str,
+                 section: str) -> None:
+    """Round `r` can go on without the centres its schedules take down."""
+    down = [c.name for c in centres if down_in(c.schedule, r)]
+    if not down:
+        return
+    named = f"centre{'s' if len(down) > 1 else ''} {', '.join(repr(n) for n in down)} down"
+    # Masks cancel, and SCAFFOLD's variates hold, only with every node (_check_federation_wide).
+    if t.secagg != "off" or t.aggregator == "scaffold":
+        what = f"secagg {t.secagg}" if t.secagg != "off" else "aggregator scaffold"
+        raise FedjourneyError(f"{where}: {section} uses {what}, which needs every centre in "
+                              f"every round, but round {r} has {named} (schedule); remove "
+                              f"the event or choose an experiment without {what}")
+    up = len(centres) - len(down)
+    if up == 0:
+        raise FedjourneyError(f"{where}: round {r} has every centre down (schedule) and a "
+                              "round needs at least one; move an event")
+    need = t.min_nodes if t.min_nodes is not None else len(centres)
+    if up < need:
+        needs = (f"{section}.min_nodes is {need}" if t.min_nodes is not None
+                 else f"{section}.min_nodes is unset (every centre)")
+        raise FedjourneyError(f"{where}: round {r} has {named} (schedule), leaving {up} of "
+                              f"{len(centres)}, but {needs}; set {section}.min_nodes to at "
+                              f"most {up} or move the event")
+
+
 def _parse_training(raw: Any, label: str, base: Path = Path(),
                     aggregation: str | None = None) -> Training:
     """A training section (or an experiment merged with it); plan files are relative to
@@ -453,7 +502,7 @@ def _parse_training(raw: Any, label: str, base: Path = Path(),
     defaults = {f.name: getattr(Training(), f.name) for f in fields(Training)}
     _no_unknown_keys(raw, set(defaults), label)
     values = {**defaults, **raw}
-    limits = {"rounds": (1, 1000), "epochs": (1, 1000), "batch_size": (1, 100000),
+    limits = {"rounds": (1, MAX_ROUNDS), "epochs": (1, 1000), "batch_size": (1, 100000),
               "hidden": (1, 4096), "held_out_percent": (1, 90), "min_nodes": (1, 10000),
               "round_deadline_s": (5, 86400), "node_deadline_s": (5, 86400),
               "num_updates": (1, 100000), "secagg_clip": (1, 1000), "seed": (0, MAX_SEED)}
@@ -616,7 +665,66 @@ def _parse_centre(entry: Any, index: int, where: str, base: Path,
         policy=parse_policy(entry.get("policy"), f"{label}.policy"),
         compute=_parse_compute(entry.get("compute"), f"{label}.compute"),
         link=_parse_link(entry.get("link"), f"{label}.link"),
+        schedule=_parse_schedule(entry.get("schedule"), f"{label}.schedule"),
     )
+
+
+SCHEDULE_EXAMPLE = "[{event: down, rounds: [3, 4]}, {event: down, rounds: 6}]"
+
+
+def _parse_schedule(raw: Any, label: str) -> tuple[Event, ...]:
+    """`schedule: [{event: down, rounds: [3, 4]}, {event: down, rounds: 6}]`, as listed;
+    () when absent or empty."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise FedjourneyError(f"{label} must be a list like {SCHEDULE_EXAMPLE}, got "
+                              f"{_shown(raw)}")
+    events = tuple(_parse_event(e, f"{label}[{i}]") for i, e in enumerate(raw))
+    _no_overlap(events, label)
+    return events
+
+
+def _parse_event(raw: Any, label: str) -> Event:
+    """`{event: down, rounds: 3}` or `{event: down, rounds: [3, 4]}`."""
+    if not isinstance(raw, dict):
+        raise FedjourneyError(f"{label} must be a mapping like {{event: down, rounds: [3, 4]}}, "
+                              f"got {_shown(raw)}")
+    _no_unknown_keys(raw, {"event", "rounds"}, label)
+    for key, example in (("event", "event: down"), ("rounds", "rounds: [3, 4]")):
+        if key not in raw:
+            raise FedjourneyError(f"{label} has no '{key}'; add it, e.g. {example}")
+    kind = raw["event"]
+    if not isinstance(kind, str) or kind not in EVENTS:
+        raise FedjourneyError(f"{label}.event must be one of {', '.join(EVENTS)} (the events a "
+                              f"schedule can hold), got {_shown(kind)}")
+    first, last = _parse_rounds(raw["rounds"], f"{label}.rounds")
+    return Event(kind, first, last)
+
+
+def _parse_rounds(raw: Any, label: str) -> tuple[int, int]:
+    """One round (3) or an inclusive range ([3, 4]), rounds counted from 1."""
+    if _is_whole(raw, 1, MAX_ROUNDS):
+        return raw, raw
+    if isinstance(raw, list) and len(raw) == 2 and all(_is_whole(r, 1, MAX_ROUNDS)
+                                                       for r in raw):
+        first, last = raw
+        if first > last:
+            raise FedjourneyError(f"{label} [{first}, {last}] ends before it starts; write "
+                                  f"[{last}, {first}]")
+        return first, last
+    raise FedjourneyError(f"{label} must be a round like 3 or a range like [3, 4] (rounds "
+                          f"count from 1, up to {MAX_ROUNDS}), got {_shown(raw)}")
+
+
+def _no_overlap(events: tuple[Event, ...], label: str) -> None:
+    """Two events of one kind may not share a round: one would hide the other's end."""
+    ordered = sorted(enumerate(events), key=lambda ie: (ie[1].kind, ie[1].first))
+    for one, other in pairwise(ordered):
+        if one[1].kind == other[1].kind and other[1].first <= one[1].last:
+            (i, a), (j, b) = sorted((one, other), key=lambda ie: ie[0])  # as listed
+            raise FedjourneyError(f"{label}[{j}] ({b.describe()}) overlaps its schedule[{i}] "
+                                  f"({a.describe()}); merge them into one event or move one")
 
 
 def _parse_compute(raw: Any, label: str) -> Compute | None:

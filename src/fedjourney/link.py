@@ -37,6 +37,13 @@ Randomness: each direction of each connection has its own `random.Random`, seede
 for the same chunks. How a stream splits into chunks depends on the sender's timing, so
 two runs match exactly only when their chunks do.
 
+Outages (a centre's scheduled `down`, schedule.py): with `--control PORT` the relay takes
+one-line commands, `down` or `up`, on that port, from its upstream's side only (a connection
+that came in on the address the relay has towards the upstream: the node cannot cut or
+restore its own link). `down` ends every open connection and holds new ones, unanswered,
+as an outage would; `up` lets the held ones through. The researcher sends them, since it
+alone knows the rounds.
+
 Run one relay per centre: `python3 -m fedjourney.link --listen 50051 --connect
 researcher:50051 --up rate_mbit=10,latency_ms=20 --down latency_ms=20 --seed 1 --label
 "link node-1"`. SIGTERM or SIGINT stops it at once, with status 0.
@@ -46,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import logging
 import random
@@ -58,7 +66,11 @@ from dataclasses import dataclass, fields
 
 log = logging.getLogger("fedjourney.link")
 PROBE_S = 0.5  # how often `relay` checks that the upstream answers
-LEAVING = 3  # unanswered probes in a row that mean the upstream has left, not a hiccup
+# Unanswered probes in a row after which the relay stops listening: at once, since a
+# connection it accepts with no upstream gets a reset, which Fed-BioMed's client dies of,
+# while one refused by a needless pause is retried. And after which the upstream has left.
+PAUSING = 1
+LEAVING = 3
 
 PERFECT_CHUNK = 64 * 1024
 SHAPED_CHUNK = 16 * 1024
@@ -278,6 +290,25 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+class Outage:
+    """Whether the link is cut, and the open connections a cut ends."""
+
+    def __init__(self) -> None:
+        self.up = asyncio.Event()
+        self.up.set()
+        self.open: set[asyncio.StreamWriter] = set()
+        # This host's address towards the upstream, once known: where commands may come in.
+        self.towards: str | None = None
+
+    def cut(self) -> None:
+        self.up.clear()
+        for writer in list(self.open):
+            writer.transport.abort()
+
+    def restore(self) -> None:
+        self.up.set()
+
+
 async def _connection(
     number: int,
     client_r: asyncio.StreamReader,
@@ -285,9 +316,17 @@ async def _connection(
     upstream: tuple[str, int],
     link: Link,
     seed: int,
+    outage: Outage | None = None,
 ) -> None:
-    """Relay one client's connection through link, logging its opening and closing."""
+    """Relay one client's connection through link, logging its opening and closing; while
+    `outage` is cut, held unanswered, and ended by a cut once open."""
     peer = _address(*client_w.get_extra_info("peername")[:2])
+    if outage is not None and not outage.up.is_set():
+        log.info("connection %d from %s held: the link is down", number, peer)
+        await outage.up.wait()
+        if client_r.at_eof():
+            client_w.close()  # it gave up while the link was down
+            return
     try:
         upstream_r, upstream_w = await asyncio.open_connection(*upstream)
     except OSError as exc:  # refused, unreachable or unresolvable (gaierror)
@@ -298,6 +337,8 @@ async def _connection(
         _reset(client_w)
         return
     log.info("connection %d from %s opened", number, peer)
+    if outage is not None:
+        outage.open.update((client_w, upstream_w))
     opened = asyncio.get_running_loop().time()
     moved = {"up": 0, "down": 0}
     outcome = " as the relay stopped"  # unless the pumps finish or fail
@@ -320,6 +361,10 @@ async def _connection(
         outcome = " by an unexpected error"
         raise
     finally:
+        if outage is not None:
+            outage.open.difference_update((client_w, upstream_w))
+            if not outage.up.is_set():
+                outcome = " by the link going down"
         for writer in (client_w, upstream_w):
             if outcome:
                 writer.transport.abort()
@@ -337,6 +382,7 @@ async def start_relay(
     link: Link,
     seed: int,
     host: str = "0.0.0.0",
+    outage: Outage | None = None,
 ) -> asyncio.Server:
     """Listen on host:listen_port (0: any free port, read it from the returned server's
     `sockets[0].getsockname()[1]`) and relay each connection to upstream through `link`;
@@ -345,7 +391,8 @@ async def start_relay(
 
     async def connection(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         try:
-            await _connection(next(numbers), client_r, client_w, upstream, link, seed)
+            await _connection(next(numbers), client_r, client_w, upstream, link, seed,
+                              outage)
         except asyncio.CancelledError:
             # The relay is stopping. This task ends normally rather than cancelled, since
             # Python 3.11's start_server logs a cancelled handler as an error, traceback and all.
@@ -365,6 +412,7 @@ async def relay(
     ready: asyncio.Event | None = None,
     probe_s: float = PROBE_S,
     keep: bool = True,
+    outage: Outage | None = None,
 ) -> None:
     """Serve on 0.0.0.0:listen_port (start_relay's server) while the upstream accepts
     connections, and not while it does not: a client then meets a refused connection, as
@@ -384,11 +432,14 @@ async def relay(
                 log.info("%s has left: the run is over; stopping (FEDJOURNEY_KEEP=1 keeps "
                          "the relay)", _address(*upstream))
                 return
+            if answers and outage is not None and outage.towards is None:
+                outage.towards = await _towards(upstream)  # it resolves now
             if answers and server is None:
-                server = await start_relay(listen_port, upstream, link, seed)
+                server = await start_relay(listen_port, upstream, link, seed,
+                                           outage=outage)
                 if ready is not None:
                     ready.set()
-            elif not answers and server is not None:
+            elif silent >= PAUSING and server is not None:
                 server.close()  # no more accepts; the connections it has go on
                 server = None
                 log.info("%s does not answer: not listening until it does", _address(*upstream))
@@ -396,6 +447,56 @@ async def relay(
     finally:
         if server is not None:
             server.close()
+
+
+async def start_control(port: int, upstream: tuple[str, int], outage: Outage
+                        ) -> asyncio.Server:
+    """Serve `down` and `up` on port (0: any free one), one command a connection, answered
+    `ok down` or `ok up`, from connections that came in on the address this host has
+    towards `upstream`; any other is refused in one line."""
+
+    async def command(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = (await asyncio.wait_for(reader.readline(), 10)).decode(errors="replace")
+            word = line.strip()
+            here = writer.get_extra_info("sockname")[0]
+            if outage.towards is None:  # the network's address does not change: once
+                with contextlib.suppress(TimeoutError):
+                    outage.towards = await asyncio.wait_for(_towards(upstream), 2)
+            if here != outage.towards:
+                answer = "refused: only the upstream's side may cut or restore this link"
+            elif word == "down":
+                outage.cut()
+                answer = "ok down"
+            elif word == "up":
+                outage.restore()
+                answer = "ok up"
+            else:
+                answer = f"refused: {word[:40]!r} is not a command; send down or up"
+            log.info("control from %s: %s", _address(*writer.get_extra_info("peername")[:2]),
+                     answer if answer.startswith("refused") else
+                     f"link {word}" + (" (open connections ended, new ones held)"
+                                       if word == "down" else ""))
+            writer.write(f"{answer}\n".encode())
+            await writer.drain()
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(command, "0.0.0.0", port)
+
+
+async def _towards(upstream: tuple[str, int]) -> str | None:
+    """The local address this host sends from to reach upstream (None: not resolvable)."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            upstream[0], upstream[1], family=socket.AF_INET, type=socket.SOCK_DGRAM)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(infos[0][4])  # UDP: no packet is sent, the route is chosen
+            return str(probe.getsockname()[0])
+    except OSError:
+        return None
 
 
 async def _answers(upstream: tuple[str, int], timeout: float) -> bool:
@@ -418,6 +519,7 @@ class Options:
     seed: int
     label: str
     keep: bool = True
+    control: int | None = None
 
 
 def parse_direction(spec: str) -> Direction:
@@ -487,9 +589,11 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--keep", choices=("0", "1"), default="1",
                         help="0: stop once the upstream has answered and then left (the "
                              "run is over); 1 (default): wait for it to answer again")
+    parser.add_argument("--control", type=listen, metavar="PORT",
+                        help="take `down` and `up` on this port, from the upstream's side")
     args = parser.parse_args(argv)
     return Options(args.listen, args.connect, Link(args.up, args.down), args.seed, args.label,
-                   args.keep == "1")
+                   args.keep == "1", args.control)
 
 
 async def _serve(options: Options) -> None:
@@ -498,11 +602,17 @@ async def _serve(options: Options) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    outage = Outage()
+    control = (await start_control(options.control, options.upstream, outage)
+               if options.control is not None else None)
     serving = asyncio.create_task(relay(options.listen, options.upstream, options.link,
-                                        options.seed, asyncio.Event(), keep=options.keep))
+                                        options.seed, asyncio.Event(), keep=options.keep,
+                                        outage=outage))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
+    if control is not None:
+        control.close()
     if serving.done():
         serving.result()  # it could not listen: raise why; or the upstream has left
         return

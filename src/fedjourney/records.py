@@ -104,6 +104,9 @@ class RunRecord:
     experiment: dict[str, Any] | None = None  # Training.describe() and its name
     privacy: dict[str, Any] | None = None  # under local DP: sigma, clip, epsilon...
     resumed_after: list[int] = field(default_factory=list)
+    # Why each node missed the rounds it missed: {node: {round: why}} (a late reply, a
+    # failed one, its scheduled outage); only nodes that missed one.
+    missed: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -119,7 +122,8 @@ class RunRecord:
         # Runs before experiments existed have none; privacy is only there under DP.
         out.update({k: v for k, v in (("experiment", self.experiment),
                                       ("privacy", self.privacy)) if v is not None})
-        return {**out, "resumed_after": self.resumed_after, "status": self.status}
+        missed = {"missed": self.missed} if self.missed else {}
+        return {**out, "resumed_after": self.resumed_after, **missed, "status": self.status}
 
     @classmethod
     def from_json(cls, data: Any) -> RunRecord:

@@ -513,3 +513,82 @@ def test_a_relay_not_kept_stops_once_the_researcher_has_left() -> None:
     waited, took = asyncio.run(scenario())
     assert waited, "the relay stopped before the researcher ever answered"
     assert took < 2.0, took
+
+
+def _command(port: int, word: str, host: str = "127.0.0.1") -> str:
+    with socket.create_connection((host, port), 5) as sock:
+        sock.sendall(f"{word}\n".encode())
+        return sock.makefile().readline().strip()
+
+
+def test_down_ends_open_connections_holds_new_ones_and_up_lets_them_through() -> None:
+    """A scheduled outage, as the researcher carries it out through the control port."""
+    listen, upstream, control = _free_port(), _free_port(), _free_port()
+    loop = asyncio.new_event_loop()
+    outage = link.Outage()
+    ready = asyncio.Event()
+    serving = loop.create_task(link.relay(listen, ("127.0.0.1", upstream),
+                                          Link(PERFECT, PERFECT), 0, ready, probe_s=0.05,
+                                          outage=outage))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(
+            link.start_control(control, ("127.0.0.1", upstream), outage), loop).result(5)
+        with _server(_echo, port=upstream):
+            assert _until(lambda: not _refused(listen)), "the relay never listened"
+            with _connect(listen) as before:
+                before.sendall(b"ping")
+                assert _recv_exactly(before, 4) == b"ping"
+                assert _command(control, "down") == "ok down"
+                assert _until(lambda: _ended(before)), "an open connection outlived the cut"
+            held = _connect(listen)  # accepted, as an outage's SYN is not refused here
+            held.settimeout(0.5)
+            held.sendall(b"wait")
+            with pytest.raises(TimeoutError):
+                held.recv(4)  # nothing goes through while the link is down
+            assert _command(control, "nonsense") == \
+                "refused: 'nonsense' is not a command; send down or up"
+            assert _command(control, "up") == "ok up"
+            held.settimeout(5)
+            assert _recv_exactly(held, 4) == b"wait"  # what it sent in the outage, now
+            held.close()
+    finally:
+        async def stop() -> None:
+            serving.cancel()
+            with suppress(asyncio.CancelledError):
+                await serving
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+def test_only_the_upstreams_side_may_cut_or_restore_the_link() -> None:
+    """A command that comes in on another address than the one towards the upstream (the
+    node's side, in a deployment) is refused, and changes nothing."""
+    upstream, control = _free_port(), _free_port()
+
+    async def scenario() -> tuple[str, bool]:
+        outage = link.Outage()
+        server = await link.start_control(control, ("127.0.0.1", upstream), outage)
+        try:
+            answer = await asyncio.to_thread(_command, control, "down", "127.0.0.2")
+            return answer, outage.up.is_set()
+        finally:
+            server.close()
+
+    answer, still_up = asyncio.run(scenario())
+    assert answer == "refused: only the upstream's side may cut or restore this link"
+    assert still_up
+
+
+def _ended(sock: socket.socket) -> bool:
+    sock.settimeout(0.1)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except OSError:
+        return True

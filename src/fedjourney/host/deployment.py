@@ -26,7 +26,9 @@ from fedjourney import settings
 from fedjourney.config import Centre, Federation
 from fedjourney.host import credentials
 from fedjourney.host.credentials import GATE_NAME
+from fedjourney.link import Direction, Link
 from fedjourney.planfile import PlanFile
+from fedjourney.schedule import CONTROL_PORT
 from fedjourney.settings import Setting
 
 GENERATOR_IMAGE = "fedjourney/generator:latest"
@@ -215,7 +217,7 @@ def notebook(fed: Federation, roles: str = ROLES, notebooks: str = NOTEBOOKS) ->
                    ports=(port,), tmpfs=HOME_SCRATCH, mounts=mounts,
                    networks=(*networks, NOTEBOOK_NETWORK),
                    aliases=(c.RESEARCHER, *((LINK_UPSTREAM,) if any(
-                       x.link for x in fed.centres) else ())),
+                       relayed(x) for x in fed.centres) else ())),
                    profiles=(NOTEBOOK,))
 
 
@@ -252,7 +254,7 @@ def node(centre: Centre, roles: str, deadline_s: int, after: tuple[str, ...],
     return Service(name, NODE_IMAGE, hostname=name, environment=environment,
                    tmpfs=HOME_SCRATCH, mounts=mounts, networks=(centre_network(centre),),
                    after=after, health="role", grace_s=deadline_s,
-                   started=(link_service(centre),) if centre.link else (),
+                   started=(link_service(centre),) if relayed(centre) else (),
                    placement=centre_constraint(centre),
                    cpus=compute.cpus if compute else None,
                    memory=compute.memory if compute else None)
@@ -302,18 +304,24 @@ def federation(fed: Federation, roles: str = ROLES, results: str = RESULTS) -> D
                              plans=researcher_plans(fed), aliases=upstream),
                   collector(results, after)),
         networks=tuple(Network(n) for x in fed.centres for n in (
-            centre_network(x), *((link_network(x),) if x.link else ()))),
+            centre_network(x), *((link_network(x),) if relayed(x) else ()))),
         volumes=(*volumes, RESEARCHER_STATE, RESULTS_VOLUME))
 
 
 def researcher_networks(fed: Federation) -> tuple[str, ...]:
     """Where the researcher answers each centre's node: the centre's network, or the link
     network behind the centre's relay when the centre has a link."""
-    return tuple(link_network(x) if x.link else centre_network(x) for x in fed.centres)
+    return tuple(link_network(x) if relayed(x) else centre_network(x) for x in fed.centres)
 
 
 def link_service(centre: Centre) -> str:
     return f"link-{centre.id}"
+
+
+def relayed(centre: Centre) -> bool:
+    """Whether a relay is on the centre's path: it has a link, or a schedule of outages
+    the researcher carries out through the relay (schedule.py)."""
+    return centre.link is not None or bool(centre.schedule)
 
 
 def link(centre: Centre, port: str | Var = str(c.RESEARCHER_PORT)) -> Service | None:
@@ -321,9 +329,9 @@ def link(centre: Centre, port: str | Var = str(c.RESEARCHER_PORT)) -> Service | 
     that answers as `researcher` on the centre's network, and dials the researcher on a
     network of their own, delaying, rate-limiting and losing as the link says. `port`: the
     one it listens on and dials (a kit site's: the researcher's published port)."""
-    if centre.link is None:
+    if not relayed(centre):
         return None
-    profile = centre.link
+    profile = centre.link or Link(Direction(), Direction())
     command: tuple[Text, ...] = (
         "python3", "-m", "fedjourney.link", "--listen", port,
         "--connect", (f"{LINK_UPSTREAM}:", port),
@@ -331,7 +339,9 @@ def link(centre: Centre, port: str | Var = str(c.RESEARCHER_PORT)) -> Service | 
                "--seed", str(centre.seed),
                "--label", f"link {c.node_label(centre.id, centre.name)}",
                # As its node: it leaves with the researcher, unless the nodes are kept.
-               "--keep", Var.of(settings.KEEP))
+               "--keep", Var.of(settings.KEEP),
+               # The researcher cuts and restores the link on the centre's schedule.
+               *(("--control", str(CONTROL_PORT)) if centre.schedule else ()))
     return Service(link_service(centre), NODE_IMAGE, command=command,
                    networks=(centre_network(centre), link_network(centre)),
                    aliases=(c.RESEARCHER,), health="off", dialled=True,

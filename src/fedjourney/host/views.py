@@ -4,10 +4,10 @@
 - node-N: its own centre (its secure-aggregation stance, approved plans and data-use policy
   included, the policy's secagg_min_parties defaulting to the federation's size), the
   FeatureSpec and the training settings;
-- researcher: every centre's id, name, country and region, the FeatureSpec, the training
-  settings and the named experiments — no seed, population, ages, source or privacy stance
-  (each node states its own), so it cannot regenerate any hospital's records, and
-  results/<run>/federation.yaml holds none.
+- researcher: every centre's id, name, country and region (and its schedule, which the
+  researcher carries out), the FeatureSpec, the training settings and the named experiments
+  — no seed, population, ages, source or privacy stance (each node states its own), so it
+  cannot regenerate any hospital's records, and results/<run>/federation.yaml holds none.
 Users' plan files are named where the role mounts them (contract.PLANS).
 The host keeps the full config (the baselines are computed there). The views are rendered
 with docker-compose.yml (`fedjourney compose --write`) and checked with it.
@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from fedjourney import contract
-from fedjourney.config import STANCE, Federation
+from fedjourney.config import STANCE, Centre, Federation
 
 HEADER = ("# GENERATED from data/federation.yaml by `fedjourney compose --write` -- do not edit:"
           "\n# what the {role} container may read of the federation.\n")
@@ -52,13 +52,22 @@ def views(raw: dict[str, Any], fed: Federation) -> dict[str, dict[str, Any]]:
             "view": contract.generator_service(centre.id), **common, "centres": [drawn]}
         out[contract.node_service(centre.id)] = {
             "view": contract.node_service(centre.id), **common, "centres": [own], **shared}
-    listed = [{k: getattr(c, k) for k in PUBLIC if getattr(c, k) not in (None, "")}
-              for c in fed.centres]
+    listed = [_listed(c) for c in fed.centres]
     experiments = {"experiments": {
         name: {**x, "plan": fed.experiments[name].plan.in_container()} if "plan" in x else x
         for name, x in raw["experiments"].items()}} if raw.get("experiments") else {}
     out[contract.RESEARCHER] = {"view": contract.RESEARCHER, **common, "centres": listed,
                                 **shared, **experiments}
+    return out
+
+
+def _listed(centre: Centre) -> dict[str, Any]:
+    """A centre as the researcher sees it: who it is, and the schedule it carries out."""
+    out: dict[str, Any] = {k: getattr(centre, k) for k in PUBLIC
+                           if getattr(centre, k) not in (None, "")}
+    if centre.schedule:
+        out["schedule"] = [{"event": e.kind, "rounds": [e.first, e.last]}
+                           for e in centre.schedule]
     return out
 
 

@@ -1,0 +1,173 @@
+"""A centre's fault timetable (`schedule:`): parsed into schedule.Event, each bad input one
+line naming the setting, checked against each experiment's rounds and min_nodes, and carried
+by the researcher's view (which carries it out), not by the generator's or the records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fedjourney.config import Federation, parse_federation
+from fedjourney.errors import FedjourneyError
+from fedjourney.host.views import views
+from fedjourney.schedule import Event, down_in
+from tests.conftest import DEFAULT_CONFIG
+
+TWO = [{"event": "down", "rounds": [3, 4]}, {"event": "down", "rounds": 6}]
+
+
+def _raw(schedule: Any = None, centre: int = 1, **training: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    if schedule is not None:
+        raw["centres"][centre]["schedule"] = schedule
+    raw["training"].update(training)
+    return raw
+
+
+def _fed(schedule: Any = None, centre: int = 1, **training: Any) -> Federation:
+    # min_nodes 2 of 3 lets one centre miss a round (the default needs every centre).
+    return parse_federation(_raw(schedule, centre, **{"min_nodes": 2, **training}),
+                            DEFAULT_CONFIG)
+
+
+def _refused(raw: dict[str, Any], message: str, experiment: str | None = None) -> str:
+    with pytest.raises(FedjourneyError, match=message) as caught:
+        parse_federation(raw, DEFAULT_CONFIG).experiment(experiment)
+    text = str(caught.value)
+    assert "\n" not in text and text.startswith(str(DEFAULT_CONFIG))
+    return text
+
+
+def test_a_round_or_a_range_of_rounds() -> None:
+    fed = _fed(TWO)
+    assert fed.centres[1].schedule == (Event("down", 3, 4), Event("down", 6, 6))
+    assert fed.centres[0].schedule == () and fed.centres[2].schedule == ()
+    assert _fed([]).centres[1].schedule == ()
+    assert [e.describe() for e in fed.centres[1].schedule] == ["down in rounds 3-4",
+                                                              "down in round 6"]
+    assert [r for r in range(1, 11) if down_in(fed.centres[1].schedule, r)] == [3, 4, 6]
+
+
+def test_the_yaml_form_as_written() -> None:
+    text = DEFAULT_CONFIG.read_text().replace(
+        "    policy: {min_batch_size: 8, max_epochs: 100, dp: allowed, training_loss: epoch}\n",
+        "    policy: {min_batch_size: 8, max_epochs: 100, dp: allowed, training_loss: epoch}\n"
+        "    schedule: [{event: down, rounds: [3, 4]}, {event: down, rounds: 6}]\n", 1)
+    assert "schedule:" in text
+    raw = yaml.safe_load(text)
+    raw["training"]["min_nodes"] = 2
+    assert parse_federation(raw).centres[1].schedule == (Event("down", 3, 4),
+                                                         Event("down", 6, 6))
+
+
+@pytest.mark.parametrize(("schedule", "message"), [
+    ({"event": "down", "rounds": 3}, r"schedule must be a list like \[\{event: down"),
+    ("down", r"schedule must be a list like"),
+    (["down"], r"schedule\[0\] must be a mapping like \{event: down, rounds: \[3, 4\]\}"),
+    ([{"rounds": 3}], r"schedule\[0\] has no 'event'; add it, e.g. event: down"),
+    ([{"event": "down"}], r"schedule\[0\] has no 'rounds'; add it"),
+    ([{"event": "up", "rounds": 3}],
+     r"schedule\[0\]\.event must be one of down \(the events a schedule can hold\), got 'up'"),
+    ([{"event": "down", "rounds": 3, "why": "maintenance"}],
+     r"schedule\[0\]: unknown key 'why'; allowed keys: event, rounds"),
+    ([{"event": "down", "rounds": 0}],
+     r"schedule\[0\]\.rounds must be a round like 3 or a range like \[3, 4\] \(rounds count "
+     r"from 1, up to 1000\), got 0"),
+    ([{"event": "down", "rounds": "3-4"}], r"schedule\[0\]\.rounds must be a round like 3 .* "
+                                           r"got '3-4' \(text\)"),
+    ([{"event": "down", "rounds": [3]}], r"schedule\[0\]\.rounds must be a round like 3"),
+    ([{"event": "down", "rounds": [3, 4, 5]}], r"schedule\[0\]\.rounds must be a round"),
+    ([{"event": "down", "rounds": [2, 2.5]}], r"schedule\[0\]\.rounds must be a round"),
+    ([{"event": "down", "rounds": True}], r"schedule\[0\]\.rounds must be a round"),
+    ([{"event": "down", "rounds": [4, 3]}],
+     r"schedule\[0\]\.rounds \[4, 3\] ends before it starts; write \[3, 4\]"),
+    ([{"event": "down", "rounds": [2, 5]}, {"event": "down", "rounds": 4}],
+     r"schedule\[1\] \(down in round 4\) overlaps its schedule\[0\] \(down in rounds 2-5\); "
+     "merge them into one event or move one"),
+    ([{"event": "down", "rounds": 7}, {"event": "down", "rounds": [5, 7]}],
+     r"schedule\[1\] \(down in rounds 5-7\) overlaps its schedule\[0\]"),
+])
+def test_a_bad_schedule_is_one_line_naming_the_setting(schedule: Any, message: str) -> None:
+    text = _refused(_raw(schedule, min_nodes=2), message)
+    assert "centres[1].schedule" in text
+
+
+def test_back_to_back_events_do_not_overlap() -> None:
+    schedule = [{"event": "down", "rounds": [5, 6]}, {"event": "down", "rounds": [2, 4]}]
+    assert _fed(schedule).centres[1].schedule == (Event("down", 5, 6), Event("down", 2, 4))
+
+
+def test_an_event_past_the_last_round_is_refused() -> None:
+    text = _refused(_raw([{"event": "down", "rounds": [4, 6]}], min_nodes=2, rounds=5),
+                    r"centres\[1\]\.schedule\[0\] is down in rounds 4-6 but training\.rounds "
+                    "is 5; end it by round 5 or raise rounds")
+    assert text == (f"{DEFAULT_CONFIG}: centres[1].schedule[0] is down in rounds 4-6 but "
+                    "training.rounds is 5; end it by round 5 or raise rounds")
+
+
+def test_a_round_needs_min_nodes_centres_up() -> None:
+    # min_nodes unset: every centre is needed, so no centre can miss a round.
+    _refused(_raw([{"event": "down", "rounds": 3}]),
+             r"round 3 has centre 'CHU de Lyon' down \(schedule\), leaving 2 of 3, but "
+             r"training\.min_nodes is unset \(every centre\); set training\.min_nodes to at "
+             "most 2 or move the event")
+    raw = _raw([{"event": "down", "rounds": [3, 4]}], min_nodes=2)
+    raw["centres"][2]["schedule"] = [{"event": "down", "rounds": [4, 5]}]
+    _refused(raw, r"round 4 has centres 'CHU de Lyon', 'University College London Hospital' "
+             r"down \(schedule\), leaving 1 of 3, but training\.min_nodes is 2; set "
+             r"training\.min_nodes to at most 1 or move the event")
+    raw["training"]["min_nodes"] = 1
+    assert parse_federation(raw, DEFAULT_CONFIG).centres[2].schedule == (Event("down", 4, 5),)
+    for c in raw["centres"]:
+        c["schedule"] = [{"event": "down", "rounds": 4}]
+    _refused(raw, r"round 4 has every centre down \(schedule\) and a round needs at least "
+             "one; move an event")
+
+
+def test_each_named_experiment_is_checked_with_its_own_rounds_when_chosen() -> None:
+    raw = _raw([{"event": "down", "rounds": [3, 4]}], min_nodes=2)
+    raw["experiments"]["fast"] = {"rounds": 3}
+    fed = parse_federation(raw, DEFAULT_CONFIG)  # training's 10 rounds hold the event
+    assert fed.experiment("fedprox").rounds == 10
+    _refused(raw, r"centres\[1\]\.schedule\[0\] is down in rounds 3-4 but "
+             r"experiments\.fast\.rounds is 3; end it by round 3 or raise rounds", "fast")
+    raw["experiments"]["all"] = {"min_nodes": 3}
+    _refused(raw, r"round 3 has centre 'CHU de Lyon' down \(schedule\), leaving 2 of 3, but "
+             r"experiments\.all\.min_nodes is 3; set experiments\.all\.min_nodes to at most 2",
+             "all")
+
+
+def test_an_experiment_that_needs_every_centre_refuses_a_centre_down() -> None:
+    raw = _raw([{"event": "down", "rounds": 2}], min_nodes=2)
+    raw["experiments"]["secagg"] = {"secagg": "lom", "min_nodes": 3}
+    _refused(raw, r"experiments\.secagg uses secagg lom, which needs every centre in every "
+             r"round, but round 2 has centre 'CHU de Lyon' down \(schedule\); remove the event "
+             "or choose an experiment without secagg lom", "secagg")
+
+
+def test_the_researcher_carries_it_out_the_generator_never_sees_it() -> None:
+    raw = _raw(TWO, min_nodes=2)
+    fed = parse_federation(raw, DEFAULT_CONFIG)
+    plain = parse_federation(_raw(min_nodes=2), DEFAULT_CONFIG)
+    seen = views(raw, fed)
+    assert "schedule" not in seen["generator-1"]["centres"][0]
+    assert seen["node-1"]["centres"][0]["schedule"] == TWO
+    assert seen["researcher"]["centres"][1]["schedule"] == [
+        {"event": "down", "rounds": [3, 4]}, {"event": "down", "rounds": [6, 6]}]
+    assert "schedule" not in seen["researcher"]["centres"][0]
+    researcher = parse_federation(seen["researcher"], Path("researcher.yaml"))
+    assert researcher.centres[1].schedule == fed.centres[1].schedule
+    # Its federation-wide checks run in the researcher's view too.
+    seen["researcher"]["training"]["rounds"] = 5
+    with pytest.raises(FedjourneyError, match=r"researcher\.yaml: centres\[1\]\.schedule\[1\] "
+                       r"is down in round 6 but training\.rounds is 5"):
+        parse_federation(seen["researcher"], Path("researcher.yaml"))
+    # A node's view holds one centre: nothing federation-wide is checked there.
+    node = parse_federation(seen["node-1"], Path("node-1.yaml"))
+    assert node.centres[0].schedule == fed.centres[1].schedule
+    # The same records whatever the timetable.
+    assert fed.centre_fingerprint(fed.centres[1], "builtin", "v") == \
+        plain.centre_fingerprint(plain.centres[1], "builtin", "v")
