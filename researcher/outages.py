@@ -2,12 +2,12 @@
 
 Before each round the researcher cuts the link of each centre scheduled `down` in it, and
 restores the links of those whose outage ended, through each centre's relay (link.py's
-control port, which only the researcher's side reaches). The cut node misses the round as
-it would in a real outage: the round's deadline leaves it out and `min_nodes` lets the
-round go on. After a restore the researcher waits for the node to come back (Fed-BioMed's
-ping) before the round, up to the node deadline, so that it rejoins rather than missing one
-more round by a reconnect in flight. At the end every cut link is restored: kept nodes
-serve the next run.
+control port, which only the researcher's side reaches). The cut node misses the round as it
+would in a real outage: Fed-BioMed stops waiting for it once it marks it disconnected (10
+s), or the round's deadline leaves it out, and `min_nodes` lets the round go on. After a
+restore the researcher waits for the node to come back (Fed-BioMed's ping) before the round,
+up to the node deadline, so that it rejoins rather than missing one more round by a
+reconnect in flight. At the end every cut link is restored: kept nodes serve the next run.
 """
 
 from __future__ import annotations

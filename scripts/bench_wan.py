@@ -37,13 +37,13 @@ assert set(INFRASTRUCTURE) <= set(STANCE)
 def run(folder: Path, name: str, raw: dict[str, Any]
         ) -> tuple[records.RunRecord, list[records.MetricRow], float]:
     """(run.json, metrics rows, up -> results seconds) of one attached `compose up`."""
-    source = folder / name / "source.yaml"
+    source = folder / name.split()[0].lower() / "source.yaml"
     source.parent.mkdir(parents=True)
     source.write_text(yaml.safe_dump(raw, sort_keys=False))
     _, compose_file = prepare(source.parent, source)
-    project = f"fjbenchwan{name}"
+    project = f"fjbenchwan{name.split()[0].lower()}"
     base = [*compose_command(), "-f", str(compose_file), "-p", project]
-    run_id = f"bench-wan-{name}-{new_run_id()}"
+    run_id = f"bench-wan-{name.split()[0].lower()}-{new_run_id()}"
     env = {**os.environ, settings.RUN_ID.env: run_id, settings.KEEP.env: "0"}
     started = time.monotonic()
     try:

@@ -15,6 +15,7 @@ from fedjourney.config import Federation, load_federation
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "data" / "federation.yaml"
 STUDY_CONFIG = ROOT / "data" / "study.yaml"  # the study scenario
+WAN_CONFIG = ROOT / "data" / "wan.yaml"  # the WAN scenario: links, a slow machine, an outage
 # Real Synthea outputs (two small exports, claims files removed), the Synthea 3.x CSV headers
 # and an observation-code catalogue, packed in the repository so that a clone runs the tests
 # (537 kB; 11 MB unpacked). FEDJOURNEY_REFERENCE points to an unpacked folder instead.

@@ -2,8 +2,9 @@
 
 `down` from round a to round b: the centre's link (link.py's relay, which the deployment
 puts on its path) is cut before round a begins and restored before round b + 1; its node
-misses those rounds as it would an outage (the researcher's round deadline leaves it out,
-`min_nodes` lets the round go on) and rejoins. The researcher drives the relay (it knows
+misses those rounds as it would an outage (Fed-BioMed stops waiting for it once it sees it
+disconnected, or the round deadline leaves it out; `min_nodes` lets the round go on) and
+rejoins. The researcher drives the relay (it knows
 the rounds; nothing on the node's side does), and records which rounds each centre took
 part in and why it missed the others.
 """

@@ -14,10 +14,11 @@ from fedjourney.contract import CONFIG
 from fedjourney.host import compose
 from fedjourney.host.compose import render
 from fedjourney.policy import Policy
-from tests.conftest import DEFAULT_CONFIG, ROOT, STUDY_CONFIG, write_config
+from tests.conftest import DEFAULT_CONFIG, ROOT, STUDY_CONFIG, WAN_CONFIG, write_config
 
 
-@pytest.mark.parametrize("config", [DEFAULT_CONFIG, STUDY_CONFIG], ids=lambda p: p.name)
+@pytest.mark.parametrize("config", [DEFAULT_CONFIG, STUDY_CONFIG, WAN_CONFIG],
+                         ids=lambda p: p.name)
 def test_committed_compose_files_and_role_views_match_their_config(config: Path) -> None:
     where = compose.layout(config)
     stale = compose.stale(load_federation(config), load_raw(config), where)

@@ -12,7 +12,14 @@ from fedjourney.cli import main
 from fedjourney.config import Federation, load_federation, load_raw
 from fedjourney.contract import CONFIG, HOST_RESULTS, generator_service, node_service
 from fedjourney.host import compose, swarm, views
-from tests.conftest import DEFAULT_CONFIG, ROOT, STUDY_CONFIG, imported_centre, write_config
+from tests.conftest import (
+    DEFAULT_CONFIG,
+    ROOT,
+    STUDY_CONFIG,
+    WAN_CONFIG,
+    imported_centre,
+    write_config,
+)
 
 MANAGER = ["node.role == manager"]
 # Keys `docker stack deploy` ignores (or, for depends_on's condition form, rejects).
@@ -211,7 +218,8 @@ def test_cli_prints_the_stack_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == compose.render(load_federation(DEFAULT_CONFIG))
 
 
-@pytest.mark.parametrize("committed", [DEFAULT_CONFIG, STUDY_CONFIG], ids=lambda p: p.name)
+@pytest.mark.parametrize("committed", [DEFAULT_CONFIG, STUDY_CONFIG, WAN_CONFIG],
+                         ids=lambda p: p.name)
 def test_the_committed_stack_files_match_their_config(committed: Path) -> None:
     stale = compose.stale(load_federation(committed), load_raw(committed),
                           swarm.layout(committed), swarm.render)
