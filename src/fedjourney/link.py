@@ -457,12 +457,14 @@ async def start_control(port: int, upstream: tuple[str, int], outage: Outage
 
     async def command(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            line = (await asyncio.wait_for(reader.readline(), 10)).decode(errors="replace")
+            async with asyncio.timeout(10):
+                line = (await reader.readline()).decode(errors="replace")
             word = line.strip()
             here = writer.get_extra_info("sockname")[0]
             if outage.towards is None:  # the network's address does not change: once
                 with contextlib.suppress(TimeoutError):
-                    outage.towards = await asyncio.wait_for(_towards(upstream), 2)
+                    async with asyncio.timeout(2):
+                        outage.towards = await _towards(upstream)
             if here != outage.towards:
                 answer = "refused: only the upstream's side may cut or restore this link"
             elif word == "down":
@@ -502,7 +504,10 @@ async def _towards(upstream: tuple[str, int]) -> str | None:
 async def _answers(upstream: tuple[str, int], timeout: float) -> bool:
     """Whether a TCP connection to upstream opens within `timeout` seconds."""
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(*upstream), timeout)
+        # Not wait_for: in 3.11 it can swallow a cancellation that meets the connection
+        # opening, and the relay would not stop.
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(*upstream)
     except (TimeoutError, OSError):
         return False
     writer.close()

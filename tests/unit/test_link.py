@@ -445,10 +445,14 @@ def _free_port() -> int:
 
 
 def _refused(port: int) -> bool:
+    """Whether a connection is refused; a reset (the relay accepted it in the moment before
+    its probe saw the upstream go) is not, yet."""
     try:
         socket.create_connection(("127.0.0.1", port), 1).close()
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:
+        return False
     return False
 
 
