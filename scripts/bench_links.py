@@ -90,9 +90,20 @@ def run(folder: Path, name: str, link: dict[str, Any] | None, args: argparse.Nam
     config.write_text(yaml.safe_dump(raw, sort_keys=False))
     _, compose_file = prepare(config.parent, config, population=args.population,
                               rounds=args.rounds, epochs=1, hidden=args.hidden)
-    project = f"fjbenchlinks{name}"
-    base = [*compose_command(), "-f", str(compose_file), "-p", project]
-    run_id = f"bench-links-{name}-{new_run_id()}"
+    out, took = attached_run(compose_file, f"links-{name}")
+    wall = records.read_run(out).round_seconds
+    later = [r for r in sorted(wall) if r > 1]
+    centre_1 = [row.training_seconds for row in records.read_rows(out)
+                if row.round in later and not row.final and row.node.startswith("node-1 ")
+                and row.training_seconds is not None]
+    return [wall[r] for r in later], statistics.median(centre_1), took
+
+
+def attached_run(compose_file: Path, name: str) -> tuple[Path, float]:
+    """(the results folder, up -> results seconds) of an attached `docker compose up` of
+    compose_file, which returns by itself (nothing polled); `down -v` after."""
+    base = [*compose_command(), "-f", str(compose_file), "-p", f"fjbench{name}".replace("-", "")]
+    run_id = f"bench-{name}-{new_run_id()}"
     env = {**os.environ, settings.RUN_ID.env: run_id, settings.KEEP.env: "0"}
     started = time.monotonic()
     try:
@@ -102,13 +113,7 @@ def run(folder: Path, name: str, link: dict[str, Any] | None, args: argparse.Nam
     finally:
         subprocess.run([*base, "down", "-v"], env=env, check=False,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    out = compose_file.parent / "results" / run_id
-    wall = records.read_run(out).round_seconds
-    later = [r for r in sorted(wall) if r > 1]
-    centre_1 = [row.training_seconds for row in records.read_rows(out)
-                if row.round in later and not row.final and row.node.startswith("node-1 ")
-                and row.training_seconds is not None]
-    return [wall[r] for r in later], statistics.median(centre_1), took
+    return compose_file.parent / "results" / run_id, took
 
 
 def main() -> int:

@@ -11,21 +11,17 @@ itself, nothing is polled); the same data seeds, so the same patients, in both.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
+from bench_links import attached_run
 
-from fedjourney import records, settings
+from fedjourney import records
 from fedjourney.config import STANCE
-from fedjourney.contract import new_run_id
-from fedjourney.host.logs import compose_command
 from fedjourney.researcher.results import fmt, interval, participation, spans
 from fedjourney.testing import prepare
 
@@ -41,19 +37,7 @@ def run(folder: Path, name: str, raw: dict[str, Any]
     source.parent.mkdir(parents=True)
     source.write_text(yaml.safe_dump(raw, sort_keys=False))
     _, compose_file = prepare(source.parent, source)
-    project = f"fjbenchwan{name.split()[0].lower()}"
-    base = [*compose_command(), "-f", str(compose_file), "-p", project]
-    run_id = f"bench-wan-{name.split()[0].lower()}-{new_run_id()}"
-    env = {**os.environ, settings.RUN_ID.env: run_id, settings.KEEP.env: "0"}
-    started = time.monotonic()
-    try:
-        subprocess.run([*base, "up", "--force-recreate"], env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        took = time.monotonic() - started
-    finally:
-        subprocess.run([*base, "down", "-v"], env=env, check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    out = compose_file.parent / "results" / run_id
+    out, took = attached_run(compose_file, f"wan-{name.split()[0].lower()}")
     return records.read_run(out), records.read_rows(out), took
 
 
