@@ -17,8 +17,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
+from typing import Any
 
 import pytest
 
@@ -465,25 +466,15 @@ def _until(check: Callable[[], bool], seconds: float = 5.0) -> bool:
     return True
 
 
-def test_the_relay_listens_only_while_the_researcher_answers() -> None:
-    """Without a researcher a node's connection is refused, as on the engine's network:
-    Fed-BioMed's client checks that first, and would die of a reset after it."""
-    listen, upstream = _free_port(), _free_port()
+@contextmanager
+def _in_a_thread(relay: Coroutine[Any, Any, None]) -> Iterator[asyncio.AbstractEventLoop]:
+    """Run `relay` on an event loop of its own in a thread (its loop); cancelled after."""
     loop = asyncio.new_event_loop()
-    serving = loop.create_task(link.relay(listen, ("127.0.0.1", upstream),
-                                          Link(PERFECT, Direction(latency_ms=1)), 0,
-                                          probe_s=0.05))
+    serving = loop.create_task(relay)
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
-        time.sleep(0.3)  # several probes: the upstream is not there
-        assert _refused(listen)
-        with _server(_echo, port=upstream):
-            assert _until(lambda: not _refused(listen)), "the relay never listened"
-            with _connect(listen) as sock:
-                sock.sendall(b"back")
-                assert _recv_exactly(sock, 4) == b"back"
-        assert _until(lambda: _refused(listen)), "the relay kept listening"
+        yield loop
     finally:
         async def stop() -> None:
             serving.cancel()
@@ -494,6 +485,22 @@ def test_the_relay_listens_only_while_the_researcher_answers() -> None:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
+
+
+def test_the_relay_listens_only_while_the_researcher_answers() -> None:
+    """Without a researcher a node's connection is refused, as on the engine's network:
+    Fed-BioMed's client checks that first, and would die of a reset after it."""
+    listen, upstream = _free_port(), _free_port()
+    with _in_a_thread(link.relay(listen, ("127.0.0.1", upstream),
+                                 Link(PERFECT, Direction(latency_ms=1)), 0, probe_s=0.05)):
+        time.sleep(0.3)  # several probes: the upstream is not there
+        assert _refused(listen)
+        with _server(_echo, port=upstream):
+            assert _until(lambda: not _refused(listen)), "the relay never listened"
+            with _connect(listen) as sock:
+                sock.sendall(b"back")
+                assert _recv_exactly(sock, 4) == b"back"
+        assert _until(lambda: _refused(listen)), "the relay kept listening"
 
 
 def test_a_relay_not_kept_stops_once_the_researcher_has_left() -> None:
@@ -528,15 +535,9 @@ def _command(port: int, word: str, host: str = "127.0.0.1") -> str:
 def test_down_ends_open_connections_holds_new_ones_and_up_lets_them_through() -> None:
     """A scheduled outage, as the researcher carries it out through the control port."""
     listen, upstream, control = _free_port(), _free_port(), _free_port()
-    loop = asyncio.new_event_loop()
     outage = link.Outage()
-    ready = asyncio.Event()
-    serving = loop.create_task(link.relay(listen, ("127.0.0.1", upstream),
-                                          Link(PERFECT, PERFECT), 0, ready, probe_s=0.05,
-                                          outage=outage))
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
+    with _in_a_thread(link.relay(listen, ("127.0.0.1", upstream), Link(PERFECT, PERFECT), 0,
+                                 asyncio.Event(), probe_s=0.05, outage=outage)) as loop:
         asyncio.run_coroutine_threadsafe(
             link.start_control(control, ("127.0.0.1", upstream), outage), loop).result(5)
         with _server(_echo, port=upstream):
@@ -557,16 +558,6 @@ def test_down_ends_open_connections_holds_new_ones_and_up_lets_them_through() ->
             held.settimeout(5)
             assert _recv_exactly(held, 4) == b"wait"  # what it sent in the outage, now
             held.close()
-    finally:
-        async def stop() -> None:
-            serving.cancel()
-            with suppress(asyncio.CancelledError):
-                await serving
-
-        asyncio.run_coroutine_threadsafe(stop(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
 
 
 def test_only_the_upstreams_side_may_cut_or_restore_the_link() -> None:
