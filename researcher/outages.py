@@ -27,30 +27,26 @@ COMMAND_TIMEOUT_S = 10
 PING_PAUSE_S = 1.0
 
 
-def relay_service(centre: Centre) -> str:
-    """The name the researcher reaches a centre's relay by (deployment.link's service)."""
-    return f"link-{centre.id}"
-
-
 def send(centre: Centre, word: str, timeout: float = COMMAND_TIMEOUT_S) -> None:
     """Send `down` or `up` to the centre's relay; FedjourneyError when it does not answer ok
     within `timeout` (retrying while its name does not resolve or it refuses)."""
     end = time.monotonic() + timeout
+    relay = contract.link_service(centre.id)
     last = ""
     while time.monotonic() < end:
         try:
-            with socket.create_connection((relay_service(centre), CONTROL_PORT), 3) as sock:
+            with socket.create_connection((relay, CONTROL_PORT), 3) as sock:
                 sock.sendall(f"{word}\n".encode())
                 answer = sock.makefile().readline().strip()
             if answer == f"ok {word}":
                 return
-            raise FedjourneyError(f"{relay_service(centre)} answered {answer!r} to {word!r}")
+            raise FedjourneyError(f"{relay} answered {answer!r} to {word!r}")
         except OSError as exc:
             last = str(exc)
             time.sleep(0.5)
-    raise FedjourneyError(f"cannot reach {relay_service(centre)}:{CONTROL_PORT} to bring "
+    raise FedjourneyError(f"cannot reach {relay}:{CONTROL_PORT} to bring "
                           f"centre {centre.id}'s link {word} ({last}); see `docker compose "
-                          f"logs {relay_service(centre)}`")
+                          f"logs {relay}`")
 
 
 class Outages:

@@ -24,6 +24,11 @@ def node_service(centre_id: int) -> str:
     return f"node-{centre_id}"
 
 
+def link_service(centre_id: int) -> str:
+    """A centre's link relay (link.py), which the researcher also reaches by this name."""
+    return f"link-{centre_id}"
+
+
 def generator_service(centre_id: int) -> str:
     return f"generator-{centre_id}"
 

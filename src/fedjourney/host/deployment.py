@@ -254,7 +254,7 @@ def node(centre: Centre, roles: str, deadline_s: int, after: tuple[str, ...],
     return Service(name, NODE_IMAGE, hostname=name, environment=environment,
                    tmpfs=HOME_SCRATCH, mounts=mounts, networks=(centre_network(centre),),
                    after=after, health="role", grace_s=deadline_s,
-                   started=(link_service(centre),) if relayed(centre) else (),
+                   started=(c.link_service(centre.id),) if relayed(centre) else (),
                    placement=centre_constraint(centre),
                    cpus=compute.cpus if compute else None,
                    memory=compute.memory if compute else None)
@@ -314,10 +314,6 @@ def researcher_networks(fed: Federation) -> tuple[str, ...]:
     return tuple(link_network(x) if relayed(x) else centre_network(x) for x in fed.centres)
 
 
-def link_service(centre: Centre) -> str:
-    return f"link-{centre.id}"
-
-
 def relayed(centre: Centre) -> bool:
     """Whether a relay is on the centre's path: it has a link, or a schedule of outages
     the researcher carries out through the relay (schedule.py)."""
@@ -342,7 +338,7 @@ def link(centre: Centre, port: str | Var = str(c.RESEARCHER_PORT)) -> Service | 
                "--keep", Var.of(settings.KEEP),
                # The researcher cuts and restores the link on the centre's schedule.
                *(("--control", str(CONTROL_PORT)) if centre.schedule else ()))
-    return Service(link_service(centre), NODE_IMAGE, command=command,
+    return Service(c.link_service(centre.id), NODE_IMAGE, command=command,
                    networks=(centre_network(centre), link_network(centre)),
                    aliases=(c.RESEARCHER,), health="off", dialled=True,
                    placement=centre_constraint(centre))
