@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from itertools import pairwise
 from pathlib import Path
@@ -27,7 +28,7 @@ from fedjourney.link import Direction, Link
 from fedjourney.planfile import DEFAULT as DEFAULT_PLAN
 from fedjourney.planfile import PlanFile, check_input, resolve
 from fedjourney.policy import Policy, parse_policy
-from fedjourney.schedule import EVENTS, Event, down_in
+from fedjourney.schedule import EVENTS, MAX_FACTOR, Event, may_miss
 from fedjourney.yaml_input import EXPONENT_FLOAT, ConfigLoader, Refused
 
 DEFAULT_CONFIG = Path("data/federation.yaml")
@@ -463,14 +464,16 @@ def _check_schedules(t: Training, centres: tuple[Centre, ...], where: str,
                 raise FedjourneyError(f"{where}: centres[{i}].schedule[{j}] is {e.describe()} "
                                       f"but {section}.rounds is {t.rounds}; end it by round "
                                       f"{t.rounds} or raise rounds")
-    for r in sorted({r for c in centres for e in c.schedule for r in range(e.first, e.last + 1)}):
+    for r in sorted({r for c in centres for e in c.schedule for r in range(e.first, e.last + 1)
+                     if may_miss(c.schedule, r)}):
         _check_round(t, centres, r, where, section)
 
 
 def _check_round(t: Training, centres: tuple[Centre, ...], r: int, where: str,
                  section: str) -> None:
     """Round `r` can go on without the centres its schedules take down."""
-    down = [c.name for c in centres if down_in(c.schedule, r)]
+    # A restart may cost its round too (the node may not be back in time): counted as down.
+    down = [c.name for c in centres if may_miss(c.schedule, r)]
     if not down:
         return
     named = f"centre{'s' if len(down) > 1 else ''} {', '.join(repr(n) for n in down)} down"
@@ -669,11 +672,11 @@ def _parse_centre(entry: Any, index: int, where: str, base: Path,
     )
 
 
-SCHEDULE_EXAMPLE = "[{event: down, rounds: [3, 4]}, {event: down, rounds: 6}]"
+SCHEDULE_EXAMPLE = "[{event: down, rounds: [3, 4]}, {event: flaky, rounds: 6, loss_pct: 20}]"
 
 
 def _parse_schedule(raw: Any, label: str) -> tuple[Event, ...]:
-    """`schedule: [{event: down, rounds: [3, 4]}, {event: down, rounds: 6}]`, as listed;
+    """`schedule: [{event: down, rounds: [3, 4]}, {event: slow, rounds: 6, factor: 3}]`, as listed;
     () when absent or empty."""
     if raw is None:
         return ()
@@ -686,11 +689,11 @@ def _parse_schedule(raw: Any, label: str) -> tuple[Event, ...]:
 
 
 def _parse_event(raw: Any, label: str) -> Event:
-    """`{event: down, rounds: 3}` or `{event: down, rounds: [3, 4]}`."""
+    """`{event: down, rounds: 3}`, `{event: flaky, rounds: [3, 4], loss_pct: 20}`,
+    `{event: slow, rounds: [2, 5], factor: 3}` or `{event: restart, rounds: 4}`."""
     if not isinstance(raw, dict):
         raise FedjourneyError(f"{label} must be a mapping like {{event: down, rounds: [3, 4]}}, "
                               f"got {_shown(raw)}")
-    _no_unknown_keys(raw, {"event", "rounds"}, label)
     for key, example in (("event", "event: down"), ("rounds", "rounds: [3, 4]")):
         if key not in raw:
             raise FedjourneyError(f"{label} has no '{key}'; add it, e.g. {example}")
@@ -698,8 +701,33 @@ def _parse_event(raw: Any, label: str) -> Event:
     if not isinstance(kind, str) or kind not in EVENTS:
         raise FedjourneyError(f"{label}.event must be one of {', '.join(EVENTS)} (the events a "
                               f"schedule can hold), got {_shown(kind)}")
+    setting = EVENTS[kind]
+    _no_unknown_keys(raw, {"event", "rounds"} | ({setting} if setting else set()), label)
     first, last = _parse_rounds(raw["rounds"], f"{label}.rounds")
-    return Event(kind, first, last)
+    if kind == "restart" and first != last:
+        raise FedjourneyError(f"{label} restarts the node in one round, got rounds "
+                              f"[{first}, {last}]; list one restart event per round")
+    value: float | None = None
+    if setting == "loss_pct":
+        value = _event_number(raw, setting, label, "loss_pct: 20 (percent, above 0, at most "
+                              "100)", lambda v: 0 < v <= 100)
+    elif setting == "factor":
+        value = _event_number(raw, setting, label, f"factor: 3 (training takes 3 times as "
+                              f"long; above 1, at most {MAX_FACTOR:g})",
+                              lambda v: 1 < v <= MAX_FACTOR)
+    return Event(kind, first, last, value)
+
+
+def _event_number(raw: dict[str, Any], key: str, label: str, example: str,
+                  valid: Callable[[float], bool]) -> float:
+    """An event's own setting, e.g. a flaky event's loss_pct."""
+    if key not in raw:
+        raise FedjourneyError(f"{label} ({raw['event']}) has no '{key}'; add it, e.g. {example}")
+    value = raw[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not valid(value):
+        raise FedjourneyError(f"{label}.{key} must be a number like {example}, got "
+                              f"{_shown(value)}")
+    return float(value)
 
 
 def _parse_rounds(raw: Any, label: str) -> tuple[int, int]:

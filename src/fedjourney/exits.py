@@ -21,6 +21,7 @@ class Exit(IntEnum):
     NOT_READY = 3
     ROUND_FAILED = 4
     TIMED_OUT = 5
+    RESTARTING = 75
     INTERRUPTED = 130
 
 
@@ -38,6 +39,9 @@ MEANING = {
     Exit.ROUND_FAILED: "a round failed or overran (the nodes are named); `scripts/run "
                        "--resume` continues from the last completed round",
     Exit.TIMED_OUT: "the results collector waited past its deadline for the run to end",
+    Exit.RESTARTING: "a node restarting on its centre's schedule (`restart` at a round): it "
+                     "exits as a crash would, and its container's restart policy starts it "
+                     "again",
     Exit.INTERRUPTED: "interrupted (Ctrl-C); nothing half-written was kept",
 }
 

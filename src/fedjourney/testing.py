@@ -4,7 +4,9 @@ pytest entry point, so pytest in an environment with fedjourney installed has:
 
 - `federation(config, population=None, experiments=None, **training)`: a live stack of that
   config, its generators run and its nodes up and kept (no researcher yet), torn down with
-  `docker compose down -v` at the end of the session; one per distinct set of arguments.
+  `docker compose down -v` when the test module that asked for it ends; one per distinct set
+  of arguments within a module. Per module, not per session: every live federation holds a
+  network per centre, and Docker's default address pools run out at about 30 networks.
   `population` replaces every generated centre's; `training` and `experiments` settings
   are merged into the config's (a small, fast copy of a study).
 - `LiveFederation.run(experiment=None, plan=None, model_args=None)`: one researcher run on
@@ -18,6 +20,7 @@ and down. Example: examples/test_my_plan.py.
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -38,6 +41,7 @@ from fedjourney.host.compose import render
 from fedjourney.host.deployment import NOTEBOOK
 from fedjourney.host.logs import compose_command
 
+_projects = itertools.count()  # a project name per federation, unique for the session
 NODE_WAIT_S = 900  # how long kept nodes wait for a first researcher (the tests run it soon)
 
 
@@ -226,10 +230,10 @@ class LiveFederation(Compose):
 Start = Callable[..., LiveFederation]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Start]:
     """Start a live federation: `federation(config, population=None, experiments=None,
-    **training)` (see the module's docstring); each torn down at the session's end."""
+    **training)` (see the module's docstring); each torn down at the test module's end."""
     from pytest_docker.plugin import get_docker_services
 
     started: dict[str, LiveFederation] = {}
@@ -243,7 +247,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Start]:
                 copy, compose = prepare(folder, Path(config), population, experiments,
                                         **training)
                 live = LiveFederation(folder, copy, compose,
-                                      f"fjlive{os.getpid()}{len(started)}")
+                                      f"fjlive{os.getpid()}x{next(_projects)}")
                 # Nothing up here (start() passes the nodes their settings); down with the
                 # notebook's profile, so that a notebook run leaves nothing either.
                 stack.enter_context(get_docker_services(

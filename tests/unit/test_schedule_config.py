@@ -70,7 +70,30 @@ def test_the_yaml_form_as_written() -> None:
     ([{"rounds": 3}], r"schedule\[0\] has no 'event'; add it, e.g. event: down"),
     ([{"event": "down"}], r"schedule\[0\] has no 'rounds'; add it"),
     ([{"event": "up", "rounds": 3}],
-     r"schedule\[0\]\.event must be one of down \(the events a schedule can hold\), got 'up'"),
+     r"schedule\[0\]\.event must be one of down, flaky, slow, restart \(the events a "
+     r"schedule can hold\), got 'up'"),
+    ([{"event": "down", "rounds": 3, "loss_pct": 5}],
+     r"schedule\[0\]: unknown key 'loss_pct'; allowed keys: event, rounds"),
+    ([{"event": "flaky", "rounds": 3}],
+     r"schedule\[0\] \(flaky\) has no 'loss_pct'; add it, e.g. loss_pct: 20 \(percent"),
+    ([{"event": "flaky", "rounds": 3, "loss_pct": 0}],
+     r"schedule\[0\]\.loss_pct must be a number like loss_pct: 20 \(percent, above 0, at most "
+     r"100\), got 0"),
+    ([{"event": "flaky", "rounds": 3, "loss_pct": 101}], r"schedule\[0\]\.loss_pct must be"),
+    ([{"event": "flaky", "rounds": 3, "loss_pct": True}], r"schedule\[0\]\.loss_pct must be"),
+    ([{"event": "slow", "rounds": 3, "factor": 1}],
+     r"schedule\[0\]\.factor must be a number like factor: 3 \(training takes 3 times as "
+     r"long; above 1, at most 100\), got 1"),
+    ([{"event": "slow", "rounds": 3, "factor": "3x"}], r"schedule\[0\]\.factor must be"),
+    ([{"event": "slow", "rounds": 3, "loss_pct": 3}],
+     r"schedule\[0\]: unknown key 'loss_pct'; allowed keys: event, factor, rounds"),
+    ([{"event": "restart", "rounds": [3, 4]}],
+     r"schedule\[0\] restarts the node in one round, got rounds \[3, 4\]; list one restart "
+     "event per round"),
+    ([{"event": "slow", "rounds": [2, 5], "factor": 2},
+      {"event": "slow", "rounds": 4, "factor": 3}],
+     r"schedule\[1\] \(slow \(x3\) in round 4\) overlaps its schedule\[0\] \(slow \(x2\) in "
+     r"rounds 2-5\)"),
     ([{"event": "down", "rounds": 3, "why": "maintenance"}],
      r"schedule\[0\]: unknown key 'why'; allowed keys: event, rounds"),
     ([{"event": "down", "rounds": 0}],
@@ -93,6 +116,33 @@ def test_the_yaml_form_as_written() -> None:
 def test_a_bad_schedule_is_one_line_naming_the_setting(schedule: Any, message: str) -> None:
     text = _refused(_raw(schedule, min_nodes=2), message)
     assert "centres[1].schedule" in text
+
+
+def test_flaky_slow_and_restart_carry_their_setting() -> None:
+    schedule = [{"event": "flaky", "rounds": [2, 3], "loss_pct": 20},
+                {"event": "slow", "rounds": [2, 5], "factor": 3},
+                {"event": "restart", "rounds": 4}, {"event": "down", "rounds": 3}]
+    fed = _fed(schedule)
+    assert fed.centres[1].schedule == (Event("flaky", 2, 3, 20.0), Event("slow", 2, 5, 3.0),
+                                       Event("restart", 4, 4), Event("down", 3, 3))
+    assert [e.describe() for e in fed.centres[1].schedule] == [
+        "flaky (loss 20%) in rounds 2-3", "slow (x3) in rounds 2-5", "restart in round 4",
+        "down in round 3"]
+    # Events of different kinds may share rounds; the config form round-trips.
+    assert [e.as_config() for e in fed.centres[1].schedule] == [
+        {"event": "flaky", "rounds": [2, 3], "loss_pct": 20.0},
+        {"event": "slow", "rounds": [2, 5], "factor": 3.0},
+        {"event": "restart", "rounds": [4, 4]}, {"event": "down", "rounds": [3, 3]}]
+
+
+def test_a_restart_counts_against_min_nodes_flaky_and_slow_do_not() -> None:
+    # Every centre needed (min_nodes unset): a restarting node may miss its round.
+    _refused(_raw([{"event": "restart", "rounds": 3}]),
+             r"round 3 has centre 'CHU de Lyon' down \(schedule\), leaving 2 of 3")
+    slowed = parse_federation(_raw([{"event": "slow", "rounds": 3, "factor": 4},
+                                    {"event": "flaky", "rounds": 3, "loss_pct": 50}]),
+                              DEFAULT_CONFIG)
+    assert len(slowed.centres[1].schedule) == 2
 
 
 def test_back_to_back_events_do_not_overlap() -> None:
@@ -171,3 +221,27 @@ def test_the_researcher_carries_it_out_the_generator_never_sees_it() -> None:
     # The same records whatever the timetable.
     assert fed.centre_fingerprint(fed.centres[1], "builtin", "v") == \
         plain.centre_fingerprint(plain.centres[1], "builtin", "v")
+
+
+def test_the_deployment_gives_each_event_what_carries_it_out() -> None:
+    from fedjourney.host import compose, swarm
+
+    def rendered(schedule: list[dict[str, Any]], render: Any = compose.render) -> Any:
+        return yaml.safe_load(render(_fed(schedule)))["services"]
+
+    # down and flaky: a relay that takes the researcher's commands on its control port.
+    for event in ({"event": "down", "rounds": 3}, {"event": "flaky", "rounds": 3,
+                                                   "loss_pct": 20}):
+        services = rendered([event])
+        assert services["link-1"]["command"][-2:] == ["--control", "50052"], event
+        assert services["node-1"]["restart"] == "no"
+    # slow and restart: the node's own; no relay. A restart: the engine may restart it once
+    # per scheduled restart (so a node that cannot start does not restart for ever).
+    services = rendered([{"event": "slow", "rounds": 3, "factor": 2},
+                         {"event": "restart", "rounds": 2}, {"event": "restart", "rounds": 5}])
+    assert "link-1" not in services and services["node-1"]["restart"] == "on-failure:2"
+    assert services["node-0"]["restart"] == "no" and services["researcher"]["restart"] == "no"
+    stack = rendered([{"event": "restart", "rounds": 2}], swarm.render)
+    assert stack["node-1"]["deploy"]["restart_policy"] == {"condition": "on-failure",
+                                                           "max_attempts": 1}
+    assert stack["node-0"]["deploy"]["restart_policy"] == {"condition": "none"}

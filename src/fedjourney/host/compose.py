@@ -109,6 +109,9 @@ def service(s: Service) -> dict[str, Any]:
     if s.after or s.started:
         out["depends_on"] = {**{name: dict(DONE) for name in s.after},
                              **{name: dict(STARTED) for name in s.started}}
+    if s.restarts:
+        # At most as often as scheduled: a node that cannot start (broken data) stops there.
+        out["restart"] = f"on-failure:{s.restarts}"
     if s.cpus is not None:
         out["cpus"] = s.cpus
     if s.memory is not None:

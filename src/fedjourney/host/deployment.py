@@ -29,6 +29,7 @@ from fedjourney.host.credentials import GATE_NAME
 from fedjourney.link import Direction, Link
 from fedjourney.planfile import PlanFile
 from fedjourney.schedule import CONTROL_PORT
+from fedjourney.schedule import relayed as relays_events
 from fedjourney.settings import Setting
 
 GENERATOR_IMAGE = "fedjourney/generator:latest"
@@ -115,8 +116,8 @@ class Mount:
 @dataclass(frozen=True)
 class Service:
     """One container of the deployment. Every service runs read-only, with no
-    capabilities but `cap_add`, never restarted, as its image's non-root user unless
-    `user` says otherwise."""
+    capabilities but `cap_add`, never restarted but as `restarts` says, as its image's
+    non-root user unless `user` says otherwise."""
 
     name: str
     image: str
@@ -145,6 +146,9 @@ class Service:
     profiles: tuple[str, ...] = ()  # Compose: started only when one of them is asked for
     placement: str | None = None  # Swarm: the hosts it may run on
     cpus: float | None = None  # the engine's CPU limit (cores), None: none
+    # How often the engine restarts it when it fails: a node's scheduled restarts (the node
+    # exits as a crash would at that round, schedule.py). 0: never restarted.
+    restarts: int = 0
     memory: str | None = None  # its memory limit ("1g"), None: none
 
 
@@ -257,7 +261,8 @@ def node(centre: Centre, roles: str, deadline_s: int, after: tuple[str, ...],
                    started=(c.link_service(centre.id),) if relayed(centre) else (),
                    placement=centre_constraint(centre),
                    cpus=compute.cpus if compute else None,
-                   memory=compute.memory if compute else None)
+                   memory=compute.memory if compute else None,
+                   restarts=sum(e.kind == "restart" for e in centre.schedule))
 
 
 def researcher(roles: str, networks: tuple[str, ...], after: tuple[str, ...] = (),
@@ -315,9 +320,9 @@ def researcher_networks(fed: Federation) -> tuple[str, ...]:
 
 
 def relayed(centre: Centre) -> bool:
-    """Whether a relay is on the centre's path: it has a link, or a schedule of outages
-    the researcher carries out through the relay (schedule.py)."""
-    return centre.link is not None or bool(centre.schedule)
+    """Whether a relay is on the centre's path: it has a link, or scheduled events the
+    researcher carries out through the relay (down, flaky: schedule.py)."""
+    return centre.link is not None or relays_events(centre.schedule)
 
 
 def link(centre: Centre, port: str | Var = str(c.RESEARCHER_PORT)) -> Service | None:
@@ -337,7 +342,8 @@ def link(centre: Centre, port: str | Var = str(c.RESEARCHER_PORT)) -> Service | 
                # As its node: it leaves with the researcher, unless the nodes are kept.
                "--keep", Var.of(settings.KEEP),
                # The researcher cuts and restores the link on the centre's schedule.
-               *(("--control", str(CONTROL_PORT)) if centre.schedule else ()))
+               *(("--control", str(CONTROL_PORT)) if relays_events(centre.schedule)
+                 else ()))
     return Service(c.link_service(centre.id), NODE_IMAGE, command=command,
                    networks=(centre_network(centre), link_network(centre)),
                    aliases=(c.RESEARCHER,), health="off", dialled=True,

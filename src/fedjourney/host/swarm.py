@@ -10,7 +10,8 @@ differently, and how:
 - depends_on: ignored by Swarm, and its `condition:` form is rejected by the 3.x schema.
   Left out: start-up order is the roles' own job.
 - restart: ignored. Every service has one replica and restart_policy none: a finished run
-  (or a failed role) must stay finished.
+  (or a failed role) must stay finished; but a node with scheduled restarts, which gets
+  on-failure with as many attempts.
 - network_mode none: ignored, and a service without networks joins the stack's default
   overlay, which has a route out (an external `none` network gets past the CLI, but Swarm
   has no swarm-scoped `none`). Each generator, and the collector, gets an internal overlay
@@ -132,6 +133,8 @@ def service(s: Service) -> dict[str, Any]:
     elif s.health == "off":
         out["healthcheck"] = {"disable": True}
     deploy: dict[str, Any] = dict(ONCE)
+    if s.restarts:  # a node's scheduled restarts (compose's on-failure:N)
+        deploy["restart_policy"] = {"condition": "on-failure", "max_attempts": s.restarts}
     if s.dialled:
         deploy["endpoint_mode"] = "dnsrr"
     if s.placement:

@@ -66,8 +66,7 @@ def _listed(centre: Centre) -> dict[str, Any]:
     out: dict[str, Any] = {k: getattr(centre, k) for k in PUBLIC
                            if getattr(centre, k) not in (None, "")}
     if centre.schedule:
-        out["schedule"] = [{"event": e.kind, "rounds": [e.first, e.last]}
-                           for e in centre.schedule]
+        out["schedule"] = [e.as_config() for e in centre.schedule]
     return out
 
 
