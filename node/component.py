@@ -15,14 +15,16 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from fedjourney.contract import NODE_REFUSED, DatasetRecord
 from fedjourney.exits import Exit
 from fedjourney.node import metrics
+from fedjourney.node.faults import Faults
 from fedjourney.node.rules import CoarseMonitor, Rules, parties
+from fedjourney.schedule import Event
 from fedjourney.story import Story
 
 # fedbiomed/transport/client.py, GrpcClient._connect, 6.4.1
@@ -164,14 +166,18 @@ class RunningNode:
 
     def __init__(self, cfg: Any, story: Story,
                  before_search: Callable[[], object] | None = None,
-                 rules: Rules | None = None) -> None:
+                 rules: Rules | None = None, schedule: Iterable[Event] = ()) -> None:
         """`before_search` runs as each researcher's search arrives, before Fed-BioMed
         answers it from its registry (the start-up node re-checks its centre's data there,
         so that an experiment starts with the data's fingerprint as it is now). `rules`:
         the centre's data-use policy, judged on each training request before Fed-BioMed
-        builds its round (node/rules.py)."""
+        builds its round (node/rules.py). `schedule`: the centre's, whose slow and restart
+        events the node carries out as a training request names the round (node/faults.py)."""
         from fedbiomed.common.constants import ErrorNumbers
         from fedbiomed.node.node import Node
+
+        self.stopping = threading.Event()
+        faults = Faults(schedule, story, self.stopping)
 
         class SecaggAwareNode(Node):  # type: ignore[misc]
             """Records, for node/metrics.py, whether each request it parses will run under
@@ -190,6 +196,13 @@ class RunningNode:
                 return super().on_message(msg)
 
             def parser_task_train(self, msg: Any) -> Any:
+                # A restart ends the process here; a slow round holds its reply.
+                slow = faults.arrived(msg.get_param("round"), msg.get_param("model_args"),
+                                      bool(msg.get_param("training")))
+                round_ = self._parse_train(msg)
+                return round_ if slow is None else slow.wrap(round_)
+
+            def _parse_train(self, msg: Any) -> Any:
                 metrics.begin_request(bool(msg.get_param("secagg_arguments")) and
                                       self._config.getbool("security", "secure_aggregation"))
                 if rules is None:
@@ -225,7 +238,6 @@ class RunningNode:
         self._watch = _Watch(story)
         logging.getLogger("fedbiomed").addHandler(self._watch)
         self.node = SecaggAwareNode(cfg, {"gpu": False})
-        self.stopping = threading.Event()
 
     def start(self) -> None:
         """Messaging and node-to-node router in background threads (returns at once)."""

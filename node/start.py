@@ -191,7 +191,7 @@ def _serve(s: NodeSettings, story: Story, cfg: Any, unhealthy: bool) -> None:
 
     rules = Rules(contract.node_label(s.centre.id, s.centre.name), s.centre.policy,
                   s.fed.training.held_out_percent, ledger, record)
-    node = component.RunningNode(cfg, story, before_search, rules)
+    node = component.RunningNode(cfg, story, before_search, rules, s.centre.schedule)
     if s.pinned is not None:  # again on each fetch of Fed-BioMed's own client
         def refuse(mismatch: pinning.FingerprintMismatch) -> None:
             story.error(f"UNHEALTHY: {mismatch}")

@@ -29,20 +29,35 @@ while more than `queue_limit(direction)` bytes wait (4 bandwidth-delay products,
 through TCP. At end of stream the queued data is delivered, then the other side is
 half-closed; when both directions are done the connection closes. A socket error on
 either side closes both. A perfect direction is a plain copy, with no scheduling at all,
-so an all-perfect link costs only the extra hop. A delay is kept to within about 1 ms
-(asyncio's timers wake up to a millisecond late, never early).
+so an all-perfect link costs only the extra hop; except on a relay that takes commands
+(below), whose every direction is scheduled, since a `loss` may come at any time. A delay
+is kept to within about 1 ms (asyncio's timers wake up to a millisecond late, never
+early).
 
 Randomness: each direction of each connection has its own `random.Random`, seeded from
 (seed, connection number, direction), so the same seed gives the same delays and losses
 for the same chunks. How a stream splits into chunks depends on the sender's timing, so
 two runs match exactly only when their chunks do.
 
-Outages (a centre's scheduled `down`, schedule.py): with `--control PORT` the relay takes
-one-line commands, `down` or `up`, on that port, from its upstream's side only (a connection
-that came in on the address the relay has towards the upstream: the node cannot cut or
-restore its own link). `down` ends every open connection and holds new ones, unanswered,
-as an outage would; `up` lets the held ones through. The researcher sends them, since it
-alone knows the rounds.
+Outages and flaky rounds (a centre's scheduled `down` and `flaky`, schedule.py): with
+`--control PORT` the relay takes one-line commands on that port, one a connection, from its
+upstream's side only (a connection that came in on the address the relay has towards the
+upstream: the node cannot cut, restore or degrade its own link). Each is answered in one
+line, `ok <the command>`, or `refused: <why>` (and then changes nothing):
+
+- `down` (`ok down`) ends every open connection and holds new ones, unanswered, as an
+  outage would; `up` (`ok up`) lets the held ones through.
+- `loss PCT` (`ok loss PCT`, 0 < PCT <= 100, PCT as sent) adds PCT percent of loss to
+  every chunk read from then on, in both directions of every connection, open or new;
+  `loss off` (`ok loss off`) takes it away (chunks already queued keep their times). The
+  added loss and a direction's own combine as two independent losses on one path,
+  `1 - (1 - own/100) * (1 - PCT/100)`: a chunk gets through on time only if neither
+  loses it (so the event is "on top of" the link's own loss, as schedule.py says, rather
+  than hidden under a larger one as a max would). A lost chunk is held one RTO more, as
+  above, whichever loss took it. Each chunk's draw is made whatever the loss, so which
+  chunks a loss takes still follows from the seed.
+
+The researcher sends them, since it alone knows the rounds.
 
 Run one relay per centre: `python3 -m fedjourney.link --listen 50051 --connect
 researcher:50051 --up rate_mbit=10,latency_ms=20 --down latency_ms=20 --seed 1 --label
@@ -62,6 +77,7 @@ import socket
 import struct
 import sys
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 log = logging.getLogger("fedjourney.link")
@@ -167,9 +183,13 @@ class Schedule:
     """The release times of one direction's chunks (the module docstring's model), as a
     pure computation: times are in seconds on any monotonic clock."""
 
-    def __init__(self, direction: Direction, rng: random.Random) -> None:
+    def __init__(self, direction: Direction, rng: random.Random,
+                 loss: Callable[[], float] | None = None) -> None:
+        """`loss`, when given, is read at each chunk: the percent of loss commanded now
+        (`loss PCT`, 0 when off), combined with the direction's own."""
         self.direction = direction
         self._rng = rng
+        self._loss = loss
         self._sent = float("-inf")
         self._released = float("-inf")
 
@@ -182,12 +202,22 @@ class Schedule:
             self._sent = sent
         # Both draws are made whatever the settings, so that changing the jitter does not
         # change which chunks are lost, and the reverse.
-        lost = self._rng.random() * 100 < d.loss_pct
+        lost = self._rng.random() * 100 < combined_loss(d.loss_pct,
+                                                        self._loss() if self._loss else 0.0)
         delay_ms = max(0.0, d.latency_ms + self._rng.uniform(-d.jitter_ms, d.jitter_ms))
         if lost:
             delay_ms += 1000 * MIN_RTO_S + 2 * d.latency_ms
         self._released = max(self._released, sent + delay_ms / 1000)
         return self._released
+
+
+def combined_loss(own_pct: float, added_pct: float) -> float:
+    """The loss percent of a direction with its own loss and an added one (`loss PCT`),
+    taken as independent: `100 - (100 - own) * (100 - added) / 100`; exactly `own` when
+    nothing is added."""
+    if not added_pct:
+        return own_pct
+    return 100 - (100 - own_pct) * (100 - added_pct) / 100
 
 
 def queue_limit(direction: Direction) -> int:
@@ -291,12 +321,16 @@ def _address(host: str, port: int) -> str:
 
 
 class Outage:
-    """Whether the link is cut, and the open connections a cut ends."""
+    """What the control port's commands set (start_control): whether the link is cut, the
+    open connections a cut ends, and the loss added to every chunk (`loss`, 0 when off). A
+    relay given one schedules every direction, perfect or not, so that an added loss
+    reaches them all."""
 
     def __init__(self) -> None:
         self.up = asyncio.Event()
         self.up.set()
         self.open: set[asyncio.StreamWriter] = set()
+        self.loss_pct = 0.0
         # This host's address towards the upstream, once known: where commands may come in.
         self.towards: str | None = None
 
@@ -319,7 +353,8 @@ async def _connection(
     outage: Outage | None = None,
 ) -> None:
     """Relay one client's connection through link, logging its opening and closing; while
-    `outage` is cut, held unanswered, and ended by a cut once open."""
+    `outage` is cut, held unanswered, and ended by a cut once open; with `outage`, every
+    direction scheduled, its loss added."""
     peer = _address(*client_w.get_extra_info("peername")[:2])
     if outage is not None and not outage.up.is_set():
         log.info("connection %d from %s held: the link is down", number, peer)
@@ -341,6 +376,7 @@ async def _connection(
         outage.open.update((client_w, upstream_w))
     opened = asyncio.get_running_loop().time()
     moved = {"up": 0, "down": 0}
+    loss = (lambda: outage.loss_pct) if outage is not None else None
     outcome = " as the relay stopped"  # unless the pumps finish or fail
     try:
         async with asyncio.TaskGroup() as pumps:
@@ -348,11 +384,11 @@ async def _connection(
                 ("up", client_r, upstream_w, link.up),
                 ("down", upstream_r, client_w, link.down),
             ):
-                if direction.perfect:
+                if direction.perfect and outage is None:
                     pumps.create_task(_copy(src, dst, moved, name))
                 else:
                     rng = random.Random(f"{seed}/{number}/{name}")
-                    schedule = Schedule(direction, rng)
+                    schedule = Schedule(direction, rng, loss)
                     pumps.create_task(_shape(src, dst, schedule, moved, name))
         outcome = ""
     except* OSError as errors:  # a reset, a broken pipe: either side's
@@ -451,9 +487,10 @@ async def relay(
 
 async def start_control(port: int, upstream: tuple[str, int], outage: Outage
                         ) -> asyncio.Server:
-    """Serve `down` and `up` on port (0: any free one), one command a connection, answered
-    `ok down` or `ok up`, from connections that came in on the address this host has
-    towards `upstream`; any other is refused in one line."""
+    """Serve `down`, `up`, `loss PCT` and `loss off` on port (0: any free one), one command
+    a connection, each answered `ok <command>` (the module docstring), from connections
+    that came in on the address this host has towards `upstream`; any other, or a bad
+    percent, is refused in one line and changes nothing."""
 
     async def command(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -465,20 +502,31 @@ async def start_control(port: int, upstream: tuple[str, int], outage: Outage
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(2):
                         outage.towards = await _towards(upstream)
+            parts = word.split()
+            done = ""  # what an accepted command did, for the log
             if here != outage.towards:
                 answer = "refused: only the upstream's side may cut or restore this link"
             elif word == "down":
                 outage.cut()
-                answer = "ok down"
+                answer, done = "ok down", "link down (open connections ended, new ones held)"
             elif word == "up":
                 outage.restore()
-                answer = "ok up"
+                answer, done = "ok up", "link up"
+            elif parts[:1] == ["loss"]:
+                pct = _loss_command(parts[1:])
+                if pct is None:
+                    answer = (f"refused: {word[:40]!r}: loss takes a percent above 0 and at "
+                              "most 100, or off")
+                else:
+                    outage.loss_pct = pct
+                    answer = f"ok loss {parts[1]}"
+                    done = (f"link loss {pct:g}% added to every chunk, both directions" if pct
+                            else "link loss off: each direction's own loss only")
             else:
-                answer = f"refused: {word[:40]!r} is not a command; send down or up"
+                answer = (f"refused: {word[:40]!r} is not a command; send down, up, loss PCT "
+                          "or loss off")
             log.info("control from %s: %s", _address(*writer.get_extra_info("peername")[:2]),
-                     answer if answer.startswith("refused") else
-                     f"link {word}" + (" (open connections ended, new ones held)"
-                                       if word == "down" else ""))
+                     done or answer)
             writer.write(f"{answer}\n".encode())
             await writer.drain()
         except (OSError, TimeoutError):
@@ -487,6 +535,20 @@ async def start_control(port: int, upstream: tuple[str, int], outage: Outage
             writer.close()
 
     return await asyncio.start_server(command, "0.0.0.0", port)
+
+
+def _loss_command(args: list[str]) -> float | None:
+    """The loss percent `loss` sets from its arguments ("off": 0), None when they are not
+    one percent above 0 and at most 100, or "off"."""
+    if args == ["off"]:
+        return 0.0
+    if len(args) != 1:
+        return None
+    try:
+        pct = float(args[0])
+    except ValueError:
+        return None
+    return pct if 0 < pct <= 100 else None  # NaN fails too
 
 
 async def _towards(upstream: tuple[str, int]) -> str | None:
@@ -595,7 +657,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
                         help="0: stop once the upstream has answered and then left (the "
                              "run is over); 1 (default): wait for it to answer again")
     parser.add_argument("--control", type=listen, metavar="PORT",
-                        help="take `down` and `up` on this port, from the upstream's side")
+                        help="take `down`, `up`, `loss PCT` and `loss off` on this port, "
+                             "from the upstream's side")
     args = parser.parse_args(argv)
     return Options(args.listen, args.connect, Link(args.up, args.down), args.seed, args.label,
                    args.keep == "1", args.control)
@@ -607,9 +670,10 @@ async def _serve(options: Options) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    outage = Outage()
+    # Only a relay that takes commands has an Outage: it schedules every direction.
+    outage = Outage() if options.control is not None else None
     control = (await start_control(options.control, options.upstream, outage)
-               if options.control is not None else None)
+               if outage is not None and options.control is not None else None)
     serving = asyncio.create_task(relay(options.listen, options.upstream, options.link,
                                         options.seed, asyncio.Event(), keep=options.keep,
                                         outage=outage))

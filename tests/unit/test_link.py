@@ -207,6 +207,30 @@ def round5(x: float) -> float:
     return round(x, 5)
 
 
+def test_an_added_loss_combines_with_the_directions_own_and_keeps_the_draws() -> None:
+    """A flaky event's `loss PCT`: independent of the link's own loss, read at each chunk,
+    and drawn from the same numbers, so the seed still decides which chunks are lost."""
+    assert link.combined_loss(0, 20) == pytest.approx(20)
+    assert link.combined_loss(50, 20) == pytest.approx(60)  # 1 - 0.5 * 0.8
+    assert link.combined_loss(10, 100) == 100 and link.combined_loss(7.5, 0) == 7.5
+    added = [0.0]
+
+    def releases(loss: Callable[[], float] | None) -> list[float]:
+        schedule = Schedule(Direction(loss_pct=30), random.Random("5/2/down"), loss)
+        out = []
+        for t in range(300):
+            added[0] = 100.0 if 100 <= t < 200 else 0.0  # `loss 100`, then `loss off`
+            out.append(round5(schedule.release(float(t), 10) - t))
+        return out
+
+    plain, flaky = releases(None), releases(lambda: added[0])
+    assert flaky[:100] == plain[:100] and flaky[200:] == plain[200:]
+    assert set(flaky[100:200]) == {0.2}  # every chunk lost while the loss is on
+    assert 0 < plain[100:200].count(0.2) < 60  # the link's own 30%, not all
+
+
+
+
 def test_the_queue_is_four_bandwidth_delay_products_within_bounds() -> None:
     assert link.queue_limit(PERFECT) == 256 * 1024
     assert link.queue_limit(Direction(rate_mbit=100, latency_ms=40, jitter_ms=10)) == \
@@ -553,7 +577,7 @@ def test_down_ends_open_connections_holds_new_ones_and_up_lets_them_through() ->
             with pytest.raises(TimeoutError):
                 held.recv(4)  # nothing goes through while the link is down
             assert _command(control, "nonsense") == \
-                "refused: 'nonsense' is not a command; send down or up"
+                "refused: 'nonsense' is not a command; send down, up, loss PCT or loss off"
             assert _command(control, "up") == "ok up"
             held.settimeout(5)
             assert _recv_exactly(held, 4) == b"wait"  # what it sent in the outage, now
@@ -577,6 +601,83 @@ def test_only_the_upstreams_side_may_cut_or_restore_the_link() -> None:
     answer, still_up = asyncio.run(scenario())
     assert answer == "refused: only the upstream's side may cut or restore this link"
     assert still_up
+
+
+def _rtt(sock: socket.socket) -> float:
+    """Seconds for one byte to go to the echo server and back."""
+    start = time.perf_counter()
+    sock.sendall(b"x")
+    assert _recv_exactly(sock, 1) == b"x"
+    return time.perf_counter() - start
+
+
+def test_loss_delays_every_chunk_of_a_perfect_link_by_a_timeout_until_loss_off() -> None:
+    """A flaky round on a relay that takes commands: its perfect directions are scheduled,
+    so a `loss 100` reaches an open connection and a new one, both ways: each byte's round
+    trip then costs two RTOs of 200 ms; `loss off` makes it prompt again."""
+    listen, upstream, control = _free_port(), _free_port(), _free_port()
+    outage = link.Outage()
+    with _in_a_thread(link.relay(listen, ("127.0.0.1", upstream), Link(PERFECT, PERFECT), 0,
+                                 asyncio.Event(), probe_s=0.05, outage=outage)) as loop:
+        commands = asyncio.run_coroutine_threadsafe(
+            link.start_control(control, ("127.0.0.1", upstream), outage), loop).result(5)
+        with _server(_echo, port=upstream):
+            assert _until(lambda: not _refused(listen)), "the relay never listened"
+            with _connect(listen) as before:
+                _rtt(before)  # connected upstream
+                assert _rtt(before) < 0.15
+                assert _command(control, "loss 100") == "ok loss 100"
+                lossy = [_rtt(before) for _ in range(3)]
+                with _connect(listen) as new:
+                    lossy += [_rtt(new) for _ in range(3)]
+                assert min(lossy) >= 0.39 and max(lossy) < 1.5, lossy
+                assert _command(control, "loss off") == "ok loss off"
+                steady = [_rtt(before) for _ in range(5)]
+                assert statistics.median(steady) < 0.15, steady
+                assert _command(control, "loss 0.5") == "ok loss 0.5"
+            assert outage.loss_pct == 0.5 and outage.up.is_set()
+            assert _until(lambda: not outage.open), "a connection outlived its client"
+        loop.call_soon_threadsafe(commands.close)
+
+
+@pytest.mark.parametrize("word", [
+    "loss", "loss 0", "loss -5", "loss 100.5", "loss nan", "loss inf", "loss abc",
+    "loss 20 30", "loss OFF", "loss 20%"])
+def test_a_bad_loss_is_refused_and_changes_nothing(word: str) -> None:
+    upstream, control = _free_port(), _free_port()
+
+    async def scenario() -> tuple[str, str, float]:
+        outage = link.Outage()
+        server = await link.start_control(control, ("127.0.0.1", upstream), outage)
+        try:
+            good = await asyncio.to_thread(_command, control, "loss 20")
+            bad = await asyncio.to_thread(_command, control, word)
+            return good, bad, outage.loss_pct
+        finally:
+            server.close()
+
+    good, bad, pct = asyncio.run(scenario())
+    assert good == "ok loss 20"
+    assert bad == f"refused: {word!r}: loss takes a percent above 0 and at most 100, or off"
+    assert pct == 20
+
+
+def test_only_the_upstreams_side_may_add_loss() -> None:
+    upstream, control = _free_port(), _free_port()
+
+    async def scenario() -> tuple[str, str, float]:
+        outage = link.Outage()
+        server = await link.start_control(control, ("127.0.0.1", upstream), outage)
+        try:
+            node_side = await asyncio.to_thread(_command, control, "loss 50", "127.0.0.2")
+            ours = await asyncio.to_thread(_command, control, "loss off")
+            return node_side, ours, outage.loss_pct
+        finally:
+            server.close()
+
+    node_side, ours, pct = asyncio.run(scenario())
+    assert node_side == "refused: only the upstream's side may cut or restore this link"
+    assert ours == "ok loss off" and pct == 0
 
 
 def _ended(sock: socket.socket) -> bool:
