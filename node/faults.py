@@ -29,6 +29,7 @@ from typing import Any, NoReturn
 
 from fedjourney import contract
 from fedjourney.exits import Exit
+from fedjourney.records import write_atomically
 from fedjourney.schedule import Event, in_round
 from fedjourney.story import Story
 
@@ -52,21 +53,7 @@ def marker(folder: Path, run: str | None, round_: int) -> Path:
 
 def mark(path: Path) -> None:
     """Write the marker atomically (a file renamed into place)."""
-    _write(path, f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
-
-
-def _write(path: Path, text: str) -> None:
-    """Write a small file atomically (a file renamed into place)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(path, f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
 
 
 def hold_s(factor: float | None, trained_s: float) -> float:
@@ -170,8 +157,8 @@ class Faults:
                 return
             mark(path)
             self.used += 1
-            _write(self.folder / USED, f"{self.used}\n")
-            _write(self.folder / EXITING, "\n")
+            write_atomically(self.folder / USED, f"{self.used}\n")
+            write_atomically(self.folder / EXITING, "\n")
         except OSError as exc:  # without the marker the restarted node would restart again
             told.warning(f"{event.describe()}, its schedule: not carried out, its marker "
                          f"could not be written ({type(exc).__name__})")

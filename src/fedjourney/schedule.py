@@ -76,11 +76,6 @@ def in_round(schedule: Iterable[Event], kind: str, round_: int) -> Event | None:
     return next((e for e in schedule if e.kind == kind and e.covers(round_)), None)
 
 
-def down_in(schedule: Iterable[Event], round_: int) -> bool:
-    """Whether a centre with this schedule is down in `round_`."""
-    return in_round(schedule, "down", round_) is not None
-
-
 def may_miss(schedule: Iterable[Event], round_: int) -> bool:
     """Whether the schedule may take the centre out of `round_`: down, or restarting."""
     return any(e.kind in ("down", "restart") and e.covers(round_) for e in schedule)

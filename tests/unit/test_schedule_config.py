@@ -13,7 +13,7 @@ import yaml
 from fedjourney.config import Federation, parse_federation
 from fedjourney.errors import FedjourneyError
 from fedjourney.host.views import views
-from fedjourney.schedule import Event, down_in
+from fedjourney.schedule import Event, in_round
 from tests.conftest import DEFAULT_CONFIG
 
 TWO = [{"event": "down", "rounds": [3, 4]}, {"event": "down", "rounds": 6}]
@@ -48,7 +48,7 @@ def test_a_round_or_a_range_of_rounds() -> None:
     assert _fed([]).centres[1].schedule == ()
     assert [e.describe() for e in fed.centres[1].schedule] == ["down in rounds 3-4",
                                                               "down in round 6"]
-    assert [r for r in range(1, 11) if down_in(fed.centres[1].schedule, r)] == [3, 4, 6]
+    assert [r for r in range(1, 11) if in_round(fed.centres[1].schedule, "down", r)] == [3, 4, 6]
 
 
 def test_the_yaml_form_as_written() -> None:
