@@ -5,6 +5,7 @@ node's held-out split."""
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -80,10 +81,11 @@ def build(fed: Federation, t: Training, run_id: str, metrics: Metrics, strategy:
     from fedjourney.planfile import plan_class
 
     shutil.rmtree(Path(config.vars["EXPERIMENTS_DIR"]) / run_id, ignore_errors=True)
+    started = time.time()  # second 0 of the schedules' events by time, for every role
     exp = Experiment(
         tags=[t.tag],
         training_plan_class=plan_class(t.plan),
-        model_args=model_args(fed, t, run_id),
+        model_args=model_args(fed, t, run_id, started=started),
         training_args=training_args(t),
         round_limit=t.rounds,
         aggregator=_aggregator(t),
@@ -94,12 +96,13 @@ def build(fed: Federation, t: Training, run_id: str, metrics: Metrics, strategy:
         experimentation_folder=run_id,
     )
     if t.model_args.get("output_bias") == "prior":
-        start_at_prior(exp, fed, t, run_id)
+        start_at_prior(exp, fed, t, run_id, started)
     tee(exp, metrics)
     return exp
 
 
-def start_at_prior(exp: Any, fed: Federation, t: Training, run_id: str) -> float | None:
+def start_at_prior(exp: Any, fed: Federation, t: Training, run_id: str,
+                   started: float | None = None) -> float | None:
     """The experiment's initial model rebuilt with its output unit at the federation's
     positive rate (the config's `output_bias: prior`); that rate, or None when no centre
     states its positives (the plan's own initialisation then).
@@ -113,14 +116,17 @@ def start_at_prior(exp: Any, fed: Federation, t: Training, run_id: str) -> float
     records = [DatasetRecord.from_description(entry["description"])
                for entry in exp.training_data().data().values()]
     prior = class_prior(r.profile for r in records)
-    exp.set_model_args(model_args(fed, t, run_id, prior), keep_weights=False)
+    exp.set_model_args(model_args(fed, t, run_id, prior, started), keep_weights=False)
     return prior
 
 
-def model_args(fed: Federation, t: Training, run_id: str, prior: float | None = None
-               ) -> dict[str, Any]:
+def model_args(fed: Federation, t: Training, run_id: str, prior: float | None = None,
+               started: float | None = None) -> dict[str, Any]:
     """What the plan's init_model and the nodes' dataset receive: the config's model_args,
-    and fedjourney's own (config.RESERVED_MODEL_ARGS). The config's `output_bias: prior`
+    and fedjourney's own (config.RESERVED_MODEL_ARGS), with `run_started` (UTC seconds,
+    the run's second 0 for the schedules' events by time) when `started` is given (a run's
+    experiment; a resumed run keeps its first attempt's, from the breakpoint). The config's
+    `output_bias: prior`
     becomes the logit of `prior`, the federation's positive rate (build() reads it from the
     nodes' records); without one (the baselines, which see no record) it is left out and
     the plan keeps its own initialisation."""
@@ -135,7 +141,8 @@ def model_args(fed: Federation, t: Training, run_id: str, prior: float | None = 
             "n_features": len(spec.vocabulary), "n_bins": spec.n_bins, "input": t.plan.input,
             "hidden": t.hidden, "spec": spec.to_dict(), "run_id": run_id,
             "held_out_percent": t.held_out_percent, "seed": t.seed,
-            "optimizer": t.optimizer}
+            "optimizer": t.optimizer,
+            **({} if started is None else {"run_started": started})}
 
 
 def class_prior(profiles: Iterable[Mapping[str, Any]]) -> float | None:

@@ -31,7 +31,7 @@ from fedjourney.planfile import sent_source
 from fedjourney.researcher import checkpoint, experiment, heterogeneity, results
 from fedjourney.researcher.curves import Curves
 from fedjourney.researcher.experiment import Metrics, bound_rounds
-from fedjourney.researcher.outages import Outages
+from fedjourney.researcher.outages import PING_TIMEOUT_S, Outages, online
 from fedjourney.story import Story, quiet_fedbiomed, setup
 
 COMPONENT = Path(contract.STATE) / "researcher"
@@ -125,7 +125,8 @@ def _run(s: ResearcherSettings, story: Story) -> Exit:
     spent = progress.seconds - (time.monotonic() - started)  # earlier attempts' time
     curves = Curves(partial / records.TENSORBOARD, names)
     curves.update(metrics, progress.rounds_done)  # a resumed run's earlier rounds
-    outages = Outages(s.fed, {rec.centre_id: node_id for node_id, rec in found.items()})
+    outages = Outages(s.fed, {rec.centre_id: node_id for node_id, rec in found.items()},
+                      started=exp.model_args().get("run_started"))
     try:
         _rounds(s, t, exp, progress, metrics, requests, names, story,
                 lambda: spent + time.monotonic() - started, curves, outages)
@@ -536,12 +537,14 @@ def _dropped(why: dict[str, str], names: dict[str, str]) -> str:
 
 
 def _node_states(requests: Any, names: dict[str, str]) -> str:
-    """Which nodes answer a ping now (Fed-BioMed's public ping, 5 s)."""
+    """Which nodes answer a ping now (Fed-BioMed's public ping, 5 s; bounded by online())."""
     try:
-        online = set(requests.ping_nodes())
+        answered = online(requests)
     except Exception as exc:  # a diagnostic must not hide the failure
         return f"unknown ({exc})"
-    return ", ".join(f"{label}: {'CONNECTED' if node_id in online else 'DISCONNECTED'}"
+    if answered is None:
+        return f"unknown (Fed-BioMed's ping did not return in {PING_TIMEOUT_S:.0f}s)"
+    return ", ".join(f"{label}: {'CONNECTED' if node_id in answered else 'DISCONNECTED'}"
                      for node_id, label in sorted(names.items(), key=lambda kv: kv[1]))
 
 

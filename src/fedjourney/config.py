@@ -28,7 +28,7 @@ from fedjourney.link import Direction, Link
 from fedjourney.planfile import DEFAULT as DEFAULT_PLAN
 from fedjourney.planfile import PlanFile, check_input, resolve
 from fedjourney.policy import Policy, parse_policy
-from fedjourney.schedule import EVENTS, MAX_FACTOR, Event, may_miss
+from fedjourney.schedule import EVENTS, MAX_FACTOR, MAX_SECONDS, Event, may_miss
 from fedjourney.yaml_input import EXPONENT_FLOAT, ConfigLoader, Refused
 
 DEFAULT_CONFIG = Path("data/federation.yaml")
@@ -122,7 +122,7 @@ _MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*([mg])b?$", re.IGNORECASE)
 DEFAULT_EXPERIMENT = "default"  # the `training` section itself
 # Model arguments fedjourney gives every plan (researcher/experiment.py): not the config's.
 RESERVED_MODEL_ARGS = ("n_features", "n_bins", "input", "spec", "run_id", "held_out_percent",
-                       "optimizer", "hidden", "seed")
+                       "optimizer", "hidden", "seed", "run_started")
 
 
 @dataclass(frozen=True)
@@ -457,41 +457,66 @@ def _check_federation_wide(t: Training, centres: int, label: str) -> None:
 def _check_schedules(t: Training, centres: tuple[Centre, ...], where: str,
                      section: str) -> None:
     """The centres' schedules against experiment `t` (`section`: training or
-    experiments.NAME): every event within its rounds, and enough centres up in each round."""
+    experiments.NAME): every event by round within its rounds, and enough centres up in each
+    round, whatever second of the run it falls at."""
     for i, c in enumerate(centres):
         for j, e in enumerate(c.schedule):
-            if e.last > t.rounds:
+            if not e.by_time and e.last > t.rounds:
                 raise FedjourneyError(f"{where}: centres[{i}].schedule[{j}] is {e.describe()} "
                                       f"but {section}.rounds is {t.rounds}; end it by round "
                                       f"{t.rounds} or raise rounds")
-    for r in sorted({r for c in centres for e in c.schedule for r in range(e.first, e.last + 1)
-                     if may_miss(c.schedule, r)}):
-        _check_round(t, centres, r, where, section)
+    by_round = {r: frozenset(c.name for c in centres if may_miss(c.schedule, r))
+                for r in sorted({r for c in centres for e in c.schedule
+                                 for r in range(e.first, e.last + 1) if may_miss(c.schedule, r)})}
+    # Which round runs at which second is known only as the run goes: every second's
+    # outages are checked with every round's.
+    away = _away_by_time(t, centres)
+    by_time = {s: frozenset(c.name for c, windows in away if any(a <= s < b for a, b in windows))
+               for s in sorted({a for _, windows in away for a, _ in windows})}
+    for r, down_r in [*by_round.items(), (None, frozenset())]:
+        for s, down_s in [*by_time.items(), (None, frozenset())]:
+            if down_r or down_s:
+                _check_round(t, centres, r, s, down_r | down_s, where, section)
 
 
-def _check_round(t: Training, centres: tuple[Centre, ...], r: int, where: str,
-                 section: str) -> None:
-    """Round `r` can go on without the centres its schedules take down."""
+def _away_by_time(t: Training, centres: tuple[Centre, ...]
+                  ) -> list[tuple[Centre, list[tuple[int, float]]]]:
+    """Each centre's seconds away by its events by time: down windows, and a restart from its
+    second for up to node_deadline_s (the researcher's wait for a node to come back)."""
+    out = []
+    for c in centres:
+        windows: list[tuple[int, float]] = [
+            (e.first, e.last if e.kind == "down" else e.first + t.node_deadline_s)
+            for e in c.schedule if e.by_time and e.kind in ("down", "restart")]
+        if windows:
+            out.append((c, windows))
+    return out
+
+
+def _check_round(t: Training, centres: tuple[Centre, ...], r: int | None, second: int | None,
+                 down: frozenset[str], where: str, section: str) -> None:
+    """A round can go on without the centres its schedules take down: round `r`'s, and
+    those away at `second` of the run (if round r, or any round, runs then)."""
     # A restart may cost its round too (the node may not be back in time): counted as down.
-    down = [c.name for c in centres if may_miss(c.schedule, r)]
-    if not down:
-        return
-    named = f"centre{'s' if len(down) > 1 else ''} {', '.join(repr(n) for n in down)} down"
+    names = [c.name for c in centres if c.name in down]
+    named = f"centre{'s' if len(names) > 1 else ''} {', '.join(repr(n) for n in names)} down"
+    when = (f"round {r}" if second is None else f"second {second} of the run" if r is None
+            else f"round {r}, should it run at second {second},")
     # Masks cancel, and SCAFFOLD's variates hold, only with every node (_check_federation_wide).
     if t.secagg != "off" or t.aggregator == "scaffold":
         what = f"secagg {t.secagg}" if t.secagg != "off" else "aggregator scaffold"
         raise FedjourneyError(f"{where}: {section} uses {what}, which needs every centre in "
-                              f"every round, but round {r} has {named} (schedule); remove "
+                              f"every round, but {when} has {named} (schedule); remove "
                               f"the event or choose an experiment without {what}")
-    up = len(centres) - len(down)
+    up = len(centres) - len(names)
     if up == 0:
-        raise FedjourneyError(f"{where}: round {r} has every centre down (schedule) and a "
+        raise FedjourneyError(f"{where}: {when} has every centre down (schedule) and a "
                               "round needs at least one; move an event")
     need = t.min_nodes if t.min_nodes is not None else len(centres)
     if up < need:
         needs = (f"{section}.min_nodes is {need}" if t.min_nodes is not None
                  else f"{section}.min_nodes is unset (every centre)")
-        raise FedjourneyError(f"{where}: round {r} has {named} (schedule), leaving {up} of "
+        raise FedjourneyError(f"{where}: {when} has {named} (schedule), leaving {up} of "
                               f"{len(centres)}, but {needs}; set {section}.min_nodes to at "
                               f"most {up} or move the event")
 
@@ -690,23 +715,32 @@ def _parse_schedule(raw: Any, label: str) -> tuple[Event, ...]:
 
 def _parse_event(raw: Any, label: str) -> Event:
     """`{event: down, rounds: 3}`, `{event: flaky, rounds: [3, 4], loss_pct: 20}`,
-    `{event: slow, rounds: [2, 5], factor: 3}` or `{event: restart, rounds: 4}`."""
+    `{event: slow, rounds: [2, 5], factor: 3}` or `{event: restart, rounds: 4}`; or by time,
+    `seconds` for `rounds`: `{event: down, seconds: [30, 90]}`, `{event: restart, seconds: 40}`."""
     if not isinstance(raw, dict):
         raise FedjourneyError(f"{label} must be a mapping like {{event: down, rounds: [3, 4]}}, "
                               f"got {_shown(raw)}")
-    for key, example in (("event", "event: down"), ("rounds", "rounds: [3, 4]")):
-        if key not in raw:
-            raise FedjourneyError(f"{label} has no '{key}'; add it, e.g. {example}")
+    if "event" not in raw:
+        raise FedjourneyError(f"{label} has no 'event'; add it, e.g. event: down")
     kind = raw["event"]
     if not isinstance(kind, str) or kind not in EVENTS:
         raise FedjourneyError(f"{label}.event must be one of {', '.join(EVENTS)} (the events a "
                               f"schedule can hold), got {_shown(kind)}")
+    clocks = [key for key in ("rounds", "seconds") if key in raw]
+    if len(clocks) != 1:
+        got = "both" if clocks else "neither"
+        raise FedjourneyError(f"{label} needs its rounds or its seconds, got {got}; write e.g. "
+                              "rounds: [3, 4] (by round) or seconds: [30, 90] (by time)")
+    by_time = clocks[0] == "seconds"
     setting = EVENTS[kind]
-    _no_unknown_keys(raw, {"event", "rounds"} | ({setting} if setting else set()), label)
-    first, last = _parse_rounds(raw["rounds"], f"{label}.rounds")
-    if kind == "restart" and first != last:
-        raise FedjourneyError(f"{label} restarts the node in one round, got rounds "
-                              f"[{first}, {last}]; list one restart event per round")
+    _no_unknown_keys(raw, {"event", clocks[0]} | ({setting} if setting else set()), label)
+    if by_time:
+        first, last = _parse_seconds(raw["seconds"], f"{label}.seconds", kind == "restart")
+    else:
+        first, last = _parse_rounds(raw["rounds"], f"{label}.rounds")
+        if kind == "restart" and first != last:
+            raise FedjourneyError(f"{label} restarts the node in one round, got rounds "
+                                  f"[{first}, {last}]; list one restart event per round")
     value: float | None = None
     if setting == "loss_pct":
         value = _event_number(raw, setting, label, "loss_pct: 20 (percent, above 0, at most "
@@ -715,7 +749,26 @@ def _parse_event(raw: Any, label: str) -> Event:
         value = _event_number(raw, setting, label, f"factor: 3 (training takes 3 times as "
                               f"long; above 1, at most {MAX_FACTOR:g})",
                               lambda v: 1 < v <= MAX_FACTOR)
-    return Event(kind, first, last, value)
+    return Event(kind, first, last, value, by_time)
+
+
+def _parse_seconds(raw: Any, label: str, instant: bool) -> tuple[int, int]:
+    """A restart's second (40), or a window [30, 90] of whole seconds from the run's start,
+    its end excluded."""
+    if instant:
+        if _is_whole(raw, 0, MAX_SECONDS):
+            return raw, raw
+        raise FedjourneyError(f"{label} must be the second of the run the node restarts at, "
+                              f"like 40 (0 to {MAX_SECONDS}), got {_shown(raw)}")
+    if isinstance(raw, list) and len(raw) == 2 and all(_is_whole(v, 0, MAX_SECONDS)
+                                                       for v in raw):
+        first, last = raw
+        if first >= last:
+            raise FedjourneyError(f"{label} [{first}, {last}] must end after it starts (the "
+                                  f"end second is excluded); write e.g. [{first}, {first + 60}]")
+        return first, last
+    raise FedjourneyError(f"{label} must be a window of whole seconds from the run's start "
+                          f"like [30, 90] (0 to {MAX_SECONDS}), got {_shown(raw)}")
 
 
 def _event_number(raw: dict[str, Any], key: str, label: str, example: str,
@@ -746,10 +799,19 @@ def _parse_rounds(raw: Any, label: str) -> tuple[int, int]:
 
 
 def _no_overlap(events: tuple[Event, ...], label: str) -> None:
-    """Two events of one kind may not share a round: one would hide the other's end."""
+    """Two events of one kind may not share a round or a second (one would hide the other's
+    end), nor use different clocks (a round's seconds are known only as it runs)."""
+    for i, a in enumerate(events):
+        for j, b in enumerate(events[i + 1:], i + 1):
+            if a.kind == b.kind and a.by_time != b.by_time:
+                raise FedjourneyError(f"{label}[{j}] ({b.describe()}) and its schedule[{i}] "
+                                      f"({a.describe()}) time one kind by different clocks; "
+                                      f"give both rounds or both seconds")
     ordered = sorted(enumerate(events), key=lambda ie: (ie[1].kind, ie[1].first))
     for one, other in pairwise(ordered):
-        if one[1].kind == other[1].kind and other[1].first <= one[1].last:
+        # A window by time excludes its end second; a restart's one second is its own.
+        end = one[1].last - (1 if one[1].by_time and one[1].last > one[1].first else 0)
+        if one[1].kind == other[1].kind and other[1].first <= end:
             (i, a), (j, b) = sorted((one, other), key=lambda ie: ie[0])  # as listed
             raise FedjourneyError(f"{label}[{j}] ({b.describe()}) overlaps its schedule[{i}] "
                                   f"({a.describe()}); merge them into one event or move one")

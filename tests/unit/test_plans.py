@@ -237,7 +237,10 @@ def test_output_bias_prior_becomes_its_logit_and_the_default_run_is_untouched() 
     assert "output_bias" not in model_args(fed, dp, "run")
     # The default run and the other experiments get fedjourney's own arguments only.
     for t in [fed.training, *(fed.experiment(n) for n in fed.experiments if n != "dp")]:
-        assert set(model_args(fed, t, "run", prior=0.03)) == set(RESERVED_MODEL_ARGS)
+        assert set(model_args(fed, t, "run", prior=0.03)) == \
+            set(RESERVED_MODEL_ARGS) - {"run_started"}
+        # A run's experiment also gets its second 0 (the schedules' events by time).
+        assert model_args(fed, t, "run", started=12.5)["run_started"] == 12.5
 
 
 # The plans' base on a stand-in for Fed-BioMed's TorchTrainingPlan.

@@ -68,7 +68,33 @@ def test_the_yaml_form_as_written() -> None:
     ("down", r"schedule must be a list like"),
     (["down"], r"schedule\[0\] must be a mapping like \{event: down, rounds: \[3, 4\]\}"),
     ([{"rounds": 3}], r"schedule\[0\] has no 'event'; add it, e.g. event: down"),
-    ([{"event": "down"}], r"schedule\[0\] has no 'rounds'; add it"),
+    ([{"event": "down"}], r"schedule\[0\] needs its rounds or its seconds, got neither; write "
+     r"e\.g\. rounds: \[3, 4\] \(by round\) or seconds: \[30, 90\] \(by time\)"),
+    ([{"event": "down", "rounds": 3, "seconds": [0, 9]}],
+     r"schedule\[0\] needs its rounds or its seconds, got both"),
+    ([{"event": "down", "seconds": 30}],
+     r"schedule\[0\]\.seconds must be a window of whole seconds from the run's start like "
+     r"\[30, 90\] \(0 to 604800\), got 30"),
+    ([{"event": "down", "seconds": [-5, 30]}], r"schedule\[0\]\.seconds must be a window"),
+    ([{"event": "down", "seconds": [0, 604801]}], r"schedule\[0\]\.seconds must be a window"),
+    ([{"event": "down", "seconds": [2.5, 30]}], r"schedule\[0\]\.seconds must be a window"),
+    ([{"event": "down", "seconds": [30, 30]}],
+     r"schedule\[0\]\.seconds \[30, 30\] must end after it starts \(the end second is "
+     r"excluded\); write e\.g\. \[30, 90\]"),
+    ([{"event": "restart", "seconds": [30, 40]}],
+     r"schedule\[0\]\.seconds must be the second of the run the node restarts at, like 40 "
+     r"\(0 to 604800\), got \[30, 40\]"),
+    ([{"event": "flaky", "seconds": [0, 9], "loss_pct": 20, "rounds": 3}],
+     r"schedule\[0\] needs its rounds or its seconds, got both"),
+    ([{"event": "slow", "seconds": [0, 60], "factor": 2},
+      {"event": "slow", "seconds": [59, 90], "factor": 3}],
+     r"schedule\[1\] \(slow \(x3\) from 59 s to 90 s\) overlaps its schedule\[0\] \(slow "
+     r"\(x2\) from 0 s to 60 s\)"),
+    ([{"event": "restart", "seconds": 40}, {"event": "restart", "seconds": 40}],
+     r"schedule\[1\] \(restart at 40 s\) overlaps its schedule\[0\]"),
+    ([{"event": "down", "rounds": 3}, {"event": "down", "seconds": [0, 60]}],
+     r"schedule\[1\] \(down from 0 s to 60 s\) and its schedule\[0\] \(down in round 3\) "
+     "time one kind by different clocks; give both rounds or both seconds"),
     ([{"event": "up", "rounds": 3}],
      r"schedule\[0\]\.event must be one of down, flaky, slow, restart \(the events a "
      r"schedule can hold\), got 'up'"),
@@ -133,6 +159,56 @@ def test_flaky_slow_and_restart_carry_their_setting() -> None:
         {"event": "flaky", "rounds": [2, 3], "loss_pct": 20.0},
         {"event": "slow", "rounds": [2, 5], "factor": 3.0},
         {"event": "restart", "rounds": [4, 4]}, {"event": "down", "rounds": [3, 3]}]
+
+
+def test_events_by_time_carry_their_seconds() -> None:
+    schedule = [{"event": "down", "seconds": [30, 90]}, {"event": "restart", "seconds": 200},
+                {"event": "flaky", "seconds": [0, 60], "loss_pct": 20},
+                {"event": "flaky", "seconds": [60, 61], "loss_pct": 50},
+                {"event": "slow", "rounds": 2, "factor": 3}]
+    events = _fed(schedule).centres[1].schedule
+    assert events == (Event("down", 30, 90, None, True), Event("restart", 200, 200, None, True),
+                      Event("flaky", 0, 60, 20.0, True), Event("flaky", 60, 61, 50.0, True),
+                      Event("slow", 2, 2, 3.0))
+    assert [e.describe() for e in events] == [
+        "down from 30 s to 90 s", "restart at 200 s", "flaky (loss 20%) from 0 s to 60 s",
+        "flaky (loss 50%) from 60 s to 61 s", "slow (x3) in round 2"]
+    assert [e.as_config() for e in events][:2] == [{"event": "down", "seconds": [30, 90]},
+                                                   {"event": "restart", "seconds": 200}]
+    # By time, the window's end is excluded, and no round covers it.
+    down = events[0]
+    assert down.active_at(30) and down.active_at(89.9) and not down.active_at(90)
+    assert not any(down.covers(r) for r in range(1, 11))
+    assert down.overlaps(80, 95) and not down.overlaps(90, 95) and not down.overlaps(0, 29.9)
+    assert events[1].overlaps(199, 200) and not events[1].overlaps(200.1, 300)
+    # No round bounds a second: an event past the last round's likely end is accepted.
+    assert _fed([{"event": "down", "seconds": [5000, 6000]}], rounds=2).centres[1].schedule
+
+
+def test_events_by_time_count_against_min_nodes_with_every_round() -> None:
+    # Every centre needed: a centre down at any second may miss a round.
+    _refused(_raw([{"event": "down", "seconds": [30, 90]}]),
+             r"second 30 of the run has centre 'CHU de Lyon' down \(schedule\), leaving 2 of "
+             r"3, but training\.min_nodes is unset")
+    # A restart by time is away for node_deadline_s (the researcher's wait for a node).
+    raw = _raw([{"event": "restart", "seconds": 100}], min_nodes=2, node_deadline_s=60)
+    raw["centres"][2]["schedule"] = [{"event": "down", "seconds": [159, 300]}]
+    _refused(raw, r"second 159 of the run has centres 'CHU de Lyon', 'University College "
+             r"London Hospital' down \(schedule\), leaving 1 of 3, but training\.min_nodes is "
+             "2")
+    raw["centres"][2]["schedule"] = [{"event": "down", "seconds": [160, 300]}]
+    assert parse_federation(raw, DEFAULT_CONFIG).centres[2].schedule
+    # Which round runs at which second is unknown: a centre down by time meets every round's.
+    raw["centres"][2]["schedule"] = [{"event": "down", "rounds": 7}]
+    _refused(raw, r"round 7, should it run at second 100, has centres 'CHU de Lyon', "
+             r"'University College London Hospital' down \(schedule\), leaving 1 of 3")
+    raw["centres"][2]["schedule"] = [{"event": "slow", "seconds": [0, 900], "factor": 5}]
+    assert parse_federation(raw, DEFAULT_CONFIG).centres[2].schedule
+    raw = _raw([{"event": "down", "seconds": [10, 20]}], min_nodes=2)
+    raw["experiments"]["secagg"] = {"secagg": "lom", "min_nodes": 3}
+    _refused(raw, r"experiments\.secagg uses secagg lom, which needs every centre in every "
+             r"round, but second 10 of the run has centre 'CHU de Lyon' down \(schedule\)",
+             "secagg")
 
 
 def test_a_restart_counts_against_min_nodes_flaky_and_slow_do_not() -> None:
