@@ -69,7 +69,8 @@ def measure(n: int) -> dict[str, float]:
     project = f"fjscale{n}"
 
     def ids(service: str) -> str:
-        return compose("ps", "-q", service, file=file, project=project).stdout.strip()
+        # -a: a service that has already exited (results may finish before we ask) is listed.
+        return compose("ps", "-a", "-q", service, file=file, project=project).stdout.strip()
 
     compose("down", "-v", file=file, project=project)
     run_id = f"scale-{new_run_id()}-n{n}"
