@@ -224,86 +224,91 @@ class Outages:
                 return False
         return not self.stop.is_set()
 
+    def _change(self, centre: Centre, kind: str, want: Event | None
+                ) -> tuple[str, str] | None:
+        """The command that sets the centre's relay's `kind` (down or flaky) as `want` (the
+        event that should hold now, or None) says, and the story's line for it; None when
+        the relay is so already (the lock held)."""
+        label = contract.node_label(centre.id, centre.name)
+        if kind == "down":
+            if (want is not None) == (centre.id in self.cut):
+                return None
+            if want is None:
+                return "up", f"{label}: {RESTORED}"
+            return "down", f"{label}: link cut ({want.describe()}, its schedule)"
+        if want == self.lossy.get(centre.id):
+            return None
+        if want is None:
+            return "loss off", f"{label}: link steady again"
+        # 0 cannot come from the config; the relay would refuse it.
+        return (loss_command(want.value or 0.0),
+                f"{label}: link flaky ({want.describe()}, its schedule)")
+
+    def _record(self, centre: Centre, kind: str, want: Event | None) -> None:
+        """The relay's `kind` is now set as `want` says (the lock held)."""
+        if kind == "down":
+            if want is None:
+                self.cut.discard(centre.id)
+            else:
+                self.cut.add(centre.id)
+        elif want is None:
+            self.lossy.pop(centre.id, None)
+        else:
+            self.lossy[centre.id] = want
+
     def _apply(self, centre: Centre, kind: str, second: int, story: Story) -> None:
         """Set the centre's relay as its `kind` events by time want at `second`, as before()
         does by round (the lock held). A command that fails is a warning; after a failed
         cut or loss the relay counts as cut or lossy, so that its undoing is still sent."""
-        label = contract.node_label(centre.id, centre.name)
         now = at_time(centre.schedule, kind, second)
-        if kind == "down":
-            if now is not None and centre.id not in self.cut:
-                word, line = "down", f"{label}: link cut ({now.describe()}, its schedule)"
-            elif now is None and centre.id in self.cut:
-                ended = next((e for e in centre.schedule
-                              if e.kind == kind and e.by_time and e.last == second), None)
-                why = "" if ended is None else f" ({ended.describe()}, its schedule)"
-                word, line = "up", f"{label}: {RESTORED}{why}"
-            else:
-                return
-        elif now is not None and self.lossy.get(centre.id) != now:
-            word = loss_command(now.value or 0.0)  # 0: the relay refuses it
-            line = f"{label}: link flaky ({now.describe()}, its schedule)"
-        elif now is None and centre.id in self.lossy:
-            word, line = "loss off", f"{label}: link steady again"
-        else:
+        change = self._change(centre, kind, now)
+        if change is None:
             return
+        word, line = change
+        if word == "up":
+            ended = next((e for e in centre.schedule
+                          if e.kind == kind and e.by_time and e.last == second), None)
+            line += "" if ended is None else f" ({ended.describe()}, its schedule)"
         told = Story(story.logger, {**(story.extra or {}), "round": self.round_now})
         try:
             self.command(centre, word)
         except FedjourneyError as exc:
-            told.warning(f"{label}: {word!r} at {second} s of its schedule failed, the run "
-                         f"goes on: {exc}")
+            told.warning(f"{contract.node_label(centre.id, centre.name)}: {word!r} at "
+                         f"{second} s of its schedule failed, the run goes on: {exc}")
             if now is None:
                 return  # still cut or lossy, perhaps: restore_all tries again
         else:
             told.info(line)
-        if kind == "down":
-            if now is None:
-                self.cut.discard(centre.id)
-                self.restored.append(centre)
-            else:
-                self.cut.add(centre.id)
-        elif now is None:
-            del self.lossy[centre.id]
-        else:
-            self.lossy[centre.id] = now
+        self._record(centre, kind, now)
+        if word == "up":
+            self.restored.append(centre)
 
     def before(self, round_: int, requests: Any, deadline_s: float, story: Story) -> None:
         """Cut and restore links, set and take away added losses, as round `round_`
         requires (by round; the thread follows those by time, started at the first round);
-        then wait for nodes restored and restarted by round."""
+        then wait for nodes restored or restarted since the last round, by round or by time."""
         self.round_now = round_
         if not self.settled:
             self._settle(round_)
             self._start(story)
         back: list[tuple[Centre, str]] = []
         for centre in self.centres:
-            label = contract.node_label(centre.id, centre.name)
             timed = self.timed[centre.id]
             down = in_round(centre.schedule, "down", round_)
             flaky = in_round(centre.schedule, "flaky", round_)
-            with self.lock:  # a kind by time is the thread's
-                if "down" in timed:
-                    pass
-                elif down is not None and centre.id not in self.cut:
-                    self.command(centre, "down")
-                    self.cut.add(centre.id)
-                    story.info(f"{label}: link cut ({down.describe()}, its schedule)")
-                elif down is None and centre.id in self.cut:
-                    self.command(centre, "up")
-                    self.cut.discard(centre.id)
-                    back.append((centre, RESTORED))
-                if "flaky" in timed:
-                    pass
-                elif flaky is not None and self.lossy.get(centre.id) != flaky:
-                    # It starts (perhaps right after another flaky event, of another loss).
-                    self.command(centre, loss_command(flaky.value or 0.0))  # 0: refused
-                    self.lossy[centre.id] = flaky
-                    story.info(f"{label}: link flaky ({flaky.describe()}, its schedule)")
-                elif flaky is None and centre.id in self.lossy:
-                    self.command(centre, "loss off")
-                    del self.lossy[centre.id]
-                    story.info(f"{label}: link steady again")
+            with self.lock:
+                for kind, want in (("down", down), ("flaky", flaky)):
+                    # A kind by time is the thread's.
+                    change = None if kind in timed else self._change(centre, kind, want)
+                    if change is None:
+                        continue
+                    word, line = change
+                    self.command(centre, word)
+                    self._record(centre, kind, want)
+                    if word == "up":
+                        back.append((centre, RESTORED))  # said once the node is back
+                    else:
+                        story.info(line)
                 cut = centre.id in self.cut  # by time too: no node to wait for
                 if centre in self.restored:  # by time, since the last round
                     self.restored.remove(centre)
