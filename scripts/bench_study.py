@@ -10,15 +10,22 @@ returns by itself with the results in ./results/. The baselines are `fedjourney 
 for the first experiment: its plan and settings trained on each centre alone and on all
 pooled, as its nodes train them (in the researcher image), on data regenerated from the same
 config (checked against the nodes' fingerprints).
+
+A seed that finished is kept in .cache/bench-study/seed-k/seed.json with what it ran (the
+config, the experiments, the commit and the images): a later call with the same config and
+experiments reuses it and runs only the seeds still missing, so a study of several hours can
+be stopped and taken up again. `--fresh` starts over.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,6 +55,53 @@ def seeded(config: Path, k: int) -> tuple[Federation, Path]:
     for centre in raw["centres"]:
         centre["seed"] += 1000 * k
     return rendered(raw, WORK / f"seed-{k}")
+
+
+def _commit() -> str:
+    """The commit the study ran from, with '+changes' when the tree differs from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip()
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + (
+        "+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def _images() -> dict[str, str]:
+    """The image ids the experiments run, so that a resumed study can say what it mixed."""
+    ids = {}
+    for role in ("node", "researcher", "generator"):
+        ids[role] = subprocess.run(
+            ["docker", "image", "inspect", "-f", "{{.Id}}", f"fedjourney/{role}:latest"],
+            capture_output=True, text=True).stdout.strip()[7:19]
+    return ids
+
+
+def study_key(config: Path, k: int, names: list[str]) -> str:
+    """What a kept seed must match to be reused: the seeded config's text and the
+    experiments, in order."""
+    text = json.dumps([load_raw(config), k, names], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def kept_seed(config: Path, k: int, names: list[str]) -> dict[str, Any] | None:
+    """Seed k's results from an earlier call with the same config and experiments, if any."""
+    path = WORK / f"seed-{k}" / "seed.json"
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return saved["result"] if saved.get("key") == study_key(config, k, names) else None
+
+
+def keep_seed(config: Path, k: int, names: list[str], result: dict[str, Any]) -> None:
+    """Write seed k's results whole (temporary file, then rename): a half-written seed.json
+    never looks finished."""
+    path = WORK / f"seed-{k}" / "seed.json"
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps({"key": study_key(config, k, names), "commit": _commit(),
+                                   "images": _images(), "finished": time.time(),
+                                   "result": result}, indent=1) + "\n")
+    partial.replace(path)
 
 
 def run_seed(k: int, config: Path, names: list[str]) -> dict[str, Any]:
@@ -184,10 +238,25 @@ def markdown(fed: Federation, seeds: list[dict[str, Any]], names: list[str]) -> 
     return "\n".join(lines) + "\n"
 
 
+def provenance(count: int) -> str:
+    """Which commit and images each seed ran: one line, or one per group when a resumed study
+    mixed them (the AUCs do not depend on the machine; the timings do)."""
+    groups: dict[str, list[int]] = {}
+    for k in range(count):
+        saved = json.loads((WORK / f"seed-{k}" / "seed.json").read_text())
+        images = saved.get("images", {})
+        label = f"commit {saved.get('commit')}, node image {images.get('node', '?')}"
+        groups.setdefault(label, []).append(k)
+    return "\n" + "\n".join(f"Seeds {', '.join(map(str, ks))}: {label}."
+                             for label, ks in groups.items()) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=ROOT / "data" / "study.yaml")
     parser.add_argument("--seeds", type=int, default=3, help="data seeds (default 3)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="run every seed again, even those kept from an earlier call")
     parser.add_argument("experiments", nargs="*", metavar="NAME",
                         help="experiments to run (default: all of the config's)")
     args = parser.parse_args()
@@ -196,13 +265,22 @@ def main() -> int:
     for name in names:
         fed.experiment(name)  # an unknown name stops here, in one line
     (ROOT / "results").mkdir(exist_ok=True)
-    shutil.rmtree(WORK, ignore_errors=True)
+    if args.fresh:
+        shutil.rmtree(WORK, ignore_errors=True)
     started = time.monotonic()
     seeds = []
     for k in range(args.seeds):
+        kept = kept_seed(args.config, k, names)
+        if kept is not None:
+            print(f"seed {k}: kept from an earlier call ({WORK / f'seed-{k}' / 'seed.json'}; "
+                  "--fresh runs it again)", flush=True)
+            seeds.append(kept)
+            continue
         print(f"seed {k} ({len(fed.centres)} centres, {len(names)} experiments)", flush=True)
+        shutil.rmtree(WORK / f"seed-{k}", ignore_errors=True)
         seeds.append(run_seed(k, args.config, names))
-    text = markdown(fed, seeds, names)
+        keep_seed(args.config, k, names, seeds[-1])
+    text = markdown(fed, seeds, names) + provenance(args.seeds)
     out = ROOT / "results" / f"study-{new_run_id()}.md"
     out.write_text(f"# Study benchmark: {args.config.name}, {args.seeds} seeds\n\n{text}")
     (out.with_suffix(".json")).write_text(json.dumps(seeds, indent=1) + "\n")
