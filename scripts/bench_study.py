@@ -93,12 +93,13 @@ def kept_seed(config: Path, k: int, names: list[str]) -> dict[str, Any] | None:
     return saved["result"] if saved.get("key") == study_key(config, k, names) else None
 
 
-def keep_seed(config: Path, k: int, names: list[str], result: dict[str, Any]) -> None:
+def keep_seed(config: Path, k: int, names: list[str], result: dict[str, Any],
+              commit: str) -> None:
     """Write seed k's results whole (temporary file, then rename): a half-written seed.json
     never looks finished."""
     path = WORK / f"seed-{k}" / "seed.json"
     partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps({"key": study_key(config, k, names), "commit": _commit(),
+    partial.write_text(json.dumps({"key": study_key(config, k, names), "commit": commit,
                                    "images": _images(), "finished": time.time(),
                                    "result": result}, indent=1) + "\n")
     partial.replace(path)
@@ -268,6 +269,7 @@ def main() -> int:
     if args.fresh:
         shutil.rmtree(WORK, ignore_errors=True)
     started = time.monotonic()
+    commit = _commit()  # at the start: the code this call loaded, whatever is committed later
     seeds = []
     for k in range(args.seeds):
         kept = kept_seed(args.config, k, names)
@@ -279,7 +281,7 @@ def main() -> int:
         print(f"seed {k} ({len(fed.centres)} centres, {len(names)} experiments)", flush=True)
         shutil.rmtree(WORK / f"seed-{k}", ignore_errors=True)
         seeds.append(run_seed(k, args.config, names))
-        keep_seed(args.config, k, names, seeds[-1])
+        keep_seed(args.config, k, names, seeds[-1], commit)
     text = markdown(fed, seeds, names) + provenance(args.seeds)
     out = ROOT / "results" / f"study-{new_run_id()}.md"
     out.write_text(f"# Study benchmark: {args.config.name}, {args.seeds} seeds\n\n{text}")
