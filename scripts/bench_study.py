@@ -11,10 +11,11 @@ for the first experiment: its plan and settings trained on each centre alone and
 pooled, as its nodes train them (in the researcher image), on data regenerated from the same
 config (checked against the nodes' fingerprints).
 
-A seed that finished is kept in .cache/bench-study/seed-k/seed.json with what it ran (the
-config, the experiments, the commit and the images): a later call with the same config and
-experiments reuses it and runs only the seeds still missing, so a study of several hours can
-be stopped and taken up again. `--fresh` starts over.
+Each finished experiment is kept in .cache/bench-study/seed-k/partial.json, and a finished
+seed in seed.json with what it ran (the commit and the images): a later call with the same
+config and experiments reuses them and runs only what is missing, so a study of several hours
+can be stopped (Ctrl-C, or kill) and taken up again, losing at most the experiment that was running.
+`--fresh` starts over.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import hashlib
 import json
 import math
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -95,27 +97,47 @@ def kept_seed(config: Path, k: int, names: list[str]) -> dict[str, Any] | None:
 
 def keep_seed(config: Path, k: int, names: list[str], result: dict[str, Any],
               commit: str) -> None:
-    """Write seed k's results whole (temporary file, then rename): a half-written seed.json
-    never looks finished."""
-    path = WORK / f"seed-{k}" / "seed.json"
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps({"key": study_key(config, k, names), "commit": commit,
-                                   "images": _images(), "finished": time.time(),
-                                   "result": result}, indent=1) + "\n")
-    partial.replace(path)
+    """Seed k's results, kept for a later call (a half-written seed.json never looks
+    finished)."""
+    _write_whole(WORK / f"seed-{k}" / "seed.json",
+                 {"key": study_key(config, k, names), "commit": commit, "images": _images(),
+                  "finished": time.time(), "result": result})
+
+
+def _write_whole(path: Path, data: Any) -> None:
+    """JSON written to a temporary file, then renamed: never seen half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    part.write_text(json.dumps(data, indent=1) + "\n")
+    part.replace(path)
 
 
 def run_seed(k: int, config: Path, names: list[str]) -> dict[str, Any]:
     """Every experiment on seed k, then the baselines: AUC per centre with its 95% interval,
-    each centre's held-out patients and positives, and timings."""
+    each centre's held-out patients and positives, and timings. Each finished experiment is
+    kept in seed-k/partial.json, so that a stopped seed goes on from the next one (its data
+    generated again, byte for byte the same from the same seeds)."""
     fed, file = seeded(config, k)
     project = f"fjstudy{k}"
     compose("down", "-v", file=file, project=project)
-    out: dict[str, Any] = {"auc": {}, "interval": {}, "split": {}, "up_s": {}, "round_s": {},
-                           "privacy": None}
+    partial = WORK / f"seed-{k}" / "partial.json"
+    key = study_key(config, k, names)
+    out: dict[str, Any] = {}
+    try:
+        saved = json.loads(partial.read_text())
+        out = saved["result"] if saved.get("key") == key else {}
+    except (OSError, ValueError):
+        pass
+    if not out:
+        out = {"auc": {}, "interval": {}, "split": {}, "up_s": {}, "round_s": {},
+               "privacy": None, "run": {}}
     base = f"study-{new_run_id()}-s{k}"
     try:
         for name in names:
+            if name in out["run"]:
+                print(f"  seed {k} {name:<9} kept from an earlier call ({out['run'][name]})",
+                      flush=True)
+                continue
             run_id = f"{base}-{name}"
             started = time.monotonic()
             compose("up", "--force-recreate", file=file, project=project,
@@ -139,6 +161,8 @@ def run_seed(k: int, config: Path, names: list[str]) -> dict[str, Any]:
             # Every experiment validates on the same held-out patients.
             out["split"] = {c: [m.validation_n, m.validation_positives]
                             for c, m in final.items()}
+            out["run"][name] = run_id
+            _write_whole(partial, {"key": key, "result": out})
             print(f"  seed {k} {name:<9} up->results {out['up_s'][name]:6.1f} s, "
                   f"round {out['round_s'][name]:.2f} s, mean AUC "
                   f"{statistics.fmean(out['auc'][name].values()):.3f}", flush=True)
@@ -146,7 +170,7 @@ def run_seed(k: int, config: Path, names: list[str]) -> dict[str, Any]:
         compose("down", "-v", file=file, project=project)
     # The baselines of the first experiment: its plan and settings (the MLP's, for the
     # default experiment), trained the way its nodes train.
-    first = ROOT / "results" / f"{base}-{names[0]}"
+    first = ROOT / "results" / out["run"][names[0]]
     report(fed, WORK / f"seed-{k}" / "federation.yaml", first, WORK / f"seed-{k}" / "data",
            WORK / f"seed-{k}" / "baselines.json")
     table = json.loads((WORK / f"seed-{k}" / "baselines.json").read_text())["baselines"]
@@ -154,9 +178,9 @@ def run_seed(k: int, config: Path, names: list[str]) -> dict[str, Any]:
                            for c in fed.centres}
     out["auc"]["centralised"] = {c.name: table["centralised (pooled)"][c.name]["auc"]
                                  for c in fed.centres}
-    for method, key in (("local", None), ("centralised", "centralised (pooled)")):
+    for method, row in (("local", None), ("centralised", "centralised (pooled)")):
         out["interval"][method] = {
-            c.name: [table[key or f"local: {c.name}"][c.name].get(bound)
+            c.name: [table[row or f"local: {c.name}"][c.name].get(bound)
                      for bound in ("auc_low", "auc_high")] for c in fed.centres}
     return out
 
@@ -261,6 +285,10 @@ def main() -> int:
     parser.add_argument("experiments", nargs="*", metavar="NAME",
                         help="experiments to run (default: all of the config's)")
     args = parser.parse_args()
+    # Stopped by Ctrl-C or `kill` (even started in the background, where SIGINT comes
+    # ignored), the running seed's containers and volumes are removed on the way out.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     fed = load_federation(args.config)
     names = args.experiments or [DEFAULT_EXPERIMENT, *fed.experiments]
     for name in names:
@@ -279,7 +307,6 @@ def main() -> int:
             seeds.append(kept)
             continue
         print(f"seed {k} ({len(fed.centres)} centres, {len(names)} experiments)", flush=True)
-        shutil.rmtree(WORK / f"seed-{k}", ignore_errors=True)
         seeds.append(run_seed(k, args.config, names))
         keep_seed(args.config, k, names, seeds[-1], commit)
     text = markdown(fed, seeds, names) + provenance(args.seeds)
