@@ -45,6 +45,7 @@ COMPONENT = Path(contract.STATE) / "node"
 HEALTH = Path(contract.HEALTH)
 LEFT_AFTER_MISSES = 2  # researcher probes in a row that fail before the node leaves
 PROBE_EVERY_S = 1.0
+HOLD_S = 60.0  # an idle connection to the researcher is opened again after this long
 
 
 @dataclass(frozen=True)
@@ -286,17 +287,52 @@ def _until_run_ends(node: component.RunningNode, story: Story, deadline: float, 
             return
     # By address: once the researcher's container is gone its name takes ~10 s to fail to
     # resolve, while a connection to its former address fails within the probe's timeout.
-    address = socket.gethostbyname(contract.RESEARCHER)
-    misses = 0
-    while misses < LEFT_AFTER_MISSES:
-        time.sleep(PROBE_EVERY_S)
-        misses = 0 if _reachable(address, port, tls=tunnelled) else misses + 1
+    _wait_until_left(socket.gethostbyname(contract.RESEARCHER), port, tunnelled)
     if unhealthy:
         story.info("the researcher has left; stopping (broken data)")
         node.stop(Exit.NOT_READY)
     story.info("the researcher has left: the run is over; stopping "
                f"(set {settings.KEEP.env}=1 to keep the nodes up)")
     node.stop(Exit.OK)
+
+
+def _wait_until_left(address: str, port: int, tunnelled: bool) -> None:
+    """Returns once the researcher has left. The node holds an idle connection to it, which
+    the researcher's kernel ends the moment its process exits (so the node learns it at
+    once, with no polling); a probe then confirms, since a relay or a tunnel in between may
+    end a connection for its own reasons. A connection that cannot be held falls back to
+    probing every PROBE_EVERY_S, leaving after LEFT_AFTER_MISSES misses in a row."""
+    misses = 0
+    while misses < LEFT_AFTER_MISSES:
+        held = time.monotonic()
+        ended = _hold(address, port)
+        if _reachable(address, port, tls=tunnelled):
+            misses = 0
+        else:
+            misses = LEFT_AFTER_MISSES if ended else misses + 1
+        if misses < LEFT_AFTER_MISSES:  # never faster than the probes were
+            time.sleep(max(0.0, PROBE_EVERY_S - (time.monotonic() - held)))
+
+
+def _hold(address: str, port: int) -> bool:
+    """Whether a connection to the researcher was opened and then ended by the other side
+    (closed or reset), holding it at most HOLD_S; False when none opened or it was still
+    open after HOLD_S. It sends nothing: gRPC's server waits for a TLS hello, relays and
+    tunnels for bytes to pass on."""
+    try:
+        sock = socket.create_connection((address, port), PROBE_EVERY_S)
+    except OSError:
+        return False
+    with sock:
+        sock.settimeout(HOLD_S)
+        try:
+            while sock.recv(4096):
+                pass
+        except TimeoutError:
+            return False
+        except OSError:  # reset
+            return True
+        return True
 
 
 def _reachable(address: str, port: int = contract.RESEARCHER_PORT, tls: bool = False) -> bool:

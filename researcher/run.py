@@ -29,6 +29,7 @@ from fedjourney.errors import FedjourneyError
 from fedjourney.exits import Exit
 from fedjourney.planfile import sent_source
 from fedjourney.researcher import checkpoint, experiment, heterogeneity, results
+from fedjourney.researcher.arrivals import Arrivals
 from fedjourney.researcher.curves import Curves
 from fedjourney.researcher.experiment import Metrics, bound_rounds
 from fedjourney.researcher.outages import PING_TIMEOUT_S, Outages, online
@@ -39,6 +40,9 @@ RESULTS = Path(contract.RESULTS)
 HEALTH = Path(contract.HEALTH)
 WATCHDOG_GRACE_S = 60
 BROKEN_GRACE_S = 10  # after a node reports broken data, for the others to answer too
+SEARCH_AGAIN_S = 5.0  # every node that has not answered is asked again this often
+ASK_AGAIN_S = 0.2  # a node that connected but was not yet filed by the server...
+FRESH_S = 2.0  # ...is asked again that often for this long
 
 
 @dataclass(frozen=True)
@@ -488,27 +492,52 @@ def wait_for_nodes(requests: Any, fed: Federation, deadline_s: float, story: Sto
                    ) -> dict[str, contract.DatasetRecord] | None:
     """{node id: its dataset record} once every centre's node answers; None at the deadline
     (the missing centres named), or as soon as the nodes that answer include one whose data
-    is broken (named with its reason, after a short grace for the others to answer)."""
+    is broken (named with its reason, after a short grace for the others to answer).
+
+    A node is asked for its dataset the moment it connects (arrivals.py); every node that
+    has not answered yet is asked again each SEARCH_AGAIN_S, in case a reply was lost."""
     deadline = time.monotonic() + deadline_s
     expected = {contract.node_service(c.id): c for c in fed.centres}
-    announced: set[str] = set()
-    while True:
-        found = {node_id: contract.DatasetRecord.from_description(datasets[0]["description"])
-                 for node_id, datasets in requests.search([fed.training.tag]).items()
-                 if datasets}
-        services = {rec.service for rec in found.values()}
-        for rec in sorted(found.values(), key=lambda r: r.centre_id):
-            if rec.service not in announced:
-                story.info(f"{rec.service} answered "
-                           + (f"UNHEALTHY: {rec.unhealthy}" if rec.unhealthy
-                              else "with its dataset"))
-        announced |= services
-        broken = sorted((r for r in found.values() if r.unhealthy), key=lambda r: r.centre_id)
-        if broken and not set(expected) <= services:
-            deadline = min(deadline, time.monotonic() + BROKEN_GRACE_S)
-        if set(expected) <= services or time.monotonic() > deadline:
-            break
-        time.sleep(1)  # each search already waits up to 5 s for replies
+    found: dict[str, contract.DatasetRecord] = {}
+    services: set[str] = set()
+    broken: list[contract.DatasetRecord] = []
+    ask: list[str] | None = None  # None: every connected node
+    came_at: dict[str, float] = {}  # when a node not yet found connected
+    last_full = time.monotonic()
+    with Arrivals() as arrivals:
+        while True:
+            if ask is None or ask:
+                answers = {node_id: contract.DatasetRecord.from_description(
+                    datasets[0]["description"])
+                    for node_id, datasets in requests.search([fed.training.tag], ask).items()
+                    if datasets}
+                for node_id, rec in sorted(answers.items(), key=lambda kv: kv[1].centre_id):
+                    if node_id not in found:
+                        story.info(f"{rec.service} answered "
+                                   + (f"UNHEALTHY: {rec.unhealthy}" if rec.unhealthy
+                                      else "with its dataset"))
+                    found[node_id] = rec
+            services = {rec.service for rec in found.values()}
+            broken = sorted((r for r in found.values() if r.unhealthy),
+                            key=lambda r: r.centre_id)
+            if broken and not set(expected) <= services:
+                deadline = min(deadline, time.monotonic() + BROKEN_GRACE_S)
+            if set(expected) <= services or time.monotonic() > deadline:
+                break
+            # A node's first task request is logged a moment before the server files it
+            # under its id, so a search right then may miss it: a node that came is asked
+            # again every ASK_AGAIN_S for FRESH_S, then with everyone every SEARCH_AGAIN_S.
+            now = time.monotonic()
+            fresh = {n for n, t in came_at.items() if n not in found and now - t < FRESH_S}
+            came = arrivals.wait(min(now + ASK_AGAIN_S if fresh else last_full + SEARCH_AGAIN_S,
+                                     deadline) - now)
+            now = time.monotonic()
+            for node_id in came - set(found):
+                came_at.setdefault(node_id, now)
+            if now >= last_full + SEARCH_AGAIN_S:
+                ask, last_full = None, now
+            else:  # [] when only nodes already found asked for tasks again: no search
+                ask = sorted((came | fresh) - set(found))
     missing = sorted(set(expected) - services)
     if not broken and not missing:
         return found

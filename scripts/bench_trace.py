@@ -1,10 +1,9 @@
 """Trace benchmark: where the seconds of one attached `docker compose up` go, from nothing to
 results on the host, as a timeline (t = 0 at `up`).
 
-Measured without disturbing what it measures: Docker's own events (each container's start
-and exit, from `docker events`, which the engine pushes as they happen) and the roles' story
-lines, whose timestamps the roles write themselves (`compose logs`, read afterwards).
-Nothing polls.
+Measured without disturbing what it measures: each container's start and exit as the
+engine recorded them (`docker inspect`) and the roles' story lines, whose timestamps the
+roles write themselves (`compose logs`), both read once `up` returned. Nothing polls.
 
 Prints the milestones and each container's life, and writes the picture as an SVG beside
 the run's results (results/trace-<id>.svg) and its data as JSON: docs/benchmarks.md shows one.
@@ -68,31 +67,28 @@ def _seconds(stamp: str, zero: float) -> float:
         tzinfo=dt.UTC).timestamp() - zero
 
 
-def events() -> subprocess.Popen[str]:
-    """Docker's container events for the project, streamed from now on (the engine keeps
-    only its last 256 events, health checks' included: reading them afterwards loses some)."""
-    return subprocess.Popen(
-        ["docker", "events", "--filter", f"label=com.docker.compose.project={PROJECT}",
-         "--filter", "type=container", "--format", "{{json .}}"],
-        stdout=subprocess.PIPE, text=True)
+def lives(since: float) -> list[Life]:
+    """Each of the project's containers' start and exit, in seconds from `since`, as the
+    engine recorded them (State.StartedAt and FinishedAt, read once after `up` returned)."""
+    ids = compose("ps", "-a", "-q", project=PROJECT).stdout.split()
+    found = json.loads(subprocess.run(["docker", "inspect", *ids], capture_output=True,
+                                      text=True, check=True, timeout=60).stdout)
+    out = []
+    for container in found:
+        state = container["State"]
+        out.append(Life(container["Config"]["Labels"]["com.docker.compose.service"],
+                        _stamp(state["StartedAt"], since), _stamp(state["FinishedAt"], since)))
+    return sorted(out, key=lambda life: (life.started or 0, life.service))
 
 
-def lives(stream: subprocess.Popen[str], since: float) -> list[Life]:
-    """Each of the project's containers' start and exit, in seconds from `since`, from the
-    events streamed so far (the stream is stopped)."""
-    stream.terminate()
-    out, _ = stream.communicate(timeout=30)
-    found: dict[str, Life] = {}
-    for line in out.splitlines():
-        event = json.loads(line)
-        service = event["Actor"]["Attributes"].get("com.docker.compose.service", "?")
-        life = found.setdefault(service, Life(service))
-        at = event["timeNano"] / 1e9 - since
-        if event["Action"] == "start":
-            life.started = at if life.started is None else min(life.started, at)
-        elif event["Action"] == "die":
-            life.exited = at if life.exited is None else max(life.exited, at)
-    return sorted(found.values(), key=lambda life: (life.started or 0, life.service))
+def _stamp(value: str, zero: float) -> float | None:
+    """Docker's RFC 3339 time with nanoseconds, in seconds from zero (None: never)."""
+    if value.startswith("0001-"):
+        return None
+    seconds, _, rest = value.rstrip("Z").partition(".")
+    fraction = float("0." + rest) if rest else 0.0
+    return dt.datetime.strptime(seconds, "%Y-%m-%dT%H:%M:%S").replace(
+        tzinfo=dt.UTC).timestamp() + fraction - zero
 
 
 def story(zero: float) -> list[Mark]:
@@ -157,15 +153,13 @@ def main() -> int:
     (ROOT / "results").mkdir(exist_ok=True)
     compose("down", "-v", project=PROJECT)
     run_id = f"trace-{new_run_id()}"
-    stream = events()
     zero = time.time()
     compose("up", project=PROJECT, env={settings.RUN_ID.env: run_id, settings.KEEP.env: "0"})
     returned = time.time() - zero
     if not (ROOT / "results" / run_id).is_dir():
-        stream.terminate()
         print(f"no results for {run_id}: see `docker compose -p {PROJECT} logs`")
         return 1
-    lives_ = lives(stream, zero)
+    lives_ = lives(zero)
     lines = story(zero)
     marks_ = marks(lines)
     compose("down", "-v", project=PROJECT)
