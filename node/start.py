@@ -45,6 +45,8 @@ COMPONENT = Path(contract.STATE) / "node"
 HEALTH = Path(contract.HEALTH)
 LEFT_AFTER_MISSES = 2  # researcher probes in a row that fail before the node leaves
 PROBE_EVERY_S = 1.0
+LISTEN_EVERY_S = 0.1  # how often a node tries the researcher's port before it listens
+TELL_AFTER_S = 5.0  # a wait for the researcher is told in the story after this long
 HOLD_S = 60.0  # an idle connection to the researcher is opened again after this long
 
 
@@ -93,6 +95,10 @@ def main() -> int:
                     f"resolve after {s.deadline_s:.0f}s; stopping")
         return Exit.NOT_READY
     if s.pinned is not None and not _presents_pinned(story, s.port, s.pinned, s.deadline_s):
+        return Exit.NOT_READY
+    if s.pinned is None and not _listens(contract.RESEARCHER, s.port, story, s.deadline_s):
+        story.error(f"UNHEALTHY: no researcher at {contract.RESEARCHER}:{s.port} after "
+                    f"{s.deadline_s:.0f}s; stopping")
         return Exit.NOT_READY
     _serve(s, story, cfg, bool(record.unhealthy))
     return Exit.FAILED  # serving returns only if Fed-BioMed's task manager died
@@ -258,6 +264,25 @@ def _resolves(host: str, story: Story, deadline: float) -> bool:
                 story.info(f"waiting for the researcher's address ({host}) to exist")
                 told = True
             time.sleep(PROBE_EVERY_S)
+
+
+def _listens(host: str, port: int, story: Story, deadline: float) -> bool:
+    """Whether the researcher accepts connections, waiting up to deadline. Fed-BioMed's
+    client, started before the researcher listens, tries again only every 2 s
+    (GRPC_CLIENT_CONN_RETRY_TIMEOUT, 6.4.1): a node is usually ready first."""
+    until, told = time.monotonic() + deadline, time.monotonic() + TELL_AFTER_S
+    while True:
+        try:
+            socket.create_connection((host, port), PROBE_EVERY_S).close()
+            return True
+        except OSError:
+            now = time.monotonic()
+            if now >= until:
+                return False
+            if now >= told:
+                story.info(f"waiting for the researcher to listen at {host}:{port}")
+                told = until
+            time.sleep(LISTEN_EVERY_S)  # a refused connection costs microseconds
 
 
 def _broken(story: Story, centre: Centre, spec: FeatureSpec, reason: str,

@@ -62,6 +62,9 @@ MAX_RUN_BYTES = 2 << 30  # 2 GiB for the whole run: such a model and all the res
 # A run holds 8 files, tensorboard/ and a folder and an event file per centre (one more per
 # centre each time the run resumes): about 2000 entries for 1000 centres; 2 folders deep.
 MAX_ENTRIES = 10_000
+# No inotify in the standard library: the folder is listed this often. A listing costs
+# well under a millisecond, and the collector is the last container `up` waits for.
+LOOK_EVERY_S = 0.2
 MAX_DEPTH = 8
 MARKER_BYTES = 64 * 1024  # the end-of-run marker: {"run_id": ..., "status": ...}, ~50 bytes
 # The files that make a folder a finished run (records.read_run, records.read_rows): a run
@@ -445,7 +448,7 @@ def main() -> int:
             story.error("FAILED: the researcher's run did not end before the deadline "
                         f"({settings.COLLECT_DEADLINE.env})")
             return Exit.TIMED_OUT
-        time.sleep(1)  # no inotify in the standard library; a listing a second is cheap
+        time.sleep(LOOK_EVERY_S)
 
 
 if __name__ == "__main__":

@@ -212,3 +212,47 @@ def test_a_held_connection_sends_nothing(
         assert waiter.thread.is_alive()
         listener.close()
     assert waiter.left_within(2.0)
+
+
+# Before Fed-BioMed's client starts, the node waits for the researcher to listen: the client
+# itself tries again only every 2 s.
+
+
+class _Told:
+    """A story that keeps its info lines."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str) -> None:
+        self.lines.append(message)
+
+
+def test_a_node_starts_its_client_as_soon_as_the_researcher_listens(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(start, "LISTEN_EVERY_S", 0.05)
+    port = _free_port()
+    told = _Told()
+    result: list[tuple[bool, float]] = []
+    thread = threading.Thread(target=lambda: result.append(
+        (start._listens(HOST, port, told, 10.0), time.monotonic())), daemon=True)  # type: ignore[arg-type]
+    thread.start()
+    time.sleep(0.3)
+    assert thread.is_alive()  # nothing listens yet
+    with socket.create_server((HOST, port)):
+        listening = time.monotonic()
+        thread.join(2.0)
+        assert result and result[0][0] is True
+        assert result[0][1] - listening < 0.25  # not Fed-BioMed's 2 s retry
+    assert told.lines == []  # a short wait is not worth a story line
+
+
+def test_no_researcher_within_the_deadline_is_told_once_then_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(start, "LISTEN_EVERY_S", 0.02)
+    monkeypatch.setattr(start, "TELL_AFTER_S", 0.1)
+    told, port = _Told(), _free_port()
+    began = time.monotonic()
+    assert start._listens(HOST, port, told, 0.4) is False  # type: ignore[arg-type]
+    assert 0.35 < time.monotonic() - began < 2.0
+    assert told.lines == [f"waiting for the researcher to listen at {HOST}:{port}"]
