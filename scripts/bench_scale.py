@@ -7,9 +7,10 @@ Centre i of N copies one of the default config's centres (countries and age mixe
 with its own seed; populations and training are the default config's. Each N is its own
 compose project, rendered into .cache/bench-scale/n-N/. Nothing is polled: `docker wait`
 on the researcher and the collector, the nodes' own log timestamps for readiness, and one
-reading of each container's memory cgroup (v1 or v2) once the run is over: `rss`/`anon`
-is the container's anonymous memory (what it holds on its own), `usage` adds the page
-cache it brought in (image files, mostly shared between nodes).
+reading of each container's memory and CPU cgroups (v1 or v2) once the run is over: `rss`/
+`anon` is the container's anonymous memory (what it holds on its own), `usage` adds the
+page cache it brought in (image files, mostly shared between nodes); the CPU time is all a
+node used from its start to the end of the run (start-up, then training).
 """
 
 from __future__ import annotations
@@ -50,6 +51,20 @@ def memory(container: str) -> dict[str, float]:
     raise SystemExit(f"no memory cgroup readable in {container}")
 
 
+def cpu_seconds(container: str) -> float:
+    """The CPU time the container has used since it started (start-up, training and idle),
+    read once from its cgroup: v2's cpu.stat usage_usec, else v1's cpuacct.usage (ns)."""
+    out = subprocess.run(["docker", "exec", container, "sh", "-c",
+                          "cd /sys/fs/cgroup && (grep '^usage_usec' cpu.stat 2>/dev/null || "
+                          "echo ns $(cat cpuacct/cpuacct.usage 2>/dev/null || "
+                          "cat cpuacct.usage))"],
+                         capture_output=True, text=True, check=False)
+    unit, _, value = out.stdout.strip().partition(" ")
+    if out.returncode != 0 or not value.isdigit():
+        raise SystemExit(f"no CPU cgroup readable in {container}")
+    return int(value) / (1e6 if unit == "usage_usec" else 1e9)
+
+
 def federation(n: int) -> dict[str, Any]:
     """The default config with n centres (the default three, cycled, each with its seed)."""
     raw: dict[str, Any] = load_raw(ROOT / "data" / "federation.yaml")
@@ -87,6 +102,7 @@ def measure(n: int) -> dict[str, float]:
         rounds = list(records.read_run(run_dir).round_seconds.values())
         ready = connected_at(wall, file, project)
         nodes = [memory(ids(f"node-{i}")) for i in range(n)]
+        cpu = [cpu_seconds(ids(f"node-{i}")) for i in range(n)]
     finally:
         compose("down", "-v", file=file, project=project)
     return {"n": n, "ready_s": ready or float("nan"), "up_s": up_s,
@@ -94,7 +110,8 @@ def measure(n: int) -> dict[str, float]:
             "idle_anon": statistics.fmean(m["anon"] for m in nodes),
             "idle_usage": statistics.fmean(m["usage"] for m in nodes),
             "peak": max(m["peak"] for m in nodes),
-            "total": sum(m["usage"] for m in nodes)}
+            "total": sum(m["usage"] for m in nodes),
+            "cpu": statistics.fmean(cpu), "cpu_min": min(cpu), "cpu_max": max(cpu)}
 
 
 def main() -> int:
@@ -106,13 +123,14 @@ def main() -> int:
         parser.error("every N must be at least 1")
     (ROOT / "results").mkdir(exist_ok=True)
     print("| centres | all nodes connected | up -> results | mean round | idle node (anon / "
-          "with cache) | peak node | all nodes, idle |\n|---|---|---|---|---|---|---|",
-          flush=True)
+          "with cache) | peak node | all nodes, idle | CPU a node used, mean (min-max) |\n"
+          "|---|---|---|---|---|---|---|---|", flush=True)
     for n in args.sizes:
         r = measure(n)
         print(f"| {n} | {r['ready_s']:.1f} s | {r['up_s']:.1f} s | {r['round_s']:.2f} s | "
               f"{r['idle_anon']:.0f} / {r['idle_usage']:.0f} MiB | {r['peak']:.0f} MiB | "
-              f"{r['total'] / 1024:.1f} GiB |", flush=True)
+              f"{r['total'] / 1024:.1f} GiB | {r['cpu']:.1f} s ({r['cpu_min']:.1f}-"
+              f"{r['cpu_max']:.1f}) |", flush=True)
     return 0
 
 
