@@ -2,6 +2,10 @@
 
 import sys
 
-from fedjourney.node.start import main
+from fedjourney import startup
+
+startup.begin()  # before the imports below: see fedjourney/startup.py
+
+from fedjourney.node.start import main  # noqa: E402
 
 sys.exit(main())

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedjourney import contract, settings
+from fedjourney import contract, settings, startup
 from fedjourney.config import Centre, Federation, load_federation
 from fedjourney.contract import DatasetRecord
 from fedjourney.errors import FedjourneyError
@@ -208,6 +208,7 @@ def _serve(s: NodeSettings, story: Story, cfg: Any, unhealthy: bool) -> None:
     on_signal = Exit.NOT_READY if unhealthy else Exit.OK
     signal.signal(signal.SIGTERM, lambda *_: node.stop(on_signal))
     signal.signal(signal.SIGINT, lambda *_: node.stop(on_signal))
+    startup.done()
     node.start()
     threading.Thread(target=_until_run_ends,
                      args=(node, story, s.deadline_s, s.keep, unhealthy, s.port,

@@ -4,7 +4,11 @@ import logging
 import os
 import sys
 
-from fedjourney.researcher.run import main
+from fedjourney import startup
+
+startup.begin()  # before the imports below: see fedjourney/startup.py
+
+from fedjourney.researcher.run import main  # noqa: E402
 
 status = main()
 # Everything is written and flushed by now; a normal interpreter exit would then wait about

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedjourney import contract, records, settings
+from fedjourney import contract, records, settings, startup
 from fedjourney.config import DEFAULT_EXPERIMENT, Federation, Training, load_federation
 from fedjourney.errors import FedjourneyError
 from fedjourney.exits import Exit
@@ -126,6 +126,7 @@ def _run(s: ResearcherSettings, story: Story) -> Exit:
     metrics = Metrics()
     exp, progress = _experiment(s, t, progress, fingerprints, metrics, story)
     _plan_approved(exp, t, found, story)
+    startup.done()
     spent = progress.seconds - (time.monotonic() - started)  # earlier attempts' time
     curves = Curves(partial / records.TENSORBOARD, names)
     curves.update(metrics, progress.rounds_done)  # a resumed run's earlier rounds
