@@ -158,3 +158,16 @@ def test_the_notebook_refuses_to_start_without_a_token(
     assert "FEDJOURNEY_NOTEBOOK_TOKEN must be set" in err and len(err.splitlines()) == 1
     monkeypatch.setenv("FEDJOURNEY_NOTEBOOK_TOKEN", "short")
     assert notebook.main([]) == Exit.REFUSED
+
+
+def test_the_researcher_has_four_times_a_nodes_cpu_share_under_compose_only() -> None:
+    """Every role starts at once, CPU-bound: the researcher's larger share brings its server
+    up while the nodes finish, so Fed-BioMed's fixed set-up wait costs nothing."""
+    from fedjourney.host import swarm
+
+    fed = load_federation(DEFAULT_CONFIG)
+    services = yaml.safe_load(render(fed))["services"]
+    assert services["researcher"]["cpu_shares"] == 4096
+    assert [name for name, s in services.items() if "cpu_shares" in s] == ["researcher"]
+    stack = yaml.safe_load(swarm.render(fed))["services"]
+    assert not any("cpu_shares" in s for s in stack.values())  # no such setting in Swarm

@@ -114,6 +114,8 @@ def service(s: Service) -> dict[str, Any]:
         out["restart"] = f"on-failure:{s.restarts}"
     if s.cpus is not None:
         out["cpus"] = s.cpus
+    if s.cpu_weight is not None:
+        out["cpu_shares"] = s.cpu_weight
     if s.memory is not None:
         out["mem_limit"] = text(s.memory)
     if s.health == "role":
