@@ -48,6 +48,7 @@ PROBE_EVERY_S = 1.0
 LISTEN_EVERY_S = 0.1  # how often a node tries the researcher's port before it listens
 TELL_AFTER_S = 5.0  # a wait for the researcher is told in the story after this long
 HOLD_S = 60.0  # an idle connection to the researcher is opened again after this long
+CONFIRMS, CONFIRM_GAP_S = 3, 0.05  # probes that confirm a researcher whose connection ended
 
 
 @dataclass(frozen=True)
@@ -325,19 +326,32 @@ def _until_run_ends(node: component.RunningNode, story: Story, deadline: float, 
 def _wait_until_left(address: str, port: int, tunnelled: bool) -> None:
     """Returns once the researcher has left. The node holds an idle connection to it, which
     the researcher's kernel ends the moment its process exits (so the node learns it at
-    once, with no polling); a probe then confirms, since a relay or a tunnel in between may
+    once, with no polling); probes then confirm, since a relay or a tunnel in between may
     end a connection for its own reasons. A connection that cannot be held falls back to
     probing every PROBE_EVERY_S, leaving after LEFT_AFTER_MISSES misses in a row."""
     misses = 0
     while misses < LEFT_AFTER_MISSES:
         held = time.monotonic()
-        ended = _hold(address, port)
-        if _reachable(address, port, tls=tunnelled):
+        if _hold(address, port):
+            if not _still_listens(address, port, tunnelled):
+                return
             misses = 0
         else:
-            misses = LEFT_AFTER_MISSES if ended else misses + 1
+            misses = 0 if _reachable(address, port, tls=tunnelled) else misses + 1
         if misses < LEFT_AFTER_MISSES:  # never faster than the probes were
             time.sleep(max(0.0, PROBE_EVERY_S - (time.monotonic() - held)))
+
+
+def _still_listens(address: str, port: int, tunnelled: bool) -> bool:
+    """Whether the researcher still answers after a held connection ended. An exiting
+    process's connections are closed a moment before its listening socket, so a single probe
+    may still get through: CONFIRMS probes, CONFIRM_GAP_S apart, must all answer."""
+    for i in range(CONFIRMS):
+        if i:
+            time.sleep(CONFIRM_GAP_S)
+        if not _reachable(address, port, tls=tunnelled):
+            return False
+    return True
 
 
 def _hold(address: str, port: int) -> bool:

@@ -123,9 +123,10 @@ def test_a_relay_that_ends_connections_does_not_make_the_node_leave(
         stop.set()
         server.join(2.0)
     assert not server.is_alive()
-    # A held connection and a probe per round, rounds no closer than PROBE_EVERY_S apart:
-    # never a spin that reconnects as fast as the relay ends the connections.
-    assert 0 < count <= 2 * (elapsed / start.PROBE_EVERY_S + 1) + 2, count
+    # A held connection and its confirming probes per round, rounds no closer than
+    # PROBE_EVERY_S apart: never a spin that reconnects as fast as the relay ends them.
+    per_round = 1 + start.CONFIRMS
+    assert 0 < count <= per_round * (elapsed / start.PROBE_EVERY_S + 1) + 2, count
     listener.close()  # now the researcher is gone
     closed = time.monotonic()
     assert waiter.left_within(2.0), "still waiting after the port stopped answering"
@@ -256,3 +257,20 @@ def test_no_researcher_within_the_deadline_is_told_once_then_refused(
     assert start._listens(HOST, port, told, 0.4) is False  # type: ignore[arg-type]
     assert 0.35 < time.monotonic() - began < 2.0
     assert told.lines == [f"waiting for the researcher to listen at {HOST}:{port}"]
+
+
+def test_a_node_leaves_at_once_though_the_listener_outlives_the_connection_a_moment(
+        monkeypatch: pytest.MonkeyPatch, listener: socket.socket,
+        waiters: list[Waiter]) -> None:
+    """An exiting process's sockets close one by one: the held connection first, the
+    listening socket a moment later, so the first probe after the end may still connect
+    (seen in traces: one node in three then left 3 s late, on the fallback probes)."""
+    _probe_every(monkeypatch, 1.0)
+    waiters.append(waiter := Waiter(_port(listener)))
+    connection, _ = listener.accept()
+    connection.close()  # the connection ends first...
+    time.sleep(0.03)
+    listener.close()  # ...the listener 30 ms later
+    closed = time.monotonic()
+    assert waiter.left_within(2.0), "still waiting after the port stopped answering"
+    assert waiter.returned_at is not None and waiter.returned_at - closed < PROMPT_S
