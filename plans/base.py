@@ -85,7 +85,10 @@ class CentrePlan(TorchTrainingPlan):  # type: ignore[misc]
         dataset = CentreDataset()
         dataset.settings = {**self.model_args(), "round": self.round()}
         # Loader shuffle off keeps the held-out split fixed; the sampler shuffles training.
-        order = TrainingOrder(dataset, int(self.model_args().get("seed", 0)), self.round() or 0)
+        # Fed-BioMed numbers its rounds from 0; the batch order is round r's, counted from 1
+        # as the researcher's story, the baselines, dpsim and the peers benchmark count them.
+        order = TrainingOrder(dataset, int(self.model_args().get("seed", 0)),
+                              (self.round() or 0) + 1)
         return DataManager(dataset=dataset, shuffle=False, sampler=order)
 
     def training_step(self, data: Any, target: Any) -> Any:

@@ -34,13 +34,14 @@ PROJECT = "fjtrace"
 # Story lines worth a mark on the timeline: (what the line says, the mark's label). The
 # first line of a service that matches names the mark; a node's marks carry its service.
 MILESTONES = (
-    ("the centre's data is ready", "data written"),
     ("data checked", "data checked"),
-    ("server listening", "researcher listening"),
+    ("start-up took", "started"),
     ("connected to the researcher", "connected"),
+    ("experiment ", "imports done"),
     ("nodes answered", "all nodes found"),
-    ("round 1 ", "round 1"),
+    ("round 1/", "round 1"),
     ("results written", "results written"),
+    ("copied to the host", "copied"),
     ("the researcher has left", "leaving"),
 )
 
@@ -113,7 +114,7 @@ def marks(lines: list[Mark]) -> list[Mark]:
 def svg(lives_: list[Life], marks_: list[Mark], returned: float) -> str:
     """The timeline: one bar per container (start to exit), its milestones as ticks, and
     the moment `up` returned."""
-    left, row, scale = 150, 26, 40.0  # pixels: labels, per container, per second
+    left, row, scale = 150, 34, 40.0  # pixels: labels, per container, per second
     width = left + int(returned * scale) + 60
     height = row * (len(lives_) + 2) + 30
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -132,11 +133,15 @@ def svg(lives_: list[Life], marks_: list[Mark], returned: float) -> str:
         parts.append(f'<rect x="{left + start * scale:.1f}" y="{y + 3}" '
                      f'width="{max((end - start) * scale, 1):.1f}" height="{row - 8}" '
                      'fill="#cfe0f5" stroke="#5b8bc9"/>')
-        for mark in (m for m in marks_ if m.service == life.service):
+        free = [0.0, 0.0]  # where each of the bar's two label lines is free again
+        for mark in sorted((m for m in marks_ if m.service == life.service),
+                           key=lambda m: m.at):
             x = left + mark.at * scale
+            line = 0 if x + 3 >= free[0] else 1  # close marks: the second line
+            free[line] = x + 3 + 5 * len(mark.label)  # about 5 px a character at 9 px
             parts.append(f'<line x1="{x:.1f}" y1="{y + 1}" x2="{x:.1f}" y2="{y + row - 3}" '
                          'stroke="#c0392b" stroke-width="2"/>')
-            parts.append(f'<text x="{x + 3:.1f}" y="{y + 13}" font-size="9">'
+            parts.append(f'<text x="{x + 3:.1f}" y="{y + 12 + 11 * line}" font-size="9">'
                          f'{escape(mark.label)}</text>')
     x = left + returned * scale
     parts.append(f'<line x1="{x:.1f}" y1="10" x2="{x:.1f}" y2="{height - 20}" '
@@ -149,7 +154,18 @@ def svg(lives_: list[Life], marks_: list[Mark], returned: float) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--all", action="store_true", help="print every story line too")
+    parser.add_argument("--redraw", type=Path, metavar="JSON",
+                        help="draw a trace this script wrote again (its SVG beside it), "
+                             "running nothing")
     args = parser.parse_args()
+    if args.redraw is not None:
+        saved = json.loads(args.redraw.read_text())
+        lines = [Mark(**m) for m in saved["story"]]
+        drawn = args.redraw.with_suffix(".svg")
+        drawn.write_text(svg([Life(**c) for c in saved["containers"]], marks(lines),
+                             saved["returned_s"]))
+        print(f"wrote {drawn}")
+        return 0
     (ROOT / "results").mkdir(exist_ok=True)
     compose("down", "-v", project=PROJECT)
     run_id = f"trace-{new_run_id()}"
