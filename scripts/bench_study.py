@@ -13,9 +13,9 @@ config (checked against the nodes' fingerprints).
 
 Each finished experiment is kept in .cache/bench-study/seed-k/partial.json, and a finished
 seed in seed.json with what it ran (the commit and the images): a later call with the same
-config and experiments reuses them and runs only what is missing, so a study of several hours
-can be stopped (Ctrl-C, or kill) and taken up again, losing at most the experiment that was running.
-`--fresh` starts over.
+config, experiments and images reuses them and runs only what is missing, so a study of
+several hours can be stopped (Ctrl-C, or kill) and taken up again, losing at most the
+experiment that was running. `--fresh` starts over.
 """
 
 from __future__ import annotations
@@ -68,6 +68,9 @@ def _commit() -> str:
         "+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
+IMAGES: dict[str, str] = {}  # this call's, read once at its start (main)
+
+
 def _images() -> dict[str, str]:
     """The image ids the experiments run, so that a resumed study can say what it mixed."""
     ids = {}
@@ -79,9 +82,9 @@ def _images() -> dict[str, str]:
 
 
 def study_key(config: Path, k: int, names: list[str]) -> str:
-    """What a kept seed must match to be reused: the seeded config's text and the
-    experiments, in order."""
-    text = json.dumps([load_raw(config), k, names], sort_keys=True, default=str)
+    """What a kept seed must match to be reused: the seeded config's text, the experiments
+    in order, and the images that run them (new code runs every seed again)."""
+    text = json.dumps([load_raw(config), k, names, IMAGES], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -100,7 +103,7 @@ def keep_seed(config: Path, k: int, names: list[str], result: dict[str, Any],
     """Seed k's results, kept for a later call (a half-written seed.json never looks
     finished)."""
     _write_whole(WORK / f"seed-{k}" / "seed.json",
-                 {"key": study_key(config, k, names), "commit": commit, "images": _images(),
+                 {"key": study_key(config, k, names), "commit": commit, "images": IMAGES,
                   "finished": time.time(), "result": result})
 
 
@@ -298,6 +301,7 @@ def main() -> int:
         shutil.rmtree(WORK, ignore_errors=True)
     started = time.monotonic()
     commit = _commit()  # at the start: the code this call loaded, whatever is committed later
+    IMAGES.update(_images())
     seeds = []
     for k in range(args.seeds):
         kept = kept_seed(args.config, k, names)
