@@ -89,8 +89,8 @@ def main() -> int:
     started = time.monotonic()
     record = _checked_data(s, story)
     cfg = _registered(s, story, record)
-    story.info(f"start-up took {time.monotonic() - started:.1f}s; connecting to "
-               f"{contract.RESEARCHER}:{s.port}")
+    story.info(f"start-up took {time.monotonic() - started:.1f}s ({time.process_time():.1f}s "
+               f"of CPU since the process began); connecting to {contract.RESEARCHER}:{s.port}")
     if not _resolves(contract.RESEARCHER, story, s.deadline_s):
         story.error(f"UNHEALTHY: the researcher's name {contract.RESEARCHER!r} does not "
                     f"resolve after {s.deadline_s:.0f}s; stopping")
