@@ -72,13 +72,17 @@ IMAGES: dict[str, str] = {}  # this call's, read once at its start (main)
 
 
 def _images() -> dict[str, str]:
-    """The image ids the experiments run, so that a resumed study can say what it mixed."""
-    ids = {}
+    """What the experiments run: each image's build hash (scripts/build-images labels an
+    image with the hash of everything it is built from, so a rebuild of the same source,
+    in another clone too, keeps it), else its id."""
+    built = {}
     for role in ("node", "researcher", "generator"):
-        ids[role] = subprocess.run(
-            ["docker", "image", "inspect", "-f", "{{.Id}}", f"fedjourney/{role}:latest"],
-            capture_output=True, text=True).stdout.strip()[7:19]
-    return ids
+        found = subprocess.run(
+            ["docker", "image", "inspect", "-f",
+             '{{index .Config.Labels "org.fedjourney.build-hash"}} {{.Id}}',
+             f"fedjourney/{role}:latest"], capture_output=True, text=True).stdout.split()
+        built[role] = found[0][:16] if len(found) == 2 else (found or ["?"])[-1][7:23]
+    return built
 
 
 def study_key(config: Path, k: int, names: list[str]) -> str:
@@ -273,7 +277,7 @@ def provenance(count: int) -> str:
     for k in range(count):
         saved = json.loads((WORK / f"seed-{k}" / "seed.json").read_text())
         images = saved.get("images", {})
-        label = f"commit {saved.get('commit')}, node image {images.get('node', '?')}"
+        label = f"commit {saved.get('commit')}, node image build {images.get('node', '?')}"
         groups.setdefault(label, []).append(k)
     return "\n" + "\n".join(f"Seeds {', '.join(map(str, ks))}: {label}."
                              for label, ks in groups.items()) + "\n"
