@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tarfile
 from pathlib import Path
@@ -77,3 +78,14 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with tarfile.open(REFERENCE_ARCHIVE) as archive:
         archive.extractall(out, filter="data")
     return out
+
+
+class StoryLines(logging.Handler):
+    """A story's lines, as (level name, message): attach it to the logger a Story wraps."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[tuple[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((record.levelname, record.getMessage()))

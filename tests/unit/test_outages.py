@@ -21,7 +21,7 @@ from fedjourney.errors import FedjourneyError
 from fedjourney.researcher import outages as outages_module
 from fedjourney.researcher.outages import Outages
 from fedjourney.story import Story
-from tests.conftest import DEFAULT_CONFIG
+from tests.conftest import DEFAULT_CONFIG, StoryLines
 
 NODES = {0: "NODE_a", 1: "NODE_b", 2: "NODE_c"}
 
@@ -40,23 +40,12 @@ class Requests:
         return [n for n in NODES.values() if n != self.late or answering]
 
 
-class _Told(logging.Handler):
-    """A story's lines, as (level name, message)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[tuple[str, str]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append((record.levelname, record.getMessage()))
-
-
-def _story() -> tuple[Story, _Told]:
+def _story() -> tuple[Story, StoryLines]:
     logger = logging.getLogger("test-outages")
     logger.setLevel(logging.INFO)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
-    told = _Told()
+    told = StoryLines()
     logger.addHandler(told)
     return Story(logger, {}), told
 

@@ -21,7 +21,7 @@ from fedjourney.config import Federation, load_federation
 from fedjourney.researcher import run
 from fedjourney.researcher.arrivals import Arrivals
 from fedjourney.story import Story
-from tests.conftest import DEFAULT_CONFIG
+from tests.conftest import DEFAULT_CONFIG, StoryLines
 
 FEDBIOMED = logging.getLogger("fedbiomed")
 NODES = {0: "NODE_a", 1: "NODE_b", 2: "NODE_c"}  # centre id -> Fed-BioMed node id
@@ -195,23 +195,12 @@ class _Requests:
         return next(c for c in self.calls if node_id in c.answered)
 
 
-class _Told(logging.Handler):
-    """A story's lines, as (level name, message)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[tuple[str, str]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append((record.levelname, record.getMessage()))
-
-
 @pytest.fixture
-def told() -> Iterator[_Told]:
+def told() -> Iterator[StoryLines]:
     logger = logging.getLogger("test-researcher-arrivals")
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    handler = _Told()
+    handler = StoryLines()
     logger.addHandler(handler)
     yield handler
     logger.removeHandler(handler)
@@ -243,7 +232,7 @@ class _Waited:
         return self.ended - self.started
 
 
-def _wait(requests: _Requests, fed: Federation, deadline_s: float, told: _Told) -> _Waited:
+def _wait(requests: _Requests, fed: Federation, deadline_s: float, told: StoryLines) -> _Waited:
     """wait_for_nodes in a daemon thread, bounded by LIMIT_S; its story goes to `told`."""
     out: dict[str, Any] = {}
     story = Story(logging.getLogger("test-researcher-arrivals"), {"run": None, "round": None})
@@ -265,12 +254,12 @@ def _wait(requests: _Requests, fed: Federation, deadline_s: float, told: _Told) 
     return _Waited(out["result"], started, out["ended"])
 
 
-def _answered(told: _Told) -> list[str]:
+def _answered(told: StoryLines) -> list[str]:
     return [m for _, m in told.lines if " answered " in m]
 
 
 def test_a_node_is_searched_alone_the_moment_it_connects(fed: Federation,
-                                                          told: _Told) -> None:
+                                                          told: StoryLines) -> None:
     requests = _Requests(fed)
     requests.connect(NODES[0], log=False)
     requests.connect(NODES[2], log=False)
@@ -296,7 +285,7 @@ def test_a_node_is_searched_alone_the_moment_it_connects(fed: Federation,
 
 
 def test_a_node_logged_before_the_server_files_it_is_asked_again(fed: Federation,
-                                                                  told: _Told) -> None:
+                                                                  told: StoryLines) -> None:
     requests = _Requests(fed)
     requests.connect(NODES[0], log=False)
     requests.connect(NODES[2], log=False)
@@ -318,7 +307,7 @@ def test_a_node_logged_before_the_server_files_it_is_asked_again(fed: Federation
     assert 2 <= len(asked) <= 5, [round(c.at - came[0], 2) for c in asked]
 
 
-def test_a_node_that_came_is_asked_again_only_for_a_while(fed: Federation, told: _Told,
+def test_a_node_that_came_is_asked_again_only_for_a_while(fed: Federation, told: StoryLines,
                                                           monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
     monkeypatch.setattr(run, "ASK_AGAIN_S", 0.1)
@@ -341,7 +330,7 @@ def test_a_node_that_came_is_asked_again_only_for_a_while(fed: Federation, told:
 
 
 def test_nodes_already_found_asking_for_tasks_again_cause_no_search(fed: Federation,
-                                                                    told: _Told) -> None:
+                                                                    told: StoryLines) -> None:
     requests = _Requests(fed)
     requests.connect(NODES[0], log=False)
     requests.connect(NODES[1], log=False)
@@ -364,7 +353,7 @@ def test_nodes_already_found_asking_for_tasks_again_cause_no_search(fed: Federat
     assert len(_answered(told)) == 3  # each told once
 
 
-def test_at_the_deadline_the_missing_centre_is_named(fed: Federation, told: _Told) -> None:
+def test_at_the_deadline_the_missing_centre_is_named(fed: Federation, told: StoryLines) -> None:
     requests = _Requests(fed)
     requests.connect(NODES[0], log=False)
     requests.connect(NODES[1], log=False)
@@ -380,7 +369,7 @@ def test_at_the_deadline_the_missing_centre_is_named(fed: Federation, told: _Tol
     assert "docker compose logs node-2" in errors[0]
 
 
-def test_an_unhealthy_node_ends_the_wait_after_the_grace(fed: Federation, told: _Told,
+def test_an_unhealthy_node_ends_the_wait_after_the_grace(fed: Federation, told: StoryLines,
                                                          monkeypatch: pytest.MonkeyPatch
                                                          ) -> None:
     monkeypatch.setattr(run, "BROKEN_GRACE_S", 0.3)
@@ -400,7 +389,7 @@ def test_an_unhealthy_node_ends_the_wait_after_the_grace(fed: Federation, told: 
 
 
 def test_an_unhealthy_node_with_everyone_else_there_ends_the_wait_at_once(
-        fed: Federation, told: _Told) -> None:
+        fed: Federation, told: StoryLines) -> None:
     requests = _Requests(fed, unhealthy={1: "spec mismatch"})
     for node_id in NODES.values():
         requests.connect(node_id, log=False)
@@ -415,7 +404,7 @@ def test_an_unhealthy_node_with_everyone_else_there_ends_the_wait_at_once(
 
 
 def test_without_arrival_records_everyone_is_searched_again_on_a_timer(
-        fed: Federation, told: _Told, monkeypatch: pytest.MonkeyPatch) -> None:
+        fed: Federation, told: StoryLines, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(run, "SEARCH_AGAIN_S", 0.5)
     requests = _Requests(fed)
     requests.connect(NODES[0], log=False)
@@ -439,7 +428,7 @@ def test_without_arrival_records_everyone_is_searched_again_on_a_timer(
 
 
 def test_a_single_centre_federation_already_there_is_found_by_the_first_search(
-        fed: Federation, told: _Told) -> None:
+        fed: Federation, told: StoryLines) -> None:
     one = replace(fed, centres=fed.centres[:1])
     handlers = list(FEDBIOMED.handlers)
     requests = _Requests(one)
