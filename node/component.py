@@ -22,7 +22,7 @@ from typing import Any
 from fedjourney.contract import NODE_REFUSED, DatasetRecord
 from fedjourney.exits import Exit
 from fedjourney.node import metrics
-from fedjourney.node.faults import Faults
+from fedjourney.node.faults import Faults, scheduled_round
 from fedjourney.node.rules import CoarseMonitor, Rules, parties
 from fedjourney.schedule import Event
 from fedjourney.story import Story
@@ -211,7 +211,8 @@ class RunningNode:
                 model_args = msg.get_param("model_args") or {}
                 number = msg.get_param("round")
                 number = number if type(number) is int else 0  # the researcher's word
-                told = story.at(model_args.get("run_id"), number)
+                # The story names the round as the researcher's does, from 1.
+                told = story.at(model_args.get("run_id"), scheduled_round(number))
                 try:
                     reasons = rules.judge(
                         training_args, model_args,

@@ -81,14 +81,18 @@ class CentrePlan(TorchTrainingPlan):  # type: ignore[misc]
             return torch.optim.SGD(self.model().parameters(), lr=optimizer_args["lr"])
         return torch.optim.Adam(self.model().parameters(), lr=optimizer_args["lr"])
 
+    def round_number(self) -> int:
+        """This request's round as the researcher's story, the schedule, the metrics, the
+        baselines and dpsim count it, from 1 (Fed-BioMed counts from 0): its batch order's
+        round and the round its node's story lines name. The final validation is rounds + 1."""
+        return (self.round() or 0) + 1
+
     def training_data(self) -> Any:
         dataset = CentreDataset()
-        dataset.settings = {**self.model_args(), "round": self.round()}
+        dataset.settings = {**self.model_args(), "round": self.round_number()}
         # Loader shuffle off keeps the held-out split fixed; the sampler shuffles training.
-        # Fed-BioMed numbers its rounds from 0; the batch order is round r's, counted from 1
-        # as the researcher's story, the baselines, dpsim and the peers benchmark count them.
         order = TrainingOrder(dataset, int(self.model_args().get("seed", 0)),
-                              (self.round() or 0) + 1)
+                              self.round_number())
         return DataManager(dataset=dataset, shuffle=False, sampler=order)
 
     def training_step(self, data: Any, target: Any) -> Any:
@@ -99,7 +103,8 @@ class CentrePlan(TorchTrainingPlan):  # type: ignore[misc]
             self.model()(data), target, weight=1 + (float(weight) - 1) * target)
 
     def testing_step(self, data: Any, target: Any) -> dict[str, float]:
-        return validation_metrics(self.model()(data), target, self.model_args(), self.round())
+        return validation_metrics(self.model()(data), target, self.model_args(),
+                                  self.round_number())
 
 
 def set_output_bias(model: torch.nn.Module, logit: float) -> None:
