@@ -2,7 +2,8 @@
 and Fed-BioMed, thousands of modules whose objects Python's cyclic garbage collector would
 scan again and again while they load, for no garbage. The collector is paused from the
 first import until the role is up, then resumed with everything loaded so far frozen out of
-its scans (`gc.freeze`), which also shortens the collections during training."""
+its scans (`gc.freeze`), so later collections skip it. Measured in the node image: its
+imports took 3.9 s of CPU with the collector paused, 4.9 s without (medians of 4)."""
 
 from __future__ import annotations
 

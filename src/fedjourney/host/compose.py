@@ -55,9 +55,9 @@ ROLE: dict[str, Any] = {
     "logging": {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}},
 }
 # Healthy when the role's start-up wrote its health file (see images/base/rootfs). Each
-# check is a `docker exec` (a process in the container, and the engine's own work): every
-# 10 s, not 5, since an idle node spent 0.23 s of CPU in 30 s, most of it on its checks,
-# which is a core's 15 % at 20 nodes. Nothing waits on health to start.
+# check is a `docker exec`: every 10 s, not 5, since at 20 centres on 2 cores the checks
+# every 5 s took a node's CPU over a run from 9.1 s to 10.7 s and every node's connection
+# from 81.5 s to 101.5 s (scripts/bench scale 20). Nothing waits on health to start.
 HEALTHCHECK: dict[str, Any] = {
     "test": Flow(["CMD", "fedjourney-healthcheck"]),
     "interval": "10s",
