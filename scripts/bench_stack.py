@@ -60,9 +60,15 @@ def connected_at(started_wall: float, file: Path = ROOT / "docker-compose.yml",
                  project: str = PROJECT) -> float | None:
     """Seconds from `up` to the last node's 'connected ... healthy' story line."""
     logs = compose("logs", "--no-color", file=file, project=project).stdout.splitlines()
-    times = [dt.datetime.strptime(r.time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
-             for r in select(logs, Filters()) if "connected to the researcher" in r.message]
-    return max(times).timestamp() - started_wall if times else None
+    times = [story_time(r.time) for r in select(logs, Filters())
+             if "connected to the researcher" in r.message]
+    return max(times) - started_wall if times else None
+
+
+def story_time(stamp: str) -> float:
+    """A story line's UTC timestamp (2026-12-04T17:03:53.123Z) in epoch seconds."""
+    return dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=dt.UTC).timestamp()
 
 
 def rounds_report(run_dir: Path) -> str:

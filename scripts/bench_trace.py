@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from bench_stack import compose
+from bench_stack import compose, story_time
 
 from fedjourney import settings
 from fedjourney.contract import new_run_id
@@ -63,11 +63,6 @@ class Mark:
     message: str
 
 
-def _seconds(stamp: str, zero: float) -> float:
-    return dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=dt.UTC).timestamp() - zero
-
-
 def lives(since: float) -> list[Life]:
     """Each of the project's containers' start and exit, in seconds from `since`, as the
     engine recorded them (State.StartedAt and FinishedAt, read once after `up` returned)."""
@@ -95,7 +90,7 @@ def _stamp(value: str, zero: float) -> float | None:
 def story(zero: float) -> list[Mark]:
     """Every role's story lines, in seconds from `zero`, in time order."""
     logs = compose("logs", "--no-color", project=PROJECT).stdout.splitlines()
-    return sorted((Mark(r.service, "", _seconds(r.time, zero), r.message)
+    return sorted((Mark(r.service, "", story_time(r.time) - zero, r.message)
                    for r in select(logs, Filters())), key=lambda m: m.at)
 
 
