@@ -63,6 +63,16 @@ def ensure_component(root: Path, alias: str, researcher: str, port: int,
     return cfg, created
 
 
+def import_fedbiomed() -> None:
+    """Import the Fed-BioMed a node runs, PyTorch with it: most of a node's start CPU, so
+    its start-up line times it as a step of its own. Safe before ensure_component: Fed-BioMed
+    reads its FBM_SECURITY_* settings as it loads a config, not as it is imported."""
+    import fedbiomed.node.config
+    import fedbiomed.node.dataset_manager
+    import fedbiomed.node.node
+    import fedbiomed.node.training_plan_security_manager  # noqa: F401
+
+
 def _db(cfg: Any) -> str:
     return os.path.abspath(os.path.join(cfg.root, "etc", cfg.get("default", "db")))
 

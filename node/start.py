@@ -21,7 +21,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,11 +86,11 @@ def main() -> int:
     except (ValueError, FedjourneyError) as exc:
         story.error(f"UNHEALTHY: {exc}; stopping")
         return Exit.REFUSED
-    started = time.monotonic()
+    started, phases = time.monotonic(), startup.Phases()
     record = _checked_data(s, story)
-    cfg = _registered(s, story, record)
-    story.info(f"start-up took {time.monotonic() - started:.1f}s ({time.process_time():.1f}s "
-               f"of CPU since the process began); connecting to {contract.RESEARCHER}:{s.port}")
+    phases.mark("data check")
+    cfg = _registered(s, story, record, phases)
+    story.info(started_line(time.monotonic() - started, phases, s.port))
     if not _resolves(contract.RESEARCHER, story, s.deadline_s):
         story.error(f"UNHEALTHY: the researcher's name {contract.RESEARCHER!r} does not "
                     f"resolve after {s.deadline_s:.0f}s; stopping")
@@ -103,6 +103,12 @@ def main() -> int:
         return Exit.NOT_READY
     _serve(s, story, cfg, bool(record.unhealthy))
     return Exit.FAILED  # serving returns only if Fed-BioMed's task manager died
+
+
+def started_line(seconds: float, phases: startup.Phases, port: int) -> str:
+    """The story line that ends a node's start-up (scripts/bench_scale.py reads its steps)."""
+    return (f"start-up took {seconds:.1f}s, {phases.total():.1f}s of CPU since the process "
+            f"began ({phases}); connecting to {contract.RESEARCHER}:{port}")
 
 
 def _checked_data(s: NodeSettings, story: Story) -> DatasetRecord:
@@ -127,16 +133,20 @@ def _checked_data(s: NodeSettings, story: Story) -> DatasetRecord:
                        f"({type(exc).__name__} while reading it)", signature)
 
 
-def _registered(s: NodeSettings, story: Story, record: DatasetRecord) -> Any:
+def _registered(s: NodeSettings, story: Story, record: DatasetRecord,
+                phases: startup.Phases) -> Any:
     """The Fed-BioMed node component, its dataset registered and, for sound data, the
-    training plan approved; its config."""
+    training plan approved; its config. Each step's CPU is marked in `phases`."""
     centre = s.centre
     quiet_fedbiomed(s.verbose)
     metrics.set_posture(centre.metrics_under_secagg)
+    component.import_fedbiomed()
+    phases.mark("Fed-BioMed imports")
     cfg, created = component.ensure_component(COMPONENT, contract.node_service(centre.id),
                                               contract.RESEARCHER, s.port,
                                               centre.secure_aggregation,
                                               centre.policy.min_batch_size)
+    phases.mark("component")
     story.info(f"Fed-BioMed node component {'created' if created else 'found'} "
                f"({cfg.get('default', 'id')}); plan approval on, default plans off, "
                f"secure aggregation {centre.secure_aggregation}, validation metrics under it "
@@ -150,8 +160,10 @@ def _registered(s: NodeSettings, story: Story, record: DatasetRecord) -> Any:
                               f"({dataset_id})",
                 "updated": f"dataset updated: the data changed ({dataset_id})",
                 "unchanged": f"dataset already registered ({dataset_id}): nothing to do"}[done])
+    phases.mark("dataset registration")
     if not record.unhealthy:
         _approve_config_plans(centre, cfg, story)
+        phases.mark("plan approvals")
     return cfg
 
 
@@ -254,37 +266,47 @@ def _resolves(host: str, story: Story, deadline: float) -> bool:
     """Whether host resolves, waiting up to deadline. Fed-BioMed's client gives up for good
     on a name that does not resolve; under Swarm, which starts every role at once, the
     researcher's name exists only once its task runs."""
-    until, told = time.monotonic() + deadline, False
-    while True:
+    def resolves() -> bool:
         try:
             socket.getaddrinfo(host, None)
             return True
         except OSError:
-            if time.monotonic() >= until:
-                return False
-            if not told:
-                story.info(f"waiting for the researcher's address ({host}) to exist")
-                told = True
-            time.sleep(PROBE_EVERY_S)
+            return False
+
+    return _within(deadline, resolves, PROBE_EVERY_S, 0.0, lambda: story.info(
+        f"waiting for the researcher's address ({host}) to exist"))
 
 
 def _listens(host: str, port: int, story: Story, deadline: float) -> bool:
     """Whether the researcher accepts connections, waiting up to deadline. Fed-BioMed's
     client, started before the researcher listens, tries again only every 2 s
-    (GRPC_CLIENT_CONN_RETRY_TIMEOUT, 6.4.1): a node is usually ready first."""
-    until, told = time.monotonic() + deadline, time.monotonic() + TELL_AFTER_S
-    while True:
+    (GRPC_CLIENT_CONN_RETRY_TIMEOUT, 6.4.1): a node is usually ready first. A refused
+    connection costs microseconds, hence the short period."""
+    def listens() -> bool:
         try:
             socket.create_connection((host, port), PROBE_EVERY_S).close()
             return True
         except OSError:
-            now = time.monotonic()
-            if now >= until:
-                return False
-            if now >= told:
-                story.info(f"waiting for the researcher to listen at {host}:{port}")
-                told = until
-            time.sleep(LISTEN_EVERY_S)  # a refused connection costs microseconds
+            return False
+
+    return _within(deadline, listens, LISTEN_EVERY_S, TELL_AFTER_S, lambda: story.info(
+        f"waiting for the researcher to listen at {host}:{port}"))
+
+
+def _within(deadline: float, attempt: Callable[[], bool], every: float, tell_after: float,
+            tell: Callable[[], None]) -> bool:
+    """Whether `attempt` succeeds within `deadline` seconds, tried every `every` seconds;
+    `tell` runs once, when the wait has lasted `tell_after` seconds."""
+    began, told = time.monotonic(), False
+    while not attempt():
+        waited = time.monotonic() - began
+        if waited >= deadline:
+            return False
+        if not told and waited >= tell_after:
+            tell()
+            told = True
+        time.sleep(every)
+    return True
 
 
 def _broken(story: Story, centre: Centre, spec: FeatureSpec, reason: str,
@@ -309,7 +331,8 @@ def _until_run_ends(node: component.RunningNode, story: Story, deadline: float, 
     else:
         HEALTH.write_text(f"{contract.RESEARCHER} connected\n", encoding="utf-8")
         story.info(f"connected to the researcher at {contract.RESEARCHER}:"
-                   f"{port}: healthy")
+                   f"{port}: healthy ({time.process_time():.1f}s of CPU since the process "
+                   "began)")
         if keep:
             return
     # By address: once the researcher's container is gone its name takes ~10 s to fail to

@@ -11,16 +11,29 @@ reading of each container's memory and CPU cgroups (v1 or v2) once the run is ov
 `anon` is the container's anonymous memory (what it holds on its own), `usage` adds the
 page cache it brought in (image files, mostly shared between nodes); the CPU time is all a
 node used from its start to the end of the run (start-up, then training).
+
+Where a node's start CPU goes is read from its own story: its start-up line gives the CPU of
+each step (the interpreter and fedjourney, the data check, Fed-BioMed's imports, its
+component, the dataset's registration, the plan approvals) and its "healthy" line the CPU
+spent until connected. The container engine's own CPU over the run (dockerd, containerd
+and the shims, which run every health check) is read from /proc before and after, and the
+host's busy CPU from /proc/stat: a lower bound for the engine, since a shim that exits with
+its container (the researcher's) takes its count with it.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import os
+import re
 import statistics
 import subprocess
 import sys
 import time
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from bench_stack import ROOT, compose, connected_at, rendered
@@ -28,6 +41,7 @@ from bench_stack import ROOT, compose, connected_at, rendered
 from fedjourney import records, settings
 from fedjourney.config import load_raw
 from fedjourney.contract import new_run_id
+from fedjourney.host.logs import Filters, select
 
 WORK = ROOT / ".cache" / "bench-scale"
 MIB = 2 ** 20
@@ -65,6 +79,55 @@ def cpu_seconds(container: str) -> float:
     return int(value) / (1e6 if unit == "usage_usec" else 1e9)
 
 
+def engine_cpu() -> float:
+    """CPU seconds used so far by the engine's processes (dockerd, containerd, the shims),
+    their reaped children (runc, health-check execs) included."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        if text[text.index("(") + 1:text.rindex(")")].startswith(("dockerd", "containerd")):
+            fields = text[text.rindex(")") + 2:].split()
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / tick
+
+
+def host_busy() -> float:
+    """CPU seconds the host's cores have been busy (not idle, not waiting on I/O)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+STEP = re.compile(r"([a-zA-Z][\w -]*) (\d+\.\d+)s$")
+CONNECTED_CPU = re.compile(r": healthy \((\d+\.\d+)s of CPU")
+
+
+def start_steps(lines: Iterable[tuple[str, str]]) -> dict[str, float]:
+    """Each step of a node's start, its CPU seconds averaged over the nodes, from their
+    (service, story message) lines: the steps of their start-up lines, and "connecting"
+    from the start-up line to the healthy one."""
+    steps: dict[str, list[float]] = defaultdict(list)
+    started: dict[str, float] = {}
+    for service, message in lines:
+        if message.startswith("start-up took") and "since the process began (" in message:
+            inside = message.split("began (", 1)[1].split(")", 1)[0]
+            found = [(m[1], float(m[2])) for m in map(STEP.match, inside.split(", ")) if m]
+            for step, seconds in found:
+                steps[step].append(seconds)
+            started[service] = sum(seconds for _, seconds in found)
+        elif service in started and (m := CONNECTED_CPU.search(message)):
+            steps["connecting"].append(float(m[1]) - started[service])
+    return {step: statistics.fmean(v) for step, v in steps.items()}
+
+
+def start_cpu(file: Path, project: str) -> dict[str, float]:
+    """start_steps of the project's nodes, from its logs."""
+    logs = compose("logs", "--no-color", file=file, project=project).stdout.splitlines()
+    return start_steps((r.service, r.message) for r in select(logs, Filters()))
+
+
 def federation(n: int) -> dict[str, Any]:
     """The default config with n centres (the default three, cycled, each with its seed)."""
     raw: dict[str, Any] = load_raw(ROOT / "data" / "federation.yaml")
@@ -90,12 +153,14 @@ def measure(n: int) -> dict[str, float]:
     compose("down", "-v", file=file, project=project)
     run_id = f"scale-{new_run_id()}-n{n}"
     try:
+        engine, busy = engine_cpu(), host_busy()
         wall, started = time.time(), time.monotonic()
         compose("up", "-d", file=file, project=project,
                 env={settings.RUN_ID.env: run_id, settings.KEEP.env: "1"})
         for service in ("researcher", "results"):
             subprocess.run(["docker", "wait", ids(service)], check=True, capture_output=True)
         up_s = time.monotonic() - started
+        engine, busy = engine_cpu() - engine, host_busy() - busy
         run_dir = ROOT / "results" / run_id
         if not run_dir.is_dir():
             raise SystemExit(f"n={n}: no results (docker compose -p {project} -f {file} logs)")
@@ -103,6 +168,7 @@ def measure(n: int) -> dict[str, float]:
         ready = connected_at(wall, file, project)
         nodes = [memory(ids(f"node-{i}")) for i in range(n)]
         cpu = [cpu_seconds(ids(f"node-{i}")) for i in range(n)]
+        steps = start_cpu(file, project)
     finally:
         compose("down", "-v", file=file, project=project)
     return {"n": n, "ready_s": ready or float("nan"), "up_s": up_s,
@@ -111,7 +177,8 @@ def measure(n: int) -> dict[str, float]:
             "idle_usage": statistics.fmean(m["usage"] for m in nodes),
             "peak": max(m["peak"] for m in nodes),
             "total": sum(m["usage"] for m in nodes),
-            "cpu": statistics.fmean(cpu), "cpu_min": min(cpu), "cpu_max": max(cpu)}
+            "cpu": statistics.fmean(cpu), "cpu_min": min(cpu), "cpu_max": max(cpu),
+            "nodes_cpu": sum(cpu), "engine_cpu": engine, "busy": busy, "steps": steps}
 
 
 def main() -> int:
@@ -125,12 +192,29 @@ def main() -> int:
     print("| centres | all nodes connected | up -> results | mean round | idle node (anon / "
           "with cache) | peak node | all nodes, idle | CPU a node used, mean (min-max) |\n"
           "|---|---|---|---|---|---|---|---|", flush=True)
+    measured = []
     for n in args.sizes:
         r = measure(n)
+        measured.append(r)
         print(f"| {n} | {r['ready_s']:.1f} s | {r['up_s']:.1f} s | {r['round_s']:.2f} s | "
               f"{r['idle_anon']:.0f} / {r['idle_usage']:.0f} MiB | {r['peak']:.0f} MiB | "
               f"{r['total'] / 1024:.1f} GiB | {r['cpu']:.1f} s ({r['cpu_min']:.1f}-"
               f"{r['cpu_max']:.1f}) |", flush=True)
+    cores = os.cpu_count() or 1
+    print(f"\nWhere the CPU went from `up` to results ({cores} cores), CPU seconds:\n\n"
+          "| centres | host busy (of cores x time) | all nodes | engine (dockerd, containerd, "
+          "shims) | the rest (researcher, generators, collector, compose) |\n|---|---|---|---|---|")
+    for r in measured:
+        rest = r["busy"] - r["nodes_cpu"] - r["engine_cpu"]
+        print(f"| {r['n']} | {r['busy']:.0f} ({cores * r['up_s']:.0f}) | {r['nodes_cpu']:.0f} | "
+              f"{r['engine_cpu']:.0f} | {rest:.0f} |")
+    steps = list(dict.fromkeys(s for r in measured for s in r["steps"]))
+    print("\nA node's start, CPU seconds by step (mean over the nodes):\n\n| centres | "
+          + " | ".join(steps) + " | total |\n|---" + "|---" * (len(steps) + 1) + "|")
+    for r in measured:
+        print(f"| {r['n']} | " + " | ".join(f"{r['steps'].get(s, float('nan')):.2f}"
+                                           for s in steps)
+              + f" | {sum(r['steps'].values()):.2f} |")
     return 0
 
 

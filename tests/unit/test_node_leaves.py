@@ -259,6 +259,19 @@ def test_no_researcher_within_the_deadline_is_told_once_then_refused(
     assert told.lines == [f"waiting for the researcher to listen at {HOST}:{port}"]
 
 
+def test_a_name_that_never_resolves_is_told_at_once_then_refused_at_the_deadline(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(start, "PROBE_EVERY_S", 0.05)
+    told = _Told()
+    began = time.monotonic()
+    assert start._resolves("no-such-host.invalid", told, 0.3) is False  # type: ignore[arg-type]
+    assert 0.25 < time.monotonic() - began < 5.0
+    assert told.lines == ["waiting for the researcher's address (no-such-host.invalid) to exist"]
+    told.lines.clear()
+    assert start._resolves("localhost", told, 0.3) is True  # type: ignore[arg-type]
+    assert told.lines == []
+
+
 def test_a_node_leaves_at_once_though_the_listener_outlives_the_connection_a_moment(
         monkeypatch: pytest.MonkeyPatch, listener: socket.socket,
         waiters: list[Waiter]) -> None:
