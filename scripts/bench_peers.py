@@ -28,7 +28,10 @@ itself, or `docker wait` does):
   Ray's usage statistics are off, since the other two send nothing out either.
 The final mean AUC is the plain mean over centres (as `fedjourney compare`), of one run
 when all runs agree. The systems' order rotates from one repetition to the next, so that
-none always runs first, or right after the same other one.
+none always runs first, or right after the same other one. Each run starts on a quiet host
+(bench_stack.settle, at most 30 s): plain Fed-BioMed's nodes outlive its researcher and
+are brought down, untimed, right after its measurement, and Ray's processes may still be
+ending when Flower's process has returned.
 
 The Flower venv (.cache/flower-venv, FLOWER_PINS below) is made when missing or when the
 pins changed, before the preparation; its pip log is .cache/bench-peers/flower-venv-pip.log.
@@ -57,7 +60,7 @@ from typing import Any, NoReturn
 import bench_plain_fedbiomed as plain
 import numpy as np
 import yaml
-from bench_stack import ROOT, compose, rounds_report
+from bench_stack import ROOT, compose, rounds_report, settle
 
 from fedjourney import records, settings
 from fedjourney.baselines import centre_split
@@ -230,6 +233,8 @@ class Plain:
         print("\n".join(f"[{n}] plain: {line.removeprefix(f'[{n}]').strip()}"
                         for line in text.splitlines()), flush=True)
         found = re.search(r"up -d -> researcher exit: ([0-9.]+) s", text)
+        # Its nodes outlive its researcher: down now, untimed, not during the next system.
+        subprocess.run([*self.compose, "down", "-v"], capture_output=True, check=False)
         return Outcome(float(found[1]) if ok and found else None)
 
     def close(self) -> None:
@@ -331,6 +336,10 @@ def main() -> int:
             for n in range(1, args.runs + 1):
                 shift = (n - 1) % len(chosen)
                 for name in chosen[shift:] + chosen[:shift]:
+                    waited = settle()
+                    if waited > 2:
+                        print(f"[{n}] {name}: waited {waited:.1f} s for the host to go quiet "
+                              "first", flush=True)
                     try:
                         if name == "fedjourney":
                             got = fedjourney_once(n)

@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench_stack import ROOT, compose, connected_at, rendered
+from bench_stack import ROOT, compose, connected_at, host_busy, rendered
 
 from fedjourney import records, settings
 from fedjourney.config import load_raw
@@ -92,12 +92,6 @@ def engine_cpu() -> float:
             fields = text[text.rindex(")") + 2:].split()
             total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
     return total / tick
-
-
-def host_busy() -> float:
-    """CPU seconds the host's cores have been busy (not idle, not waiting on I/O)."""
-    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 STEP = re.compile(r"([a-zA-Z][\w -]*) (\d+\.\d+)s$")

@@ -43,6 +43,25 @@ def compose(*args: str, env: dict[str, str] | None = None, quiet: bool = True,
                           env={**os.environ, **(env or {})}, timeout=3600)
 
 
+def host_busy() -> float:
+    """CPU seconds the host's cores have been busy so far (not idle, not waiting on I/O)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(at_most_s: float = 30.0, window_s: float = 0.5, busy: float = 0.1) -> float:
+    """Seconds waited for the host to go quiet (under `busy` of a core over `window_s`), at
+    most `at_most_s`: what ran before (a stack on its way down, Ray's processes ending) must
+    not run into the next measurement. Reads /proc/stat twice a window, nothing else."""
+    began = time.monotonic()
+    while time.monotonic() - began < at_most_s:
+        before = host_busy()
+        time.sleep(window_s)
+        if host_busy() - before < busy * window_s:
+            break
+    return time.monotonic() - began
+
+
 def rendered(raw: dict[str, Any], folder: Path) -> tuple[Federation, Path]:
     """A benchmark's own federation: raw written to folder/federation.yaml, its compose file
     and role views beside it, its runs landing in the repository's ./results/."""
