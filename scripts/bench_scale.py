@@ -136,7 +136,7 @@ def federation(n: int) -> dict[str, Any]:
     return raw
 
 
-def measure(n: int) -> dict[str, float]:
+def measure(n: int) -> dict[str, Any]:
     _, file = rendered(federation(n), WORK / f"n-{n}")
     project = f"fjscale{n}"
 
