@@ -158,6 +158,9 @@ by_polars = load_or_build(folder, fed.feature_spec(), scratch / "p", record.fing
 by_tanat = load_or_build(folder, fed.feature_spec(), scratch / "t", record.fingerprint, "tanat")
 assert all(np.array_equal(a, b) for a, b in zip(by_polars[:3], by_tanat[:3], strict=True))
 
+# As the node starts: Fed-BioMed imported first (a step of its own in the start-up line),
+# its posture set after, which must still hold.
+component.import_fedbiomed()
 cfg, created = component.ensure_component(scratch / "node", "node-0", "researcher", 50051,
                                           minimum_samples=8)
 assert created and cfg.getbool("security", "training_plan_approval")
