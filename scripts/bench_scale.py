@@ -15,10 +15,11 @@ node used from its start to the end of the run (start-up, then training).
 Where a node's start CPU goes is read from its own story: its start-up line gives the CPU of
 each step (the interpreter and fedjourney, the data check, Fed-BioMed's imports, its
 component, the dataset's registration, the plan approvals) and its "healthy" line the CPU
-spent until connected. The container engine's own CPU over the run (dockerd, containerd
-and the shims, which run every health check) is read from /proc before and after, and the
-host's busy CPU from /proc/stat: a lower bound for the engine, since a shim that exits with
-its container (the researcher's) takes its count with it.
+spent until connected. The container engine's own CPU over the run is read from /proc:
+dockerd and containerd before and after, and each node's shim after (with the `runc` of
+every health check it ran); the host's busy CPU from /proc/stat. The shims of the
+containers that have exited (generators, researcher, collector) are gone by then: their
+engine CPU falls in "the rest".
 """
 
 from __future__ import annotations
@@ -79,19 +80,42 @@ def cpu_seconds(container: str) -> float:
     return int(value) / (1e6 if unit == "usage_usec" else 1e9)
 
 
-def engine_cpu() -> float:
-    """CPU seconds used so far by the engine's processes (dockerd, containerd, the shims),
-    their reaped children (runc, health-check execs) included."""
-    tick, total = os.sysconf("SC_CLK_TCK"), 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:  # gone meanwhile
-            continue
-        if text[text.index("(") + 1:text.rindex(")")].startswith(("dockerd", "containerd")):
-            fields = text[text.rindex(")") + 2:].split()
-            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
-    return total / tick
+def _cpu(pid: int) -> float:
+    """CPU seconds a process used, with its reaped children's; 0 if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = text[text.rindex(")") + 2:].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # u s cu cs
+
+
+def daemons_cpu() -> float:
+    """CPU seconds used so far by dockerd and containerd (and what they reaped)."""
+    return sum(_cpu(int(stat.parent.name)) for stat in Path("/proc").glob("[0-9]*/stat")
+               if stat.parent.name != "self"
+               and _comm(stat) in ("dockerd", "containerd"))
+
+
+def _comm(stat: Path) -> str:
+    try:
+        text = stat.read_text()
+    except OSError:
+        return ""
+    return text[text.index("(") + 1:text.rindex(")")]
+
+
+def shim_cpu(container: str) -> float:
+    """CPU seconds of a running container's shim, with the processes it reaped: the `runc`
+    of each health check and `docker exec` (the container's own processes are in its
+    cgroup, counted apart while they run)."""
+    pid = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", container],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        shim = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return _cpu(shim)
 
 
 STEP = re.compile(r"([a-zA-Z][\w -]*) (\d+\.\d+)s$")
@@ -147,14 +171,14 @@ def measure(n: int) -> dict[str, Any]:
     compose("down", "-v", file=file, project=project)
     run_id = f"scale-{new_run_id()}-n{n}"
     try:
-        engine, busy = engine_cpu(), host_busy()
+        daemons, busy = daemons_cpu(), host_busy()
         wall, started = time.time(), time.monotonic()
         compose("up", "-d", file=file, project=project,
                 env={settings.RUN_ID.env: run_id, settings.KEEP.env: "1"})
         for service in ("researcher", "results"):
             subprocess.run(["docker", "wait", ids(service)], check=True, capture_output=True)
         up_s = time.monotonic() - started
-        engine, busy = engine_cpu() - engine, host_busy() - busy
+        daemons, busy = daemons_cpu() - daemons, host_busy() - busy
         run_dir = ROOT / "results" / run_id
         if not run_dir.is_dir():
             raise SystemExit(f"n={n}: no results (docker compose -p {project} -f {file} logs)")
@@ -162,6 +186,7 @@ def measure(n: int) -> dict[str, Any]:
         ready = connected_at(wall, file, project)
         nodes = [memory(ids(f"node-{i}")) for i in range(n)]
         cpu = [cpu_seconds(ids(f"node-{i}")) for i in range(n)]
+        engine = daemons + sum(shim_cpu(ids(f"node-{i}")) for i in range(n))
         steps = start_cpu(file, project)
     finally:
         compose("down", "-v", file=file, project=project)
