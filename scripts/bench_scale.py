@@ -80,29 +80,21 @@ def cpu_seconds(container: str) -> float:
     return int(value) / (1e6 if unit == "usage_usec" else 1e9)
 
 
-def _cpu(pid: int) -> float:
-    """CPU seconds a process used, with its reaped children's; 0 if it is gone."""
+def _stat(pid: int | str) -> tuple[str, float]:
+    """A process's name and CPU seconds, with its reaped children's; ("", 0) once gone."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return 0.0
+        return "", 0.0
     fields = text[text.rindex(")") + 2:].split()
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # u s cu cs
+    seconds = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # u s cu cs
+    return text[text.index("(") + 1:text.rindex(")")], seconds
 
 
 def daemons_cpu() -> float:
     """CPU seconds used so far by dockerd and containerd (and what they reaped)."""
-    return sum(_cpu(int(stat.parent.name)) for stat in Path("/proc").glob("[0-9]*/stat")
-               if stat.parent.name != "self"
-               and _comm(stat) in ("dockerd", "containerd"))
-
-
-def _comm(stat: Path) -> str:
-    try:
-        text = stat.read_text()
-    except OSError:
-        return ""
-    return text[text.index("(") + 1:text.rindex(")")]
+    found = (_stat(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat"))
+    return sum(seconds for name, seconds in found if name in ("dockerd", "containerd"))
 
 
 def shim_cpu(container: str) -> float:
@@ -115,7 +107,7 @@ def shim_cpu(container: str) -> float:
         shim = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return 0.0
-    return _cpu(shim)
+    return _stat(shim)[1]
 
 
 STEP = re.compile(r"([a-zA-Z][\w -]*) (\d+\.\d+)s$")
@@ -228,6 +220,9 @@ def main() -> int:
         print(f"| {r['n']} | {r['busy']:.0f} ({cores * r['up_s']:.0f}) | {r['nodes_cpu']:.0f} | "
               f"{r['engine_cpu']:.0f} | {rest:.0f} |")
     steps = list(dict.fromkeys(s for r in measured for s in r["steps"]))
+    if not steps:
+        print("\nNo node wrote its start-up steps' CPU (images from before 5591efd).")
+        return 0
     print("\nA node's start, CPU seconds by step (mean over the nodes):\n\n| centres | "
           + " | ".join(steps) + " | total |\n|---" + "|---" * (len(steps) + 1) + "|")
     for r in measured:
