@@ -37,12 +37,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench_stack import ROOT, compose, connected_at, host_busy, rendered
+from bench_stack import ROOT, compose, connected_at, host_busy, rendered, story_lines
 
 from fedjourney import records, settings
 from fedjourney.config import load_raw
 from fedjourney.contract import new_run_id
-from fedjourney.host.logs import Filters, select
 
 WORK = ROOT / ".cache" / "bench-scale"
 MIB = 2 ** 20
@@ -80,21 +79,22 @@ def cpu_seconds(container: str) -> float:
     return int(value) / (1e6 if unit == "usage_usec" else 1e9)
 
 
-def _stat(pid: int | str) -> tuple[str, float]:
-    """A process's name and CPU seconds, with its reaped children's; ("", 0) once gone."""
+def _stat(pid: int | str) -> tuple[str, int, float]:
+    """A process's name, parent pid and CPU seconds, with its reaped children's;
+    ("", 0, 0) once gone."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return "", 0.0
-    fields = text[text.rindex(")") + 2:].split()
+        text = Path(f"/proc/{int(pid)}/stat").read_text()
+    except (OSError, ValueError):
+        return "", 0, 0.0
+    fields = text[text.rindex(")") + 2:].split()  # state, ppid, ...
     seconds = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # u s cu cs
-    return text[text.index("(") + 1:text.rindex(")")], seconds
+    return text[text.index("(") + 1:text.rindex(")")], int(fields[1]), seconds
 
 
 def daemons_cpu() -> float:
     """CPU seconds used so far by dockerd and containerd (and what they reaped)."""
     found = (_stat(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat"))
-    return sum(seconds for name, seconds in found if name in ("dockerd", "containerd"))
+    return sum(seconds for name, _, seconds in found if name in ("dockerd", "containerd"))
 
 
 def shim_cpu(container: str) -> float:
@@ -103,11 +103,8 @@ def shim_cpu(container: str) -> float:
     cgroup, counted apart while they run)."""
     pid = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", container],
                          capture_output=True, text=True, check=True).stdout.strip()
-    try:
-        shim = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    return _stat(shim)[1]
+    _, shim, _ = _stat(pid)
+    return _stat(shim)[2] if shim else 0.0
 
 
 STEP = re.compile(r"([a-zA-Z][\w -]*) (\d+\.\d+)s$")
@@ -130,12 +127,6 @@ def start_steps(lines: Iterable[tuple[str, str]]) -> dict[str, float]:
         elif service in started and (m := CONNECTED_CPU.search(message)):
             steps["connecting"].append(float(m[1]) - started[service])
     return {step: statistics.fmean(v) for step, v in steps.items()}
-
-
-def start_cpu(file: Path, project: str) -> dict[str, float]:
-    """start_steps of the project's nodes, from its logs."""
-    logs = compose("logs", "--no-color", file=file, project=project).stdout.splitlines()
-    return start_steps((r.service, r.message) for r in select(logs, Filters()))
 
 
 def federation(n: int) -> dict[str, Any]:
@@ -175,11 +166,12 @@ def measure(n: int) -> dict[str, Any]:
         if not run_dir.is_dir():
             raise SystemExit(f"n={n}: no results (docker compose -p {project} -f {file} logs)")
         rounds = list(records.read_run(run_dir).round_seconds.values())
-        ready = connected_at(wall, file, project)
+        lines = story_lines(file, project)
+        ready = connected_at(wall, lines)
         nodes = [memory(ids(f"node-{i}")) for i in range(n)]
         cpu = [cpu_seconds(ids(f"node-{i}")) for i in range(n)]
         engine = daemons + sum(shim_cpu(ids(f"node-{i}")) for i in range(n))
-        steps = start_cpu(file, project)
+        steps = start_steps((r.service, r.message) for r in lines)
     finally:
         compose("down", "-v", file=file, project=project)
     return {"n": n, "ready_s": ready or float("nan"), "up_s": up_s,

@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from fedjourney.config import Federation, load_federation, load_raw
 from fedjourney.contract import new_run_id
 from fedjourney.host.compose import Layout, write
 from fedjourney.host.logs import Filters, compose_command, select
+from fedjourney.story import StoryRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "fjbench"
@@ -75,12 +77,16 @@ def rendered(raw: dict[str, Any], folder: Path) -> tuple[Federation, Path]:
     return fed, where.path
 
 
-def connected_at(started_wall: float, file: Path = ROOT / "docker-compose.yml",
-                 project: str = PROJECT) -> float | None:
-    """Seconds from `up` to the last node's 'connected ... healthy' story line."""
+def story_lines(file: Path = ROOT / "docker-compose.yml",
+                project: str = PROJECT) -> list[StoryRecord]:
+    """Every role's story lines in the project's logs, read once."""
     logs = compose("logs", "--no-color", file=file, project=project).stdout.splitlines()
-    times = [story_time(r.time) for r in select(logs, Filters())
-             if "connected to the researcher" in r.message]
+    return list(select(logs, Filters()))
+
+
+def connected_at(started_wall: float, lines: Iterable[StoryRecord]) -> float | None:
+    """Seconds from `up` to the last node's 'connected ... healthy' story line."""
+    times = [story_time(r.time) for r in lines if "connected to the researcher" in r.message]
     return max(times) - started_wall if times else None
 
 
@@ -118,7 +124,7 @@ def main() -> int:
         if not out.is_dir():
             print(f"no results for {run_id}: see `docker compose -p {PROJECT} logs`")
             return 1
-        ready = connected_at(wall)
+        ready = connected_at(wall, story_lines())
         when = f"{ready:.1f} s" if ready is not None else "unknown (no story line)"
         print(f"[{attempt}] docker compose up -> returned with results: {up_s:.1f} s; "
               f"all nodes connected at {when}")

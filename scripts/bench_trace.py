@@ -22,11 +22,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from bench_stack import compose, story_time
+from bench_stack import compose, story_lines, story_time
 
 from fedjourney import settings
 from fedjourney.contract import new_run_id
-from fedjourney.host.logs import Filters, select
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "fjtrace"
@@ -89,9 +88,8 @@ def _stamp(value: str, zero: float) -> float | None:
 
 def story(zero: float) -> list[Mark]:
     """Every role's story lines, in seconds from `zero`, in time order."""
-    logs = compose("logs", "--no-color", project=PROJECT).stdout.splitlines()
     return sorted((Mark(r.service, "", story_time(r.time) - zero, r.message)
-                   for r in select(logs, Filters())), key=lambda m: m.at)
+                   for r in story_lines(project=PROJECT)), key=lambda m: m.at)
 
 
 def marks(lines: list[Mark]) -> list[Mark]:
