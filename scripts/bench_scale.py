@@ -37,7 +37,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench_stack import ROOT, compose, connected_at, host_busy, rendered, story_lines
+from bench_stack import ROOT, compose, connected_at, container, host_busy, rendered, story_lines
 
 from fedjourney import records, settings
 from fedjourney.config import load_raw
@@ -148,8 +148,7 @@ def measure(n: int) -> dict[str, Any]:
     project = f"fjscale{n}"
 
     def ids(service: str) -> str:
-        # -a: a service that has already exited (results may finish before we ask) is listed.
-        return compose("ps", "-a", "-q", service, file=file, project=project).stdout.strip()
+        return container(service, file, project)
 
     compose("down", "-v", file=file, project=project)
     run_id = f"scale-{new_run_id()}-n{n}"

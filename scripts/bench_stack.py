@@ -77,6 +77,13 @@ def rendered(raw: dict[str, Any], folder: Path) -> tuple[Federation, Path]:
     return fed, where.path
 
 
+def container(service: str, file: Path = ROOT / "docker-compose.yml",
+              project: str = PROJECT) -> str:
+    """The id of a service's container, running or exited (-a: the researcher or the
+    results collector may have finished before we ask)."""
+    return compose("ps", "-a", "-q", service, file=file, project=project).stdout.strip()
+
+
 def story_lines(file: Path = ROOT / "docker-compose.yml",
                 project: str = PROJECT) -> list[StoryRecord]:
     """Every role's story lines in the project's logs, read once."""
@@ -133,15 +140,15 @@ def main() -> int:
         # Nodes kept: a second experiment on them.
         compose("down")
         compose("up", "-d", env={settings.RUN_ID.env: f"{run_id}-keep", settings.KEEP.env: "1"})
-        researcher = compose("ps", "-q", "researcher").stdout.strip()
-        subprocess.run(["docker", "wait", researcher], check=True, capture_output=True)
+        subprocess.run(["docker", "wait", container("researcher")], check=True,
+                       capture_output=True)
         again = f"{run_id}-again"
         started = time.monotonic()
         compose("up", "-d", "--no-deps", "researcher", "results",
                 env={settings.RUN_ID.env: again, settings.KEEP.env: "1"})
         for service in ("researcher", "results"):
-            cid = compose("ps", "-q", service).stdout.strip()
-            subprocess.run(["docker", "wait", cid], check=True, capture_output=True)
+            subprocess.run(["docker", "wait", container(service)], check=True,
+                           capture_output=True)
         again_s = time.monotonic() - started
         ok = (ROOT / "results" / again).is_dir()
         print(f"[{attempt}] second experiment on kept nodes -> results: {again_s:.1f} s"
